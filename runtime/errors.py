@@ -1,0 +1,5 @@
+"""User-facing errors: the CLI prints them as one line and exits with code 2 (no traceback)."""
+
+
+class UserError(ValueError):
+    """Bad input from the user (a file, a key, a tensor, an option); the message names it and what was expected."""
