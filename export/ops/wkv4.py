@@ -1,12 +1,18 @@
 """rrwkv::WKV4 (ARCHITECTURES.md §1.3, §1.8): the RWKV-4 WKV recurrence with explicit (aa, bb, pp) state.
 
 The pure-PyTorch reference `naive_wkv4` is the oracle of the CPU and CUDA kernels in plugins/wkv4/,
-and backs the torch custom op that the exporter turns into ONE `rrwkv::WKV4` node.
+and backs the torch custom op `rrwkv::wkv4` (public wrapper `wkv4`) that the exporter turns into ONE
+`rrwkv::WKV4` node (translation `wkv4_onnx`). `wkv4_function` builds the model-local FunctionProto
+that computes the op with standard ONNX ops.
 """
 from __future__ import annotations
 
 import torch
+from onnx import FunctionProto, TensorProto
+from onnx import helper as oh
 from torch import Tensor
+
+from .onnx_schemas import PLUGIN_ATTRS, rrwkv_opset
 
 
 def wkv4_step(w: Tensor, u: Tensor, k_t: Tensor, v_t: Tensor, aa: Tensor, bb: Tensor, pp: Tensor
@@ -44,3 +50,96 @@ def naive_wkv4(w: Tensor, u: Tensor, k: Tensor, v: Tensor, aa: Tensor, bb: Tenso
         ys.append(y_t)
     y = torch.stack(ys, dim=1) if ys else k.new_zeros(k.shape)
     return y.to(out_dtype), aa, bb, pp
+
+
+def _check_wkv4_args(w: Tensor, u: Tensor, k: Tensor, v: Tensor, aa: Tensor, bb: Tensor, pp: Tensor) -> None:
+    if k.dim() != 3 or v.shape != k.shape:
+        raise ValueError(f"wkv4: k and v must both be [B, T, C]; got k {tuple(k.shape)}, v {tuple(v.shape)}")
+    B, _, C = k.shape
+    for name, x in (("w", w), ("u", u)):
+        if tuple(x.shape) != (C,):
+            raise ValueError(f"wkv4: {name} must be [C] = [{C}]; got {tuple(x.shape)}")
+    for name, x in (("aa", aa), ("bb", bb), ("pp", pp)):
+        if tuple(x.shape) != (B, C):
+            raise ValueError(f"wkv4: {name} must be [B, C] = [{B}, {C}]; got {tuple(x.shape)}")
+
+
+def fresh_outputs(outs: tuple[Tensor, ...], inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Contiguous outputs that share no storage with the inputs (custom_op forbids aliasing, e.g. at T=0)."""
+    ptrs = {x.untyped_storage().data_ptr() for x in inputs}
+    return tuple(o.clone(memory_format=torch.contiguous_format) if o.untyped_storage().data_ptr() in ptrs
+                 else o.contiguous() for o in outs)
+
+
+@torch.library.custom_op("rrwkv::wkv4", mutates_args=())
+def _wkv4_op(w: Tensor, u: Tensor, k: Tensor, v: Tensor, aa: Tensor, bb: Tensor, pp: Tensor
+             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    _check_wkv4_args(w, u, k, v, aa, bb, pp)
+    return fresh_outputs(naive_wkv4(w, u, k, v, aa, bb, pp), (w, u, k, v, aa, bb, pp))
+
+
+@_wkv4_op.register_fake
+def _(w, u, k, v, aa, bb, pp):
+    _check_wkv4_args(w, u, k, v, aa, bb, pp)
+    return k.new_empty(k.shape), aa.new_empty(aa.shape), bb.new_empty(bb.shape), pp.new_empty(pp.shape)
+
+
+def wkv4(w: Tensor, u: Tensor, k: Tensor, v: Tensor, aa: Tensor, bb: Tensor, pp: Tensor
+         ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """torch.ops.rrwkv.wkv4: `naive_wkv4` eagerly, ONE `rrwkv::WKV4` node under torch.onnx.export(dynamo=True).
+
+    Args: w, u [C] f32 (w = -exp(time_decay)); k, v [B, T, C] f32/f16; aa, bb, pp [B, C] f32.
+    Returns: y [B, T, C] in k's dtype; aa', bb', pp' [B, C] f32 (new tensors).
+    """
+    return torch.ops.rrwkv.wkv4(w, u, k, v, aa, bb, pp)
+
+
+def wkv4_onnx(w, u, k, v, aa, bb, pp):
+    """custom_translation_table entry: torch.ops.rrwkv.wkv4 -> one rrwkv::WKV4 node with the plugin attributes."""
+    return rrwkv_opset().WKV4(w, u, k, v, aa, bb, pp, **PLUGIN_ATTRS)
+
+
+def wkv4_step_nodes(aa: str, bb: str, pp: str, k_t: str, v_t: str, y_t: str,
+                    aa_next: str, bb_next: str, pp_next: str, w: str = "w", u: str = "u") -> list:
+    """Standard-ONNX nodes of `wkv4_step` (all f32, [B, C]); names of intermediates are prefixed "s_"."""
+    n = oh.make_node
+    return [
+        n("Add", [u, k_t], ["s_ww"]), n("Max", [pp, "s_ww"], ["s_p"]),
+        n("Sub", [pp, "s_p"], ["s_d1"]), n("Exp", ["s_d1"], ["s_e1"]),
+        n("Sub", ["s_ww", "s_p"], ["s_d2"]), n("Exp", ["s_d2"], ["s_e2"]),
+        n("Mul", ["s_e1", aa], ["s_a1"]), n("Mul", ["s_e2", v_t], ["s_a2"]), n("Add", ["s_a1", "s_a2"], ["s_num"]),
+        n("Mul", ["s_e1", bb], ["s_b1"]), n("Add", ["s_b1", "s_e2"], ["s_den"]),
+        n("Div", ["s_num", "s_den"], [y_t]),
+        n("Add", [w, pp], ["s_ww2"]), n("Max", ["s_ww2", k_t], [pp_next]),
+        n("Sub", ["s_ww2", pp_next], ["s_d3"]), n("Exp", ["s_d3"], ["s_f1"]),
+        n("Sub", [k_t, pp_next], ["s_d4"]), n("Exp", ["s_d4"], ["s_f2"]),
+        n("Mul", ["s_f1", aa], ["s_a3"]), n("Mul", ["s_f2", v_t], ["s_a4"]), n("Add", ["s_a3", "s_a4"], [aa_next]),
+        n("Mul", ["s_f1", bb], ["s_b3"]), n("Add", ["s_b3", "s_f2"], [bb_next]),
+    ]
+
+
+def wkv4_function(opset: int = 18) -> FunctionProto:
+    """rrwkv::WKV4 as a model-local FunctionProto in standard ONNX ops (stock ONNX Runtime runs it).
+
+    k, v are cast to f32, a Scan over axis 1 (T) carries (aa, bb, pp) [B, C], w and u come from the
+    outer scope, and y [B, T, C] is cast back to k's dtype (CastLike). Attributes: plugin_namespace,
+    plugin_version (declared, unused by the body). `opset` is the default-domain version it imports.
+    """
+    vi = lambda name: oh.make_tensor_value_info(name, TensorProto.FLOAT, None)  # noqa: E731
+    step = oh.make_graph(
+        wkv4_step_nodes("aa_in", "bb_in", "pp_in", "k_t", "v_t", "y_t", "aa_next", "bb_next", "pp_next"),
+        "wkv4_step",
+        [vi("aa_in"), vi("bb_in"), vi("pp_in"), vi("k_t"), vi("v_t")],  # carried state, then scan slices
+        [vi("aa_next"), vi("bb_next"), vi("pp_next"), vi("y_t")])       # carried state, then scan outputs
+    n = oh.make_node
+    nodes = [
+        n("Cast", ["k"], ["k_f"], to=TensorProto.FLOAT), n("Cast", ["v"], ["v_f"], to=TensorProto.FLOAT),
+        n("Scan", ["aa", "bb", "pp", "k_f", "v_f"], ["aa_out", "bb_out", "pp_out", "y_f"], body=step,
+          num_scan_inputs=2, scan_input_axes=[1, 1], scan_output_axes=[1]),
+        n("CastLike", ["y_f", "k"], ["y"]),
+    ]
+    return oh.make_function("rrwkv", "WKV4", ["w", "u", "k", "v", "aa", "bb", "pp"],
+                            ["y", "aa_out", "bb_out", "pp_out"], nodes,
+                            opset_imports=[oh.make_opsetid("", opset)],
+                            attributes=["plugin_namespace", "plugin_version"],
+                            doc_string=wkv4_function.__doc__.split("\n")[0])

@@ -1,0 +1,171 @@
+"""RWKV-4 reference model (ARCHITECTURES.md §1) with a sequence (prefill) form and a step form.
+
+Parameters hold the *converted* checkpoint form (export/checkpoint.py applies the one-time
+transforms): `att.time_decay` is already w = -exp(raw), `time_mix_*` are [C], ln0 is folded
+into `emb.weight`. State is a dict keyed "{layer}.{slot}" (runtime.config.state_spec slot names).
+
+Both forms run in the model's dtype; fp32 slots stay fp32 unless the whole model is float64.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rrwkv_trt.runtime.config import Rwkv4Config, state_spec
+
+from ..ops.wkv4 import wkv4, wkv4_step
+
+State = dict[str, Tensor]
+LN_EPS = 1e-5
+
+
+def layer_norm(x: Tensor, ln: nn.LayerNorm) -> Tensor:
+    return F.layer_norm(x, (x.shape[-1],), ln.weight, ln.bias, LN_EPS)
+
+
+def lerp_shift(xx: Tensor, sx: Tensor, mix: Tensor) -> Tensor:
+    """Token-shift mix xx * mu + sx * (1 - mu)."""
+    return xx * mix + sx * (1 - mix)
+
+
+def shift(xx: Tensor, prev: Tensor) -> Tensor:
+    """[B, T, C] -> the previous token's vector per position; `prev` [B, C] precedes token 0."""
+    return torch.cat([prev[:, None].to(xx.dtype), xx[:, :-1]], dim=1)
+
+
+class TimeMix(nn.Module):
+    def __init__(self, cfg: Rwkv4Config):
+        super().__init__()
+        C, A = cfg.n_embd, cfg.dim_att
+        self.time_decay = nn.Parameter(torch.full((A,), -1.0))  # w = -exp(raw time_decay), < 0
+        self.time_first = nn.Parameter(torch.zeros(A))  # u, the bonus of the current token
+        self.time_mix_k = nn.Parameter(torch.full((C,), 0.5))
+        self.time_mix_v = nn.Parameter(torch.full((C,), 0.5))
+        self.time_mix_r = nn.Parameter(torch.full((C,), 0.5))
+        self.key = nn.Linear(C, A, bias=False)
+        self.value = nn.Linear(C, A, bias=False)
+        self.receptance = nn.Linear(C, A, bias=False)
+        self.output = nn.Linear(A, C, bias=False)
+
+    def rkv(self, xx: Tensor, sx: Tensor, state_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+        """r = σ(xr W_r^T); k, v in the state dtype (fp32 even for fp16 activations)."""
+        r = torch.sigmoid(self.receptance(lerp_shift(xx, sx, self.time_mix_r)))
+        k = self.key(lerp_shift(xx, sx, self.time_mix_k)).to(state_dtype)
+        v = self.value(lerp_shift(xx, sx, self.time_mix_v)).to(state_dtype)
+        return r, k, v
+
+    def forward(self, xx: Tensor, st: State, i: int, ctx: object = None) -> tuple[Tensor, State]:
+        """Sequence form. xx [B, T, C] (LN1 output) -> out [B, T, C] and this layer's new att slots."""
+        aa, bb, pp = st[f"{i}.att_aa"], st[f"{i}.att_bb"], st[f"{i}.att_pp"]
+        r, k, v = self.rkv(xx, shift(xx, st[f"{i}.att_xx"]), aa.dtype)
+        y, aa, bb, pp = wkv4(self.time_decay.to(aa.dtype), self.time_first.to(aa.dtype), k, v, aa, bb, pp)
+        out = self.output(r * y.to(r.dtype))
+        return out, {f"{i}.att_xx": xx[:, -1], f"{i}.att_aa": aa, f"{i}.att_bb": bb, f"{i}.att_pp": pp}
+
+    def step(self, xx: Tensor, st: State, i: int, ctx: object = None) -> tuple[Tensor, State]:
+        """Step form (§1.3 per token). xx [B, C] -> out [B, C] and the new att slots."""
+        aa, bb, pp = st[f"{i}.att_aa"], st[f"{i}.att_bb"], st[f"{i}.att_pp"]
+        r, k, v = self.rkv(xx, st[f"{i}.att_xx"].to(xx.dtype), aa.dtype)
+        y, aa, bb, pp = wkv4_step(self.time_decay.to(aa.dtype), self.time_first.to(aa.dtype), k, v, aa, bb, pp)
+        out = self.output(r * y.to(r.dtype))
+        return out, {f"{i}.att_xx": xx, f"{i}.att_aa": aa, f"{i}.att_bb": bb, f"{i}.att_pp": pp}
+
+
+class ChannelMix(nn.Module):
+    def __init__(self, cfg: Rwkv4Config):
+        super().__init__()
+        C, F_ = cfg.n_embd, cfg.dim_ffn
+        self.time_mix_k = nn.Parameter(torch.full((C,), 0.5))
+        self.time_mix_r = nn.Parameter(torch.full((C,), 0.5))
+        self.key = nn.Linear(C, F_, bias=False)
+        self.receptance = nn.Linear(C, C, bias=False)
+        self.value = nn.Linear(F_, C, bias=False)
+
+    def mix(self, xx: Tensor, sx: Tensor) -> tuple[Tensor, Tensor]:
+        """Returns σ(xr W'_r^T) and relu(xk W'_k^T)^2 W'_v^T, both [.., C]."""
+        r = torch.sigmoid(self.receptance(lerp_shift(xx, sx, self.time_mix_r)))
+        kv = self.value(torch.relu(self.key(lerp_shift(xx, sx, self.time_mix_k))) ** 2)
+        return r, kv
+
+    def forward(self, xx: Tensor, st: State, i: int, ctx: object = None) -> tuple[Tensor, State]:
+        r, kv = self.mix(xx, shift(xx, st[f"{i}.ffn_xx"]))
+        return r * kv, {f"{i}.ffn_xx": xx[:, -1]}
+
+    def step(self, xx: Tensor, st: State, i: int, ctx: object = None) -> tuple[Tensor, State]:
+        r, kv = self.mix(xx, st[f"{i}.ffn_xx"].to(xx.dtype))
+        return r * kv, {f"{i}.ffn_xx": xx}
+
+
+class Block(nn.Module):
+    time_mix_cls = TimeMix
+    channel_mix_cls = ChannelMix
+
+    def __init__(self, cfg: Rwkv4Config, layer: int):
+        super().__init__()
+        self.layer = layer
+        self.ln1 = nn.LayerNorm(cfg.n_embd)
+        self.ln2 = nn.LayerNorm(cfg.n_embd)
+        self.att = self.time_mix_cls(cfg)
+        self.ffn = self.channel_mix_cls(cfg)
+
+    def forward(self, x: Tensor, st: State, new: State, step: bool, ctx: object = None) -> Tensor:
+        """x [B, T, C] (or [B, C] when step); reads `st`, writes this layer's slots into `new`.
+
+        `ctx` carries per-call data a family shares across layers (RRWKV: window indices).
+        """
+        att = self.att.step if step else self.att
+        ffn = self.ffn.step if step else self.ffn
+        out, upd = att(layer_norm(x, self.ln1), st, self.layer, ctx)
+        x = x + out
+        new.update(upd)
+        out, upd = ffn(layer_norm(x, self.ln2), st, self.layer, ctx)
+        new.update(upd)
+        return x + out
+
+
+class Rwkv4Model(nn.Module):
+    block_cls = Block
+
+    def __init__(self, cfg: Rwkv4Config):
+        super().__init__()
+        self.config = cfg
+        self.emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)  # ln0 folded in
+        self.blocks = nn.ModuleList(self.block_cls(cfg, i) for i in range(cfg.n_layer))
+        self.ln_out = nn.LayerNorm(cfg.n_embd)
+        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+
+    def init_state(self, batch: int, dtype: torch.dtype = torch.float32) -> State:
+        """Fresh state from the spec; float64 models get float64 everywhere (for exactness tests)."""
+        state = {}
+        for t in state_spec(self.config).tensors():
+            name = t.input_name.removeprefix("state_in.")
+            shape = tuple(batch if d == "batch" else d for d in t.slot.shape)
+            dt = torch.int64 if t.slot.dtype == "int64" else (
+                torch.float64 if dtype == torch.float64 else getattr(torch, t.slot.dtype))
+            state[name] = torch.full(shape, t.slot.init, dtype=dt)
+        return state
+
+    def forward(self, input_ids: Tensor, state: State) -> tuple[Tensor, State]:
+        """Sequence form. input_ids [B, T] int64 -> logits [B, T, V] and the new state."""
+        return self._run(self.emb(input_ids), state, step=False)
+
+    def step(self, token: Tensor, state: State) -> tuple[Tensor, State]:
+        """Step form. token [B] int64 -> logits [B, V] and the new state."""
+        return self._run(self.emb(token), state, step=True)
+
+    def _run(self, x: Tensor, state: State, step: bool) -> tuple[Tensor, State]:
+        new: State = {}
+        seq_len = 1 if step else x.shape[1]
+        ctx = self.call_context(state, seq_len, step)
+        for block in self.blocks:
+            x = block(x, state, new, step, ctx)
+        self.finish_state(state, new, seq_len)
+        return self.head(layer_norm(x, self.ln_out)), new
+
+    def call_context(self, state: State, seq_len: int, step: bool) -> object:
+        """Per-call data shared by all layers; RWKV-4 needs none."""
+        return None
+
+    def finish_state(self, state: State, new: State, seq_len: int) -> None:
+        """Sequence-level slots after all layers; RWKV-4 has none."""

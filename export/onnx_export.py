@@ -1,0 +1,110 @@
+"""Trace a model to ONNX: one rrwkv node per layer, local functions attached, metadata written.
+
+Output folder layout (what the runtime reads):
+  model.onnx      inputs input_ids [batch, seq] + state_in.*, outputs logits [batch, seq, vocab] + state_out.*
+  config.json     the config dict (the same JSON as metadata_props["rrwkv.config"])
+  tokenizer.json  when the checkpoint came with one or --tokenizer named one
+The folder is written under a temporary name and renamed at the end, so a failed export
+leaves nothing half-written.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import Tensor, nn
+
+from rrwkv_trt.runtime.config import StateSpec, state_spec
+from rrwkv_trt.runtime.errors import UserError
+from rrwkv_trt.runtime.metadata import ModelInfo, to_metadata
+
+from .checkpoint import TRANSFORMS, Checkpoint
+from .families import build_model
+from .ops import CUSTOM_TRANSLATION_TABLE, attach_functions, register_schemas
+
+OPSET = 18
+EXAMPLE_BATCH, EXAMPLE_SEQ = 2, 5
+
+
+class FlatStateModule(nn.Module):
+    """forward(input_ids, *state_in) -> (logits, *state_out), both state lists in spec order."""
+
+    def __init__(self, model: nn.Module, spec: StateSpec):
+        super().__init__()
+        self.model = model
+        self.keys = [t.input_name.removeprefix("state_in.") for t in spec.tensors()]
+
+    def forward(self, input_ids: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+        logits, new = self.model(input_ids, dict(zip(self.keys, state)))
+        return (logits, *(new[k] for k in self.keys))
+
+
+def trace_to_onnx(model: nn.Module, spec: StateSpec) -> onnx.ModelProto:
+    """Dynamo export with dynamic batch and seq; returns the model with functions attached."""
+    register_schemas()
+    state = model.init_state(EXAMPLE_BATCH)
+    if "pos" in state:
+        state["pos"] = torch.tensor([0, 3], dtype=torch.int64)  # unequal positions: no specialisation
+    ids = torch.zeros(EXAMPLE_BATCH, EXAMPLE_SEQ, dtype=torch.int64)
+    batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=1, max=1 << 20)
+    names = [t.input_name for t in spec.tensors()]
+    dynamic = {"input_ids": {0: batch, 1: seq}} | {n: {0: batch} for n in names}
+    with warnings.catch_warnings(), _quiet_exporter():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            FlatStateModule(model, spec), (ids, *state.values()), dynamo=True, opset_version=OPSET,
+            input_names=["input_ids", *names], output_names=["logits", *spec.output_names()],
+            dynamic_shapes=(dynamic["input_ids"], *(dynamic[n] for n in names)),
+            custom_translation_table=CUSTOM_TRANSLATION_TABLE, verbose=False)
+    return attach_functions(program.model_proto)
+
+
+def _quiet_exporter():
+    """The exporter logs its progress at INFO through `torch.onnx`; keep the CLI output readable."""
+    logger = logging.getLogger("torch.onnx")
+
+    class Quiet:
+        def __enter__(self):
+            self.level = logger.level
+            logger.setLevel(logging.WARNING)
+
+        def __exit__(self, *exc):
+            logger.setLevel(self.level)
+
+    return Quiet()
+
+
+def export_checkpoint(ckpt: Checkpoint, out_dir: str | Path, tokenizer: str | Path | None = None) -> Path:
+    """Export `ckpt` into `out_dir` (which must not exist or be an empty folder)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise UserError(f"output folder {out_dir} already exists and is not empty; pick another -o or remove it")
+    tokenizer = Path(tokenizer) if tokenizer is not None else ckpt.tokenizer
+    if tokenizer is not None and not tokenizer.is_file():
+        raise UserError(f"tokenizer file {tokenizer} does not exist")
+    spec = state_spec(ckpt.config)
+    proto = trace_to_onnx(build_model(ckpt.config, ckpt.state_dict), spec)
+    info = ModelInfo(ckpt.config, spec, "fp32", TRANSFORMS)
+    for key, value in to_metadata(info).items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name = "rrwkv-trt"
+    onnx.checker.check_model(proto, full_check=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        onnx.save(proto, tmp / "model.onnx")
+        (tmp / "config.json").write_text(to_metadata(info)["rrwkv.config"] + "\n")
+        if tokenizer is not None:
+            shutil.copyfile(tokenizer, tmp / "tokenizer.json")
+        if out_dir.exists():
+            out_dir.rmdir()
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir

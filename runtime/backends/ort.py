@@ -1,0 +1,223 @@
+"""ONNX Runtime (CPU) backend: prefill with `run`, decode with preallocated IOBinding buffers.
+
+onnxruntime is imported lazily so that `import rrwkv_trt.runtime.backends.ort` stays cheap and optional.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..metadata import ModelInfo, from_metadata
+from ..state import State, allocate_state, validate_state
+
+MODEL_FILE = "model.onnx"
+INPUT_IDS = "input_ids"
+LOGITS = "logits"
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def resolve_model_path(path: str | os.PathLike) -> Path:
+    """An OUT_DIR (-> OUT_DIR/model.onnx) or a .onnx file; UserError if it is not there."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+        if not path.is_file():
+            raise UserError(f"{path.parent} has no {MODEL_FILE}; export a model into it with `rrwkv-trt export`")
+    elif not path.is_file():
+        raise UserError(f"model {path} not found; pass an export OUT_DIR or a .onnx file")
+    return path
+
+
+class OrtSession:
+    """One exported model on ONNX Runtime's CPU provider.
+
+    Args:
+        model: an export OUT_DIR or a model.onnx path.
+        threads: intra-op threads; None keeps ORT's default.
+        custom_ops_library: path of a custom-op library (librrwkv_ort_ops.so) to register; None runs the
+            model's rrwkv FunctionProtos with stock ORT.
+    """
+
+    def __init__(self, model: str | os.PathLike, threads: int | None = None,
+                 custom_ops_library: str | os.PathLike | None = None) -> None:
+        import onnxruntime as ort
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+        self.path = resolve_model_path(model)
+        so = ort.SessionOptions()
+        if threads is not None:
+            if threads < 1:
+                raise UserError(f"threads must be >= 1 (or unset for ORT's default), got {threads}")
+            so.intra_op_num_threads = threads
+        if custom_ops_library is not None:
+            register_custom_ops(so, custom_ops_library)
+        load_errors = (ort_errors.Fail, ort_errors.InvalidGraph, ort_errors.InvalidProtobuf,
+                       ort_errors.NoSuchFile, ort_errors.NotImplemented, ort_errors.InvalidArgument)
+        try:
+            self._sess = ort.InferenceSession(str(self.path), sess_options=so, providers=["CPUExecutionProvider"])
+        except load_errors as err:
+            raise UserError(f"onnxruntime cannot load {self.path}: {err}") from None
+        self._ort = ort
+        self.info: ModelInfo = from_metadata(self._sess.get_modelmeta().custom_metadata_map, source=str(self.path))
+        self.spec = self.info.state
+        self.vocab_size = self.info.config.vocab_size
+        self._check_io()
+        self._decode: _DecodeBuffers | None = None
+
+    def __enter__(self) -> OrtSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the ORT session and decode buffers; the object is unusable afterwards."""
+        self._decode = None
+        self._sess = None
+
+    def initial_state(self, batch: int = 1) -> State:
+        """Fresh state for `batch` sequences (see state.allocate_state)."""
+        return allocate_state(self.spec, batch)
+
+    def run(self, input_ids: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
+        """Run T tokens per sequence from `state` (prefill; allocates its outputs).
+
+        Args:
+            input_ids: [B, T] integer token ids, T >= 1.
+            state: {state_in.* name: array}; None starts from the initial state.
+        Returns:
+            logits [B, T, V] and the new state, keyed by state_in.* names so it can be passed back in.
+        """
+        ids = self._check_ids(input_ids, ndim=2)
+        if state is None:
+            state = allocate_state(self.spec, ids.shape[0])
+        validate_state(self.spec, state, ids.shape[0])
+        feed = {INPUT_IDS: ids, **{name: np.ascontiguousarray(v) for name, v in state.items()}}
+        outputs = self._live().run(self._output_names, feed)
+        new_state = {t.input_name: out for t, out in zip(self.spec.tensors(), outputs[1:])}
+        return outputs[0], new_state
+
+    def start_decode(self, state: State) -> None:
+        """Copy `state` into the decode buffers (allocated once per batch size) ahead of `step`."""
+        batch = validate_state(self.spec, state)
+        if self._decode is None or self._decode.batch != batch:
+            self._decode = _DecodeBuffers(self, batch)
+        self._decode.load(state)
+
+    def step(self, token_ids: np.ndarray | int) -> np.ndarray:
+        """Feed one token per sequence and advance the decode state in place.
+
+        Args:
+            token_ids: [B] integer ids (an int when B == 1).
+        Returns:
+            logits [B, V]: a view of a buffer that the next `step` overwrites.
+        """
+        if self._decode is None:
+            raise RuntimeError("step() before start_decode(state)")
+        ids = self._check_ids(token_ids, ndim=1)
+        return self._decode.step(self._live(), ids)
+
+    def decode_state(self) -> State:
+        """A copy of the current decode state, keyed by state_in.* names."""
+        if self._decode is None:
+            raise RuntimeError("decode_state() before start_decode(state)")
+        return self._decode.snapshot()
+
+    def _live(self):
+        if self._sess is None:
+            raise RuntimeError(f"OrtSession for {self.path} is closed")
+        return self._sess
+
+    def _check_ids(self, ids: np.ndarray | int, ndim: int) -> np.ndarray:
+        ids = np.asarray(ids)
+        if ids.ndim == 0 and ndim == 1:
+            ids = ids.reshape(1)
+        if ids.dtype.kind not in "iu":
+            raise UserError(f"token ids must be integers, got dtype {ids.dtype}")
+        want = "[batch, seq]" if ndim == 2 else "[batch]"
+        if ids.ndim != ndim or 0 in ids.shape:
+            raise UserError(f"token ids must have shape {want} with no empty dim, got {list(ids.shape)}")
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi >= self.vocab_size:
+            bad = lo if lo < 0 else hi
+            raise UserError(f"token id {bad} is out of range for vocab size {self.vocab_size}; ids must be in "
+                            f"[0, {self.vocab_size})")
+        return ids if ids.dtype == np.int64 else ids.astype(np.int64)
+
+    def _check_io(self) -> None:
+        inputs = [i.name for i in self._sess.get_inputs()]
+        outputs = [o.name for o in self._sess.get_outputs()]
+        want_in = [INPUT_IDS, *self.spec.input_names()]
+        self._output_names = [LOGITS, *self.spec.output_names()]
+        for kind, have, want in (("inputs", inputs, want_in), ("outputs", outputs, self._output_names)):
+            missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+            if missing or extra:
+                raise UserError(f"{self.path}: graph {kind} do not match its rrwkv.state_spec metadata (missing "
+                                f"{missing[:4]}, unexpected {extra[:4]}); re-export the model")
+        logits = self._sess.get_outputs()[outputs.index(LOGITS)]
+        if isinstance(logits.shape[-1], int) and logits.shape[-1] != self.vocab_size:
+            raise UserError(f"{self.path}: logits have {logits.shape[-1]} columns, metadata vocab_size is "
+                            f"{self.vocab_size}; re-export the model")
+        logits_type = logits.type
+        if logits_type not in _ORT_DTYPES:
+            raise UserError(f"{self.path}: logits have type {logits_type}, expected one of {sorted(_ORT_DTYPES)}")
+        self.logits_dtype = np.dtype(_ORT_DTYPES[logits_type])
+
+
+class _DecodeBuffers:
+    """Token, logits and two state sets for one batch size; step k reads set k%2 and writes the other.
+
+    OrtValues wrap the numpy arrays without copying, so writing the token array in place feeds ORT.
+    """
+
+    def __init__(self, session: OrtSession, batch: int) -> None:
+        ort, spec = session._ort, session.spec
+        self.batch = batch
+        self.names = spec.input_names()
+        self.tokens = np.zeros((batch, 1), dtype=np.int64)  # [B, 1]
+        self.logits = np.zeros((batch, 1, session.vocab_size), dtype=session.logits_dtype)  # [B, 1, V]
+        self.logits_row = self.logits[:, 0, :]  # [B, V] view returned by step
+        self.sets = [allocate_state(spec, batch) for _ in range(2)]
+        as_ort = ort.OrtValue.ortvalue_from_numpy
+        self._keep = [as_ort(self.tokens), as_ort(self.logits)]  # the OrtValues must outlive the bindings
+        self.bindings = []
+        for k in range(2):
+            src, dst = self.sets[k], self.sets[1 - k]
+            binding = session._live().io_binding()
+            binding.bind_ortvalue_input(INPUT_IDS, self._keep[0])
+            binding.bind_ortvalue_output(LOGITS, self._keep[1])
+            for t in spec.tensors():
+                vin, vout = as_ort(src[t.input_name]), as_ort(dst[t.input_name])
+                self._keep += [vin, vout]
+                binding.bind_ortvalue_input(t.input_name, vin)
+                binding.bind_ortvalue_output(t.output_name, vout)
+            self.bindings.append(binding)
+        self.current = 0  # index of the set holding the live state
+
+    def load(self, state: State) -> None:
+        self.current = 0
+        for name in self.names:
+            np.copyto(self.sets[0][name], state[name])
+
+    def step(self, sess, ids: np.ndarray) -> np.ndarray:
+        if ids.shape[0] != self.batch:
+            raise UserError(f"step() got {ids.shape[0]} token ids, the decode state holds batch {self.batch}")
+        self.tokens[:, 0] = ids
+        sess.run_with_iobinding(self.bindings[self.current])
+        self.current = 1 - self.current
+        return self.logits_row
+
+    def snapshot(self) -> State:
+        live = self.sets[self.current]
+        return {name: live[name].copy() for name in self.names}
+
+
+def register_custom_ops(so, library: str | os.PathLike) -> None:
+    """Register an ORT custom-op library (e.g. librrwkv_ort_ops.so) on SessionOptions `so`."""
+    path = Path(library)
+    if not path.is_file():
+        raise UserError(f"custom-op library {path} not found; build it with `make plugins` or pass its path")
+    so.register_custom_ops_library(str(path.resolve()))

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rrwkv_trt.runtime.cli import main
+from rrwkv_trt.runtime.backends.ort import OrtSession
+from rrwkv_trt.runtime.state import allocate_state, load_state
+
+
+def _run(*args):
+    return CliRunner().invoke(main, ["run", *map(str, args)])
+
+
+def _assert_user_error(result, match):
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert match in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_run_streams_text(make_fake_model):
+    out_dir = make_fake_model(next_token={ord("x"): 0xC3, 0xC3: 0xA9, 0xA9: ord("y")})
+    result = _run(out_dir, "--prompt", "x", "--max-new-tokens", 4, "--threads", 1)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "éyz\n"
+
+
+def test_run_sampling_options(make_fake_model):
+    out_dir = make_fake_model()
+    args = (out_dir, "--prompt", "a", "--max-new-tokens", 6, "--temperature", 30.0, "--top-p", 0.9, "--seed", 1)
+    first, second = _run(*args), _run(*args)
+    assert first.exit_code == 0 and first.stdout == second.stdout
+
+
+def test_bad_token_id_exits_2(make_fake_model):
+    out_dir = make_fake_model(vocab_size=128)  # the byte tokenizer still emits ids up to 255
+    _assert_user_error(_run(out_dir, "--prompt", "é", "--max-new-tokens", 2),
+                       "token id 195 is out of range for vocab size 128")
+
+
+def test_wrong_state_shape_exits_2(make_fake_model, tmp_path):
+    out_dir = make_fake_model()
+    with OrtSession(out_dir) as session:
+        state = allocate_state(session.spec, 1)
+    state["state_in.0.att_aa"] = np.zeros((1, 3), np.float32)
+    path = tmp_path / "bad.npz"
+    np.savez(path, **state)
+    _assert_user_error(_run(out_dir, "--prompt", "a", "--state-in", path),
+                       "state input state_in.0.att_aa has shape [1, 3], spec expects [1, 4]")
+
+
+def test_state_out_then_in(fake_model, tmp_path):
+    path = tmp_path / "s.npz"
+    first = _run(fake_model, "--prompt", "ab", "--max-new-tokens", 3, "--state-out", path)
+    assert first.exit_code == 0 and first.stdout == "cde\n"
+    with OrtSession(fake_model) as session:
+        state = load_state(path, session.spec)
+    assert (state["state_in.1.att_xx"] == 5).all()  # 2 prompt + 3 generated tokens
+    assert state.get("state_in.pos", np.array([5])).tolist() == [5]
+    second = _run(fake_model, "--prompt", "z", "--max-new-tokens", 1, "--state-in", path, "--state-out", path)
+    assert second.exit_code == 0 and second.stdout == "{\n"
+    with OrtSession(fake_model) as session:
+        assert (load_state(path, session.spec)["state_in.0.ffn_xx"] == 7).all()
+
+
+@pytest.mark.parametrize("case", ["no_dir", "no_model", "no_tokenizer"])
+def test_missing_files_exit_2(case, tmp_path, make_fake_model):
+    if case == "no_dir":
+        _assert_user_error(_run(tmp_path / "nope", "--prompt", "a"), "not found")
+    elif case == "no_model":
+        _assert_user_error(_run(tmp_path, "--prompt", "a"), "has no model.onnx")
+    else:
+        out_dir = make_fake_model(tokenizer=False)
+        _assert_user_error(_run(out_dir, "--prompt", "a"), "has no tokenizer.json; re-export with --tokenizer FILE")
+
+
+def test_empty_prompt_exits_2(make_fake_model):
+    _assert_user_error(_run(make_fake_model(), "--prompt", ""), "the prompt is empty")
+
+
+def test_help_lists_run():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0 and "run" in result.stdout

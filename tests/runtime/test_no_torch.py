@@ -1,0 +1,58 @@
+"""The runtime must import and decode with torch unavailable (CONVENTIONS.md convention 6)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import rrwkv_trt.runtime as runtime_pkg
+
+RUNTIME_DIR = Path(runtime_pkg.__file__).parent
+
+BLOCKER = """
+import importlib.abc, sys
+
+class BlockTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"torch is blocked: the runtime imported {name}")
+        return None
+
+sys.meta_path.insert(0, BlockTorch())
+"""
+
+
+def _runtime_modules() -> list[str]:
+    names = []
+    for path in sorted(RUNTIME_DIR.rglob("*.py")):
+        parts = path.relative_to(RUNTIME_DIR).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        names.append(".".join(("rrwkv_trt.runtime", *parts)))
+    return names
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCKER + code], capture_output=True, text=True, timeout=120)
+
+
+def test_blocker_blocks_torch():
+    result = _run("import torch")
+    assert result.returncode != 0 and "torch is blocked" in result.stderr
+
+
+def test_import_every_runtime_module_without_torch():
+    modules = _runtime_modules()
+    assert {"rrwkv_trt.runtime.backends.ort", "rrwkv_trt.runtime.cli", "rrwkv_trt.runtime.decode"} <= set(modules)
+    code = "import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules)
+    # onnxruntime is imported lazily, inside the backend, not at module import
+    code += "assert 'onnxruntime' not in sys.modules, 'a runtime module imports onnxruntime at import time'\n"
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+
+
+def test_cli_run_without_torch(make_fake_model):
+    out_dir = make_fake_model()
+    code = ("from rrwkv_trt.runtime.cli import main\n"
+            f"main(['run', {str(out_dir)!r}, '--prompt', 'a', '--max-new-tokens', '3'])\n")
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "bcd\n"
