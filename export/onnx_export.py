@@ -28,7 +28,7 @@ from .families import build_model
 from .ops import CUSTOM_TRANSLATION_TABLE, attach_functions, register_schemas
 
 OPSET = 18
-EXAMPLE_BATCH, EXAMPLE_SEQ = 2, 5
+EXAMPLE_BATCH = 2
 
 
 class FlatStateModule(nn.Module):
@@ -50,7 +50,9 @@ def trace_to_onnx(model: nn.Module, spec: StateSpec) -> onnx.ModelProto:
     state = model.init_state(EXAMPLE_BATCH)
     if "pos" in state:
         state["pos"] = torch.tensor([0, 3], dtype=torch.int64)  # unequal positions: no specialisation
-    ids = torch.zeros(EXAMPLE_BATCH, EXAMPLE_SEQ, dtype=torch.int64)
+    # Enough tokens for >= 2 windows per call: a window count of 1 would be specialised as a broadcast.
+    seq_len = 3 * getattr(model.config, "medium_interval", 1) + 2
+    ids = torch.zeros(EXAMPLE_BATCH, seq_len, dtype=torch.int64)
     batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=1, max=1 << 20)
     names = [t.input_name for t in spec.tensors()]
     dynamic = {"input_ids": {0: batch, 1: seq}} | {n: {0: batch} for n in names}
@@ -59,19 +61,19 @@ def trace_to_onnx(model: nn.Module, spec: StateSpec) -> onnx.ModelProto:
         program = torch.onnx.export(
             FlatStateModule(model, spec), (ids, *state.values()), dynamo=True, opset_version=OPSET,
             input_names=["input_ids", *names], output_names=["logits", *spec.output_names()],
-            dynamic_shapes=(dynamic["input_ids"], *(dynamic[n] for n in names)),
+            dynamic_shapes=(dynamic["input_ids"], tuple(dynamic[n] for n in names)),  # (ids, *state)
             custom_translation_table=CUSTOM_TRANSLATION_TABLE, verbose=False)
     return attach_functions(program.model_proto)
 
 
 def _quiet_exporter():
-    """The exporter logs its progress at INFO through `torch.onnx`; keep the CLI output readable."""
+    """The exporter logs progress and irrelevant warnings (e.g. torchvision missing) through `torch.onnx`."""
     logger = logging.getLogger("torch.onnx")
 
     class Quiet:
         def __enter__(self):
             self.level = logger.level
-            logger.setLevel(logging.WARNING)
+            logger.setLevel(logging.ERROR)
 
         def __exit__(self, *exc):
             logger.setLevel(self.level)
@@ -97,6 +99,7 @@ def export_checkpoint(ckpt: Checkpoint, out_dir: str | Path, tokenizer: str | Pa
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
         onnx.save(proto, tmp / "model.onnx")
         (tmp / "config.json").write_text(to_metadata(info)["rrwkv.config"] + "\n")
         if tokenizer is not None:

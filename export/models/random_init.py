@@ -52,3 +52,27 @@ def _medium_param_(name: str, p: torch.Tensor, randn, g: torch.Generator, identi
         p.copy_(torch.zeros(p.shape) if identity else randn(p.shape, 0.5 / math.sqrt(p.shape[1])))
     else:  # medium_key, medium_value
         p.copy_(randn(p.shape, 1.0 / math.sqrt(p.shape[1])))
+
+
+@torch.no_grad()
+def random_blinkdl_state_dict(config, seed: int, identity_medium: bool = False,
+                              dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """A BlinkDL-format (raw, unconverted) checkpoint of `config` with seeded random weights.
+
+    Raw means what a `.pth` file holds: time_decay before -exp, time_mix_* as [1, 1, C], ln0 present.
+    """
+    from ..families import build_model
+
+    model = randomize_(build_model(config), seed, identity_medium)
+    g = torch.Generator().manual_seed(seed + 1)
+    raw = {}
+    for name, p in model.state_dict().items():
+        if name.endswith("att.time_decay"):
+            p = torch.log(-p)
+        elif ".time_mix_" in name:
+            p = p.reshape(1, 1, -1)
+        raw[name] = p.to(dtype).contiguous()
+    C = config.n_embd
+    raw["blocks.0.ln0.weight"] = (1 + 0.1 * torch.randn(C, generator=g)).to(dtype)
+    raw["blocks.0.ln0.bias"] = (0.1 * torch.randn(C, generator=g)).to(dtype)
+    return raw
