@@ -107,7 +107,9 @@ def export_checkpoint(ckpt: Checkpoint, out_dir: str | Path, tokenizer: str | Pa
         if out_dir.exists():
             out_dir.rmdir()
         tmp.rename(out_dir)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise UserError(f"cannot write {out_dir}: {err}") from None
         raise
     return out_dir
