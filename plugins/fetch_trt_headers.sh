@@ -32,7 +32,11 @@ if [[ ! -f "$KL_INCLUDE/NvInfer.h" ]]; then
     mkdir -p "$DEST"
     echo "fetch_trt_headers: no TensorRT found (TENSORRT_ROOT unset or without include/NvInfer.h);" \
          "fetching TensorRT 10.14 headers from kernel-lens==$KL_VERSION into $DEST" >&2
-    "$PYTHON" -m pip download --quiet --no-deps "kernel-lens==$KL_VERSION" -d "$DEST" >&2
+    if ! "$PYTHON" -m pip download --quiet --no-deps "kernel-lens==$KL_VERSION" -d "$DEST" >&2; then
+        echo "fetch_trt_headers: 'pip download kernel-lens==$KL_VERSION' failed (no package index?);" \
+             "set TENSORRT_ROOT to a TensorRT install instead" >&2
+        exit 1
+    fi
     "$PYTHON" -m zipfile -e "$DEST/kernel_lens-$KL_VERSION-py3-none-any.whl" "$DEST"
     if [[ ! -f "$KL_INCLUDE/NvInfer.h" ]]; then
         echo "fetch_trt_headers: $KL_INCLUDE/NvInfer.h missing after unpacking kernel-lens==$KL_VERSION;" \

@@ -1,0 +1,317 @@
+/*
+ * Host-only harness for librrwkv_trt_plugins_dyn.so: loads it with dlopen, hands it a recording ILoggerFinder, and
+ * drives the creators and plugins through the TensorRT interfaces (no libnvinfer, no GPU). Checks the parts the
+ * TensorRT-RTX Python bindings cannot reach: getFieldsToSerialize -> createPlugin round trips, the logger route of
+ * setLoggerFinder, and supportsFormatCombination position by position.
+ * Usage: pluginHarness LIBRARY. Prints "PASS <check>" / "FAIL <check>: <detail>"; exit status 1 on any failure.
+ */
+#include "NvInferRuntime.h"
+
+#include <dlfcn.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace nvinfer1;
+
+namespace
+{
+class RecordingLogger : public ILogger
+{
+public:
+    void log(Severity severity, AsciiChar const* msg) noexcept override
+    {
+        if (severity <= Severity::kWARNING)
+        {
+            mText += std::string(msg) + "\n";
+        }
+    }
+    std::string mText;
+};
+
+class Finder : public ILoggerFinder
+{
+public:
+    ILogger* findLogger() override
+    {
+        return &mLogger;
+    }
+    RecordingLogger mLogger;
+};
+
+Finder gFinder;
+int32_t gFailures{0};
+
+void check(bool ok, std::string const& name, std::string const& detail = "")
+{
+    std::printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", name.c_str(), ok ? "" : ": ", ok ? "" : detail.c_str());
+    gFailures += ok ? 0 : 1;
+}
+
+// A field set owned by value, so that PluginFields can point into it.
+struct Fields
+{
+    Fields() = default;
+    Fields(Fields const&) = delete; // fields point into data
+    Fields& operator=(Fields const&) = delete;
+
+    std::map<std::string, std::vector<char>> data;
+    std::vector<PluginField> fields;
+    PluginFieldCollection fc{};
+
+    Fields& i32(char const* name, int32_t v)
+    {
+        return raw(name, &v, sizeof(v), PluginFieldType::kINT32, 1);
+    }
+    Fields& str(char const* name, char const* v)
+    {
+        return raw(name, v, std::strlen(v), PluginFieldType::kCHAR, static_cast<int32_t>(std::strlen(v)));
+    }
+    Fields& raw(char const* name, void const* v, size_t bytes, PluginFieldType type, int32_t length)
+    {
+        auto& buf = data[name];
+        buf.assign(static_cast<char const*>(v), static_cast<char const*>(v) + bytes);
+        fields.emplace_back(data.find(name)->first.c_str(), buf.data(), type, length);
+        fc.nbFields = static_cast<int32_t>(fields.size());
+        fc.fields = fields.data();
+        return *this;
+    }
+};
+
+// "name:type;..." of a field collection (getFieldNames has no data).
+std::string names(PluginFieldCollection const* fc)
+{
+    std::string out;
+    for (int32_t i = 0; i < fc->nbFields; ++i)
+    {
+        out += std::string(fc->fields[i].name) + ":" + std::to_string(static_cast<int32_t>(fc->fields[i].type)) + ";";
+    }
+    return out;
+}
+
+// "name=value;..." of a field collection: int32 scalars and strings.
+std::string describe(PluginFieldCollection const* fc)
+{
+    if (fc == nullptr)
+    {
+        return "<null>";
+    }
+    std::string out;
+    for (int32_t i = 0; i < fc->nbFields; ++i)
+    {
+        PluginField const& f = fc->fields[i];
+        out += std::string(f.name) + "=";
+        if (f.type == PluginFieldType::kINT32 && f.length == 1)
+        {
+            int32_t v{};
+            std::memcpy(&v, f.data, sizeof(v));
+            out += std::to_string(v);
+        }
+        else if (f.type == PluginFieldType::kCHAR)
+        {
+            out += "'" + std::string(static_cast<char const*>(f.data), static_cast<size_t>(f.length)) + "'";
+        }
+        else
+        {
+            out += "<type " + std::to_string(static_cast<int32_t>(f.type)) + ">";
+        }
+        out += ";";
+    }
+    return out;
+}
+
+std::string serialized(IPluginV3* plugin)
+{
+    auto* runtime = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    return runtime == nullptr ? "<no runtime>" : describe(runtime->getFieldsToSerialize());
+}
+
+IPluginCreatorV3One* findCreator(IPluginCreatorInterface* const* creators, int32_t n, char const* name)
+{
+    for (int32_t i = 0; i < n; ++i)
+    {
+        auto* c = static_cast<IPluginCreatorV3One*>(creators[i]);
+        if (std::strcmp(c->getPluginName(), name) == 0)
+        {
+            return c;
+        }
+    }
+    return nullptr;
+}
+
+// createPlugin must fail and log a message containing `expected`.
+void expectRejected(IPluginCreatorV3One* creator, Fields const& fields, std::string const& name, char const* expected)
+{
+    gFinder.mLogger.mText.clear();
+    IPluginV3* plugin = creator->createPlugin("bad", &fields.fc, TensorRTPhase::kBUILD);
+    bool const logged = gFinder.mLogger.mText.find(expected) != std::string::npos;
+    check(plugin == nullptr && logged, name, "plugin=" + std::to_string(plugin != nullptr) + " log='"
+        + gFinder.mLogger.mText + "' expected '" + expected + "'");
+    delete plugin;
+}
+
+// The round trip: create from `fields`, serialise, re-create (runtime phase) from the serialised fields, compare;
+// clone and attachToContext keep the fields too.
+void roundTrip(IPluginCreatorV3One* creator, Fields const& fields, std::string const& name, std::string const& expected)
+{
+    gFinder.mLogger.mText.clear();
+    IPluginV3* plugin = creator->createPlugin("a", &fields.fc, TensorRTPhase::kBUILD);
+    check(plugin != nullptr, name + ".create", gFinder.mLogger.mText);
+    if (plugin == nullptr)
+    {
+        return;
+    }
+    std::string const first = serialized(plugin);
+    check(first == expected, name + ".fields", "got " + first + " expected " + expected);
+    auto* runtime = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    IPluginV3* again = creator->createPlugin("b", runtime->getFieldsToSerialize(), TensorRTPhase::kRUNTIME);
+    std::string const againFields = again == nullptr ? "<null>: " + gFinder.mLogger.mText : serialized(again);
+    check(againFields == first, name + ".recreate", againFields);
+    IPluginV3* cloned = plugin->clone();
+    check(cloned != nullptr && serialized(cloned) == first, name + ".clone");
+    IPluginV3* attached = runtime->attachToContext(nullptr);
+    check(attached != nullptr && attached != plugin && serialized(attached) == first, name + ".attachToContext");
+    auto* core = static_cast<IPluginV3OneCore*>(plugin->getCapabilityInterface(PluginCapabilityType::kCORE));
+    check(std::string(core->getPluginName()) == creator->getPluginName()
+            && std::string(core->getPluginNamespace()) == "rrwkv" && std::string(core->getPluginVersion()) == "1",
+        name + ".core");
+    delete attached;
+    delete cloned;
+    delete again;
+    delete plugin;
+}
+
+// supportsFormatCombination for every position of `types` (inputs then outputs), all linear unless `format` given.
+bool formats(IPluginV3* plugin, int32_t nbInputs, std::vector<DataType> const& types, int32_t* rejectedPos,
+    int32_t formatPos = -1)
+{
+    auto* build = static_cast<IPluginV3OneBuild*>(plugin->getCapabilityInterface(PluginCapabilityType::kBUILD));
+    std::vector<DynamicPluginTensorDesc> descs(types.size());
+    for (size_t i = 0; i < types.size(); ++i)
+    {
+        descs[i].desc.type = types[i];
+        descs[i].desc.format = static_cast<int32_t>(i) == formatPos ? TensorFormat::kCHW32 : TensorFormat::kLINEAR;
+    }
+    int32_t const nbOutputs = static_cast<int32_t>(types.size()) - nbInputs;
+    for (int32_t pos = 0; pos < static_cast<int32_t>(types.size()); ++pos)
+    {
+        if (!build->supportsFormatCombination(pos, descs.data(), nbInputs, nbOutputs))
+        {
+            *rejectedPos = pos;
+            return false;
+        }
+    }
+    *rejectedPos = -1;
+    return true;
+}
+
+void formatChecks(IPluginV3* plugin, std::string const& name, std::vector<DataType> const& base, int32_t nbInputs,
+    std::map<std::string, std::pair<int32_t, DataType>> const& rejectedWith, int32_t kPos, int32_t yPos)
+{
+    int32_t rejected{};
+    bool const f32 = formats(plugin, nbInputs, base, &rejected);
+    check(f32, name + ".formats.float32", "rejected at " + std::to_string(rejected));
+    std::vector<DataType> half = base;
+    half[kPos] = half[kPos + 1] = half[yPos] = DataType::kHALF;
+    bool const f16 = formats(plugin, nbInputs, half, &rejected);
+    check(f16, name + ".formats.float16", "rejected at " + std::to_string(rejected));
+    bool const nonLinear = formats(plugin, nbInputs, base, &rejected, 0);
+    check(!nonLinear && rejected == 0, name + ".formats.nonlinear");
+    for (auto const& [label, change] : rejectedWith)
+    {
+        std::vector<DataType> types = base;
+        types[change.first] = change.second;
+        bool const accepted = formats(plugin, nbInputs, types, &rejected);
+        check(!accepted && rejected == change.first, name + ".formats.reject." + label,
+            "expected a rejection at position " + std::to_string(change.first) + ", got "
+                + (accepted ? std::string("all accepted") : "position " + std::to_string(rejected)));
+    }
+}
+} // namespace
+
+int main(int argc, char** argv)
+{
+    if (argc != 2)
+    {
+        std::fprintf(stderr, "usage: %s librrwkv_trt_plugins_dyn.so\n", argv[0]);
+        return 2;
+    }
+    void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr)
+    {
+        std::fprintf(stderr, "dlopen failed: %s\n", dlerror());
+        return 2;
+    }
+    using SetFinder = void (*)(ILoggerFinder*);
+    using GetCreators = IPluginCreatorInterface* const* (*) (int32_t&);
+    auto setLoggerFinder = reinterpret_cast<SetFinder>(dlsym(lib, "setLoggerFinder"));
+    auto getCreators = reinterpret_cast<GetCreators>(dlsym(lib, "getCreators"));
+    check(setLoggerFinder != nullptr && getCreators != nullptr, "exports");
+    if (setLoggerFinder == nullptr || getCreators == nullptr)
+    {
+        return 1;
+    }
+    setLoggerFinder(&gFinder);
+    int32_t n{};
+    IPluginCreatorInterface* const* creators = getCreators(n);
+    IPluginCreatorV3One* wkv4 = findCreator(creators, n, "WKV4");
+    IPluginCreatorV3One* medium = findCreator(creators, n, "WKV4Medium");
+    check(n == 2 && wkv4 != nullptr && medium != nullptr, "creators", std::to_string(n));
+    if (wkv4 == nullptr || medium == nullptr)
+    {
+        return 1;
+    }
+    // kINT32 = 5, kCHAR = 6: what the ONNX parser passes for INT and STRING attributes.
+    std::string const medNames = names(medium->getFieldNames());
+    check(medNames == "s:5;medium_decays:5;plugin_namespace:6;plugin_version:6;", "WKV4Medium.fieldNames", medNames);
+    std::string const wkvNames = names(wkv4->getFieldNames());
+    check(wkvNames == "plugin_namespace:6;plugin_version:6;", "WKV4.fieldNames", wkvNames);
+
+    std::string const ids = "plugin_namespace='rrwkv';plugin_version='1';";
+    roundTrip(wkv4, Fields{}, "WKV4.noFields", ids);
+    roundTrip(wkv4, Fields{}.str("plugin_namespace", "rrwkv").str("plugin_version", "1"), "WKV4.idFields", ids);
+    roundTrip(medium,
+        Fields{}.i32("s", 5).i32("medium_decays", 1).str("plugin_namespace", "rrwkv").str("plugin_version", "1"),
+        "WKV4Medium.s5", "s=5;medium_decays=1;" + ids);
+    roundTrip(medium, Fields{}.i32("s", 3), "WKV4Medium.defaults", "s=3;medium_decays=0;" + ids);
+
+    int64_t const s64{4};
+    float const sF{4.F};
+    expectRejected(medium, Fields{}, "WKV4Medium.reject.missingS", "required attribute 's'");
+    expectRejected(medium, Fields{}.i32("s", 0), "WKV4Medium.reject.s0", "'s' (medium interval) must be >= 1, got 0");
+    expectRejected(medium, Fields{}.i32("s", 2).i32("medium_decays", 2), "WKV4Medium.reject.decays2",
+        "'medium_decays' must be 0 or 1, got 2");
+    expectRejected(medium, Fields{}.raw("s", &s64, sizeof(s64), PluginFieldType::kINT64, 1),
+        "WKV4Medium.reject.sInt64", "attribute 's' must be one kINT32 value (ONNX INT), got kINT64");
+    expectRejected(medium, Fields{}.raw("s", &sF, sizeof(sF), PluginFieldType::kFLOAT32, 1),
+        "WKV4Medium.reject.sFloat", "got kFLOAT32");
+    expectRejected(medium, Fields{}.i32("s", 2).i32("foo", 1), "WKV4Medium.reject.unknown", "unknown attribute 'foo'");
+    expectRejected(wkv4, Fields{}.i32("plugin_namespace", 1), "WKV4.reject.namespaceType",
+        "attribute 'plugin_namespace' must be a kCHAR string");
+    expectRejected(wkv4, Fields{}.i32("s", 1), "WKV4.reject.unknown", "unknown attribute 's'");
+
+    // supportsFormatCombination, position by position (inputs then outputs).
+    DataType const F = DataType::kFLOAT;
+    DataType const I = DataType::kINT64;
+    Fields none;
+    IPluginV3* p4 = wkv4->createPlugin("f", &none.fc, TensorRTPhase::kBUILD);
+    formatChecks(p4, "WKV4", {F, F, F, F, F, F, F, F, F, F, F}, 7,
+        {{"wHalf", {0, DataType::kHALF}}, {"kBf16", {2, DataType::kBF16}}, {"vHalf", {3, DataType::kHALF}},
+            {"ppHalf", {6, DataType::kHALF}}, {"yHalf", {7, DataType::kHALF}}, {"aaOutHalf", {8, DataType::kHALF}}},
+        2, 7);
+    delete p4;
+    Fields s2;
+    s2.i32("s", 2);
+    IPluginV3* pm = medium->createPlugin("f", &s2.fc, TensorRTPhase::kBUILD);
+    formatChecks(pm, "WKV4Medium", {F, F, F, F, F, F, F, F, F, I, F, F, F, F}, 10,
+        {{"kmHalf", {4, DataType::kHALF}}, {"pos0Int32", {9, DataType::kINT32}}, {"kInt32", {2, DataType::kINT32}},
+            {"yHalf", {10, DataType::kHALF}}, {"ppOutHalf", {13, DataType::kHALF}}},
+        2, 10);
+    delete pm;
+
+    std::printf("%d failure(s)\n", gFailures);
+    return gFailures == 0 ? 0 : 1;
+}

@@ -1,0 +1,202 @@
+"""TensorRT-RTX as a CPU-only NVIDIA builder for the rrwkv plugins (TOOLCHAIN.md §10).
+
+- `skip_reason()`: why the RTX tests cannot run here (no nvcc, no tensorrt_rtx), or None.
+- `ensure_unversioned_lib()`: the libtensorrt_rtx.so -> libtensorrt_rtx.so.1 link the ONNX parser needs.
+- `plugin_library()`: build/rtx/librrwkv_trt_plugins_dyn.so for sm_86 (RTX has no SM90), rebuilt when a source changes.
+- `one_node_model()`: a one-node rrwkv ONNX graph (no FunctionProto) with static or symbolic B/T/Mmax.
+- `RecordingLogger`, `parse()`, `build()`: the builder calls, with every log message kept for assertions.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from onnx import TensorProto, helper
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGINS = REPO / "plugins"
+RTX_DIR = REPO / "build" / "rtx"
+LIBRARY = RTX_DIR / "librrwkv_trt_plugins_dyn.so"
+RTX_ARCH = "86"  # TensorRT-RTX 1.7 targets SM75/80/86/89/120/121, not SM90
+PLUGIN_ATTRS = {"plugin_namespace": "rrwkv", "plugin_version": "1"}
+ONNX_DTYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16,
+               "int32": TensorProto.INT32, "int64": TensorProto.INT64}
+
+
+def skip_reason() -> str | None:
+    """None when nvcc and tensorrt_rtx are both available, else the reason the tests skip."""
+    if shutil.which("nvcc") is None:
+        return "nvcc not on PATH: cannot build the plugin library for TensorRT-RTX"
+    if importlib.util.find_spec("tensorrt_rtx") is None:
+        return ("tensorrt_rtx not installed: pip install -e '.[dev]' "
+                "(tensorrt-rtx-cu13==1.7.1.116, TOOLCHAIN.md §10)")
+    return None
+
+
+def ensure_unversioned_lib() -> None:
+    """The RTX ONNX parser dlopens libtensorrt_rtx.so, which the wheel ships only as .so.1; without the link
+    the process aborts when a plugin node is added. Idempotent."""
+    import tensorrt_rtx_libs
+
+    libdir = Path(tensorrt_rtx_libs.__file__).parent
+    link = libdir / "libtensorrt_rtx.so"
+    if not link.exists():
+        if link.is_symlink():  # dangling
+            link.unlink()
+        link.symlink_to("libtensorrt_rtx.so.1")
+
+
+def _trt_include() -> str:
+    fetch = subprocess.run(["bash", str(PLUGINS / "fetch_trt_headers.sh")], cwd=REPO, check=True,
+                           capture_output=True, text=True)
+    return fetch.stdout.strip().splitlines()[-1]
+
+
+def _sources() -> list[Path]:
+    return (sorted(PLUGINS.glob("*/*Plugin.cpp")) + sorted(PLUGINS.glob("*/*Kernel.cu"))
+            + [PLUGINS / "registerTrtDynamic.cpp"])
+
+
+def plugin_library() -> Path:
+    """Build (when missing or older than any plugins/ source or header) the loadLibrary variant of the plugin
+    library for TensorRT-RTX: TensorRT 10.14 headers, sm_86, static cudart, no libnvinfer, no undefined symbols."""
+    deps = _sources() + [p for ext in ("h", "cuh") for p in PLUGINS.rglob(f"*.{ext}")]
+    if LIBRARY.exists() and LIBRARY.stat().st_mtime >= max(p.stat().st_mtime for p in deps):
+        return LIBRARY
+    trt_include = _trt_include()
+    RTX_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = LIBRARY.with_suffix(".so.tmp")
+    cmd = ["nvcc", "-std=c++17", "-O2", "-shared", "-Xcompiler", "-fPIC", "-I", str(PLUGINS),
+           "-isystem", trt_include, "-gencode", f"arch=compute_{RTX_ARCH},code=sm_{RTX_ARCH}", "-cudart", "static",
+           *map(str, _sources()), "-o", str(tmp), "-Xlinker", "--no-undefined"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"building {LIBRARY} failed:\n{' '.join(cmd)}\n{proc.stderr}")
+    os.replace(tmp, LIBRARY)
+    return LIBRARY
+
+
+# Per op: (input name, dtype key, axes); axes name dims "B", "T", "M", "C". "act" is the k/v dtype.
+OP_INPUTS = {
+    "WKV4": [("w", "f32", "C"), ("u", "f32", "C"), ("k", "act", "BTC"), ("v", "act", "BTC"),
+             ("aa", "f32", "BC"), ("bb", "f32", "BC"), ("pp", "f32", "BC")],
+    "WKV4Medium": [("w", "f32", "C"), ("u", "f32", "C"), ("k", "act", "BTC"), ("v", "act", "BTC"),
+                   ("k_m", "f32", "BMC"), ("v_m", "f32", "BMC"), ("aa", "f32", "BC"), ("bb", "f32", "BC"),
+                   ("pp", "f32", "BC"), ("pos0", "i64", "B")],
+}
+OUTPUTS = [("y", "BTC"), ("aa_out", "BC"), ("bb_out", "BC"), ("pp_out", "BC")]
+
+
+@dataclass
+class Case:
+    """One one-node graph: op, activation dtype, sizes; dynamic=True makes B, T (and M) symbolic.
+    overrides: {input name: (dtype, shape)} to build invalid graphs."""
+    op: str
+    act: str = "float32"
+    C: int = 16
+    B: int = 2
+    T: int = 5
+    M: int = 3
+    dynamic: bool = False
+    attrs: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)
+
+    def dims(self, axes: str, static: bool = False) -> list:
+        sizes = {"B": self.B, "T": self.T, "M": self.M, "C": self.C}
+        return [sizes[a] if (static or not self.dynamic or a == "C") else a for a in axes]
+
+    def inputs(self) -> list[tuple[str, str, list]]:
+        """[(name, dtype, shape)] with symbolic dims as strings."""
+        dtype = {"f32": "float32", "i64": "int64", "act": self.act}
+        out = []
+        for name, kind, axes in OP_INPUTS[self.op]:
+            out.append((name, *self.overrides.get(name, (dtype[kind], self.dims(axes)))))
+        return out
+
+
+def one_node_model(case: Case):
+    """ModelProto: one rrwkv node with the plugin attributes plus case.attrs, and no FunctionProto."""
+    inputs = [helper.make_tensor_value_info(n, ONNX_DTYPES[d], s) for n, d, s in case.inputs()]
+    # The parser needs a declared output type but takes type and shape from the plugin (an fp16 y comes out
+    # HALF though declared FLOAT), so outputs are declared FLOAT without a shape and checked against the contract.
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n, _ in OUTPUTS]
+    node = helper.make_node(case.op, [i.name for i in inputs], [o.name for o in outputs], name=f"{case.op}_0",
+                            domain="rrwkv", **PLUGIN_ATTRS, **case.attrs)
+    graph = helper.make_graph([node], f"one_{case.op}", inputs, outputs)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("rrwkv", 1)])
+
+
+@functools.cache
+def load_plugins(trt) -> Path:
+    """Build the library and load it into the process-wide registry, once per process: loadLibrary fails when
+    the library's creators are already registered."""
+    ensure_unversioned_lib()
+    library = plugin_library()
+    trt.get_plugin_registry().load_library(str(library))
+    return library
+
+
+HARNESS_SRC = Path(__file__).with_name("pluginHarness.cpp")
+HARNESS = RTX_DIR / "pluginHarness"
+
+
+def harness() -> Path:
+    """build/rtx/pluginHarness (host-only C++ driver of the library's creators and plugins), rebuilt when stale."""
+    if HARNESS.exists() and HARNESS.stat().st_mtime >= HARNESS_SRC.stat().st_mtime:
+        return HARNESS
+    trt_include = _trt_include()
+    RTX_DIR.mkdir(parents=True, exist_ok=True)
+    cmd = ["nvcc", "-std=c++17", "-isystem", trt_include, str(HARNESS_SRC), "-o", str(HARNESS), "-ldl"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"building {HARNESS} failed:\n{' '.join(cmd)}\n{proc.stderr}")
+    return HARNESS
+
+
+def recording_logger(trt):
+    """A trt.ILogger subclass instance that keeps (severity, message) and a `text()` of the errors."""
+    class RecordingLogger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.messages: list[tuple] = []
+
+        def log(self, severity, msg):
+            self.messages.append((severity, msg))
+
+        def errors(self) -> str:
+            bad = (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR)
+            return "\n".join(m for s, m in self.messages if s in bad)
+
+    return RecordingLogger()
+
+
+def parse(trt, logger, case: Case):
+    """(builder, network, parser errors): the one-node model parsed into a fresh strongly typed network."""
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    ok = parser.parse(one_node_model(case).SerializeToString())
+    errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+    assert ok == (not errors), (ok, errors)
+    return builder, network, errors
+
+
+def build(trt, builder, network, case: Case):
+    """Serialized plan (IHostMemory) for SM86, or None; dynamic cases get a profile B 1..4, T 1..64, M 1..16."""
+    config = builder.create_builder_config()
+    config.num_compute_capabilities = 1
+    config.set_compute_capability(trt.ComputeCapability.SM86, 0)
+    if case.dynamic:
+        profile = builder.create_optimization_profile()
+        lo, opt, hi = ({"B": 1, "T": 1, "M": 1}, {"B": 2, "T": 8, "M": 3}, {"B": 4, "T": 64, "M": 16})
+        sizes = lambda axes, s: [s.get(a, case.C) for a in axes]  # noqa: E731
+        for name, _, axes in OP_INPUTS[case.op]:
+            if any(a in "BTM" for a in axes):
+                profile.set_shape(name, sizes(axes, lo), sizes(axes, opt), sizes(axes, hi))
+        config.add_optimization_profile(profile)
+    return builder.build_serialized_network(network, config)
