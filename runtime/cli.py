@@ -65,8 +65,11 @@ def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | N
               help="Start from a state .npz saved by --state-out.")
 @click.option("--state-out", type=click.Path(dir_okay=False, writable=True, path_type=str), default=None,
               help="Save the state after the prompt and the generated tokens to this .npz.")
+@click.option("--no-custom-ops", is_flag=True, default=False,
+              help="Run the model's rrwkv function bodies instead of the fused kernels of librrwkv_ort_ops.so "
+                   "(used automatically when `make plugins` has built it).")
 def run(out_dir: str, prompt: str, max_new_tokens: int, temperature: float, top_p: float, seed: int,
-        threads: int | None, state_in: str | None, state_out: str | None) -> None:
+        threads: int | None, state_in: str | None, state_out: str | None, no_custom_ops: bool) -> None:
     """Continue PROMPT with the model in OUT_DIR (ONNX Runtime, CPU), streaming text to stdout."""
     from .backends.ort import OrtSession, resolve_model_path
     from .decode import Generator
@@ -77,7 +80,7 @@ def run(out_dir: str, prompt: str, max_new_tokens: int, temperature: float, top_
     resolve_model_path(out_dir)  # a missing model is reported before a missing tokenizer
     tokenizer = Tokenizer.from_dir(out_dir)
     sampler = Sampler(temperature=temperature, top_p=top_p, seed=seed)
-    with OrtSession(out_dir, threads=threads) as session:
+    with OrtSession(out_dir, threads=threads, use_custom_ops=not no_custom_ops) as session:
         state = None if state_in is None else load_state(state_in, session.spec, batch=1)
         generator = Generator(session, tokenizer, sampler)
         for piece in generator.generate_text(prompt, max_new_tokens, state):

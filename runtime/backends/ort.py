@@ -1,9 +1,14 @@
 """ONNX Runtime (CPU) backend: prefill with `run`, decode with preallocated IOBinding buffers.
 
 onnxruntime is imported lazily so that `import rrwkv_trt.runtime.backends.ort` stays cheap and optional.
+
+The rrwkv custom ops run as fused CPU kernels when the custom-op library librrwkv_ort_ops.so (built by
+`make plugins`) is registered, and as the model's FunctionProtos (standard ONNX ops) otherwise. OrtSession
+registers the library automatically when `find_custom_ops_library()` finds it; see OrtSession's arguments.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -17,6 +22,30 @@ MODEL_FILE = "model.onnx"
 INPUT_IDS = "input_ids"
 LOGITS = "logits"
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+CUSTOM_OPS_LIBRARY = "librrwkv_ort_ops.so"
+# The source checkout this package runs from (editable install): <repo>/runtime/backends/ort.py -> <repo>/build.
+_REPO_BUILD_DIR = Path(__file__).resolve().parents[2] / "build"
+
+_log = logging.getLogger(__name__)
+_logged: set[str] = set()
+
+
+def _log_once(level: int, message: str) -> None:
+    if message not in _logged:
+        _logged.add(message)
+        _log.log(level, message)
+
+
+def custom_ops_search_path() -> list[Path]:
+    """Where `find_custom_ops_library` looks, in order: the build/ folder of the source checkout that this
+    package is imported from (where `make plugins` writes it). No environment variables are consulted; pass
+    an explicit path to OrtSession for a library elsewhere."""
+    return [_REPO_BUILD_DIR / CUSTOM_OPS_LIBRARY]
+
+
+def find_custom_ops_library() -> Path | None:
+    """The first existing librrwkv_ort_ops.so of `custom_ops_search_path()`, or None."""
+    return next((p for p in custom_ops_search_path() if p.is_file()), None)
 
 
 def resolve_model_path(path: str | os.PathLike) -> Path:
@@ -37,12 +66,18 @@ class OrtSession:
     Args:
         model: an export OUT_DIR or a model.onnx path.
         threads: intra-op threads; None keeps ORT's default.
-        custom_ops_library: path of a custom-op library (librrwkv_ort_ops.so) to register; None runs the
-            model's rrwkv FunctionProtos with stock ORT.
+        custom_ops_library: path of the custom-op library (librrwkv_ort_ops.so) to register; None looks it up
+            with `find_custom_ops_library()` (the checkout's build/ folder) and, when it is not there, runs the
+            model's rrwkv FunctionProtos with stock ORT (logging a warning once).
+        use_custom_ops: False never registers a library: the FunctionProtos run (a reference path; a model
+            whose functions were stripped then fails to load).
+
+    Attributes:
+        custom_ops_library: the registered library's path, or None when the function bodies run.
     """
 
     def __init__(self, model: str | os.PathLike, threads: int | None = None,
-                 custom_ops_library: str | os.PathLike | None = None) -> None:
+                 custom_ops_library: str | os.PathLike | None = None, use_custom_ops: bool = True) -> None:
         import onnxruntime as ort
         from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
@@ -52,20 +87,46 @@ class OrtSession:
             if threads < 1:
                 raise UserError(f"threads must be >= 1 (or unset for ORT's default), got {threads}")
             so.intra_op_num_threads = threads
-        if custom_ops_library is not None:
-            register_custom_ops(so, custom_ops_library)
+        self.custom_ops_library = self._resolve_custom_ops(custom_ops_library, use_custom_ops)
+        if self.custom_ops_library is not None:
+            register_custom_ops(so, self.custom_ops_library)
         load_errors = (ort_errors.Fail, ort_errors.InvalidGraph, ort_errors.InvalidProtobuf,
                        ort_errors.NoSuchFile, ort_errors.NotImplemented, ort_errors.InvalidArgument)
         try:
             self._sess = ort.InferenceSession(str(self.path), sess_options=so, providers=["CPUExecutionProvider"])
         except load_errors as err:
-            raise UserError(f"onnxruntime cannot load {self.path}: {err}") from None
+            hint = ""
+            if self.custom_ops_library is None and "rrwkv" in str(err):
+                hint = (f"; the model needs the rrwkv custom ops: build {CUSTOM_OPS_LIBRARY} with `make plugins` "
+                        f"(searched {[str(p) for p in custom_ops_search_path()]})"
+                        + ("" if use_custom_ops else " and do not disable custom ops"))
+            raise UserError(f"onnxruntime cannot load {self.path}: {err}{hint}") from None
         self._ort = ort
         self.info: ModelInfo = from_metadata(self._sess.get_modelmeta().custom_metadata_map, source=str(self.path))
         self.spec = self.info.state
         self.vocab_size = self.info.config.vocab_size
         self._check_io()
         self._decode: _DecodeBuffers | None = None
+
+    @staticmethod
+    def _resolve_custom_ops(library: str | os.PathLike | None, use_custom_ops: bool) -> Path | None:
+        if not use_custom_ops:
+            if library is not None:
+                raise UserError("custom_ops_library was given together with use_custom_ops=False; pass one of them")
+            _log_once(logging.INFO, "rrwkv custom ops disabled: running the models' rrwkv function bodies")
+            return None
+        if library is not None:
+            path = Path(library)
+            _log_once(logging.INFO, f"rrwkv custom ops: {path}")
+            return path
+        found = find_custom_ops_library()
+        if found is None:
+            _log_once(logging.WARNING, f"{CUSTOM_OPS_LIBRARY} not found in "
+                      f"{[str(p) for p in custom_ops_search_path()]}; running the models' rrwkv function bodies "
+                      "(slower); run `make plugins` to build the fused CPU kernels")
+        else:
+            _log_once(logging.INFO, f"rrwkv custom ops: {found}")
+        return found
 
     def __enter__(self) -> OrtSession:
         return self

@@ -82,3 +82,22 @@ def test_empty_prompt_exits_2(make_fake_model):
 def test_help_lists_run():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0 and "run" in result.stdout
+
+
+def test_no_custom_ops_flag(make_fake_model, monkeypatch):
+    """--no-custom-ops reaches OrtSession(use_custom_ops=False); the default lets it find librrwkv_ort_ops.so."""
+    from rrwkv_trt.runtime.backends import ort as ort_backend
+
+    seen = []
+    init = ort_backend.OrtSession.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("use_custom_ops", True))
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(ort_backend.OrtSession, "__init__", spy)
+    out_dir = make_fake_model()
+    plain = _run(out_dir, "--prompt", "a", "--max-new-tokens", 3, "--no-custom-ops")
+    default = _run(out_dir, "--prompt", "a", "--max-new-tokens", 3)
+    assert plain.exit_code == default.exit_code == 0, (plain.stderr, default.stderr)
+    assert plain.stdout == default.stdout and seen == [False, True]

@@ -1,0 +1,123 @@
+/*
+ * Helpers shared by the ONNX Runtime custom-op wrappers (<op>Ort.cc) and registerOrt.cc. Requires the ORT
+ * C++ headers and ORT_API_MANUAL_INIT (set for the whole library by CMakeLists.txt); nothing here is used by
+ * the kernels themselves.
+ */
+#ifndef RRWKV_ORT_OPS_H
+#define RRWKV_ORT_OPS_H
+
+#include "onnxruntime_cxx_api.h"
+#include "onnxruntime_lite_custom_op.h"
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace rrwkv
+{
+
+// The lite custom ops of each op folder, created once and alive for the whole process (ORT keeps pointers).
+std::vector<OrtCustomOp const*> wkv4OrtOps();
+std::vector<OrtCustomOp const*> wkv4MediumOrtOps();
+
+inline std::string shapeString(std::vector<int64_t> const& shape)
+{
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i)
+    {
+        s += (i ? ", " : "") + std::to_string(shape[i]);
+    }
+    return s + "]";
+}
+
+// A named dimension of an expected shape: {"B", 3}.
+using Dim = std::pair<char const*, int64_t>;
+
+// OK, or an ORT_INVALID_ARGUMENT status naming the op, the input, its shape and the expected one,
+// e.g. "WKV4: input 'aa' has shape [2, 5], expected [B, C] = [3, 5]".
+inline Ort::Status checkShape(
+    char const* op, char const* input, std::vector<int64_t> const& shape, std::vector<Dim> const& expected)
+{
+    bool ok = shape.size() == expected.size();
+    std::string names = "[";
+    std::vector<int64_t> values;
+    for (size_t i = 0; i < expected.size(); ++i)
+    {
+        ok = ok && shape[i] == expected[i].second;
+        names += (i ? ", " : "") + std::string(expected[i].first);
+        values.push_back(expected[i].second);
+    }
+    if (ok)
+    {
+        return Ort::Status{nullptr};
+    }
+    std::string const msg = std::string(op) + ": input '" + input + "' has shape " + shapeString(shape)
+        + ", expected " + names + "] = " + shapeString(values);
+    return Ort::Status{msg.c_str(), ORT_INVALID_ARGUMENT};
+}
+
+// OK, or an error status unless `shape` has rank `layout.size()`, e.g. "WKV4: input 'k' has shape [2, 5],
+// expected rank 3 [B, T, C]".
+inline Ort::Status checkRank(
+    char const* op, char const* input, std::vector<int64_t> const& shape, std::vector<char const*> const& layout)
+{
+    if (shape.size() == layout.size())
+    {
+        return Ort::Status{nullptr};
+    }
+    std::string names;
+    for (size_t i = 0; i < layout.size(); ++i)
+    {
+        names += (i ? ", " : "") + std::string(layout[i]);
+    }
+    std::string const msg = std::string(op) + ": input '" + input + "' has shape " + shapeString(shape)
+        + ", expected rank " + std::to_string(layout.size()) + " [" + names + "]";
+    return Ort::Status{msg.c_str(), ORT_INVALID_ARGUMENT};
+}
+
+// OK, or an error status unless every dim fits the kernels' int32 sizes.
+inline Ort::Status checkInt32Dims(char const* op, std::vector<Dim> const& dims)
+{
+    for (Dim const& d : dims)
+    {
+        if (d.second > std::numeric_limits<int32_t>::max())
+        {
+            std::string const msg
+                = std::string(op) + ": dimension " + d.first + " = " + std::to_string(d.second) + " exceeds int32";
+            return Ort::Status{msg.c_str(), ORT_INVALID_ARGUMENT};
+        }
+    }
+    return Ort::Status{nullptr};
+}
+
+#define RRWKV_ORT_RETURN_IF_ERROR(expr)                                                                                \
+    do                                                                                                                 \
+    {                                                                                                                  \
+        Ort::Status rrwkvStatus_ = (expr);                                                                             \
+        if (!rrwkvStatus_.IsOK())                                                                                      \
+        {                                                                                                              \
+            return rrwkvStatus_;                                                                                       \
+        }                                                                                                              \
+    } while (0)
+
+// Run fn(sliceBegin, sliceEnd) over [0, total) slices on ORT's intra-op thread pool, one slice per task.
+template <typename Fn>
+void parallelSlices(OrtKernelContext* context, int64_t total, Fn const& fn)
+{
+    if (total <= 1)
+    {
+        fn(0, total);
+        return;
+    }
+    auto trampoline = [](void* data, size_t i) {
+        (*static_cast<Fn const*>(data))(static_cast<int64_t>(i), static_cast<int64_t>(i) + 1);
+    };
+    Ort::KernelContext(context).ParallelFor(
+        trampoline, static_cast<size_t>(total), 0, const_cast<void*>(static_cast<void const*>(&fn)));
+}
+
+} // namespace rrwkv
+
+#endif // RRWKV_ORT_OPS_H

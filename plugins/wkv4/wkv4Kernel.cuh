@@ -1,0 +1,179 @@
+/*
+ * The WKV4 / WKV4Medium CUDA kernels and their launch configuration, included by wkv4Kernel.cu (nvcc) and by
+ * the CPU emulation build plugins/tests/wkv4Emulated.cc (g++ with plugins/tests/cudaEmulation.h), so the
+ * index and stride arithmetic tested on the CPU is this code, not a copy. The arithmetic is wkv4Math.h.
+ *
+ * One thread per (b, c) (ARCHITECTURES.md §1.10): idx = blockIdx.x * blockDim.x + threadIdx.x, b = idx / C,
+ * c = idx % C; the thread keeps w, u and the state in fp32 registers and loops over t with stride C
+ * (coalesced across c). The grid covers any B*C: the last block's surplus threads return at the guard.
+ */
+#ifndef RRWKV_WKV4_KERNEL_CUH
+#define RRWKV_WKV4_KERNEL_CUH
+
+#include "wkv4/wkv4Math.h"
+
+#include <cstdint>
+
+#if !defined(RRWKV_CUDA_EMULATION)
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+// kernel<<<grid, block, 0, stream>>>(args...); the emulation header defines its own (a loop over the grid).
+#define RRWKV_LAUNCH(kernel, grid, block, stream, ...) kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
+#endif
+
+namespace rrwkv
+{
+
+constexpr int32_t kWKV4_THREADS_PER_BLOCK = 32; // one warp: small B*C (decode) still spreads over many SMs
+
+struct Wkv4LaunchConfig
+{
+    uint32_t blocks;
+    uint32_t threads;
+};
+
+// Blocks of kWKV4_THREADS_PER_BLOCK threads covering n = B*C >= 1 threads (rounded up, no divisibility needed).
+inline Wkv4LaunchConfig wkv4LaunchConfig(int64_t n, int32_t threadsPerBlock = kWKV4_THREADS_PER_BLOCK)
+{
+    int64_t const blocks = (n + threadsPerBlock - 1) / threadsPerBlock;
+    return Wkv4LaunchConfig{static_cast<uint32_t>(blocks), static_cast<uint32_t>(threadsPerBlock)};
+}
+
+__device__ __forceinline__ float loadAsFloat(float x)
+{
+    return x;
+}
+
+__device__ __forceinline__ float loadAsFloat(__half x)
+{
+    return __half2float(x);
+}
+
+template <typename T>
+__device__ __forceinline__ T storeFromFloat(float x);
+
+template <>
+__device__ __forceinline__ float storeFromFloat<float>(float x)
+{
+    return x;
+}
+
+template <>
+__device__ __forceinline__ __half storeFromFloat<__half>(float x)
+{
+    return __float2half_rn(x);
+}
+
+template <typename T>
+__global__ void wkv4ForwardKernel(int32_t B, int32_t T_, int32_t C, float const* __restrict__ w,
+    float const* __restrict__ u, T const* __restrict__ k, T const* __restrict__ v, float const* aaIn,
+    float const* bbIn, float const* ppIn, T* __restrict__ y, float* aaOut, float* bbOut, float* ppOut)
+{
+    int64_t const idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx >= static_cast<int64_t>(B) * C)
+    {
+        return;
+    }
+    int64_t const b = idx / C;
+    int32_t const c = static_cast<int32_t>(idx % C);
+    int64_t const offset = b * T_ * C + c; // k, v, y [B, T, C]
+    float const ww = w[c];
+    float const uu = u[c];
+    float aa = aaIn[idx]; // state [B, C]: flat index b*C + c == idx
+    float bb = bbIn[idx];
+    float pp = ppIn[idx];
+    for (int32_t t = 0; t < T_; ++t)
+    {
+        int64_t const i = offset + static_cast<int64_t>(t) * C;
+        y[i] = storeFromFloat<T>(wkv4Step(ww, uu, loadAsFloat(k[i]), loadAsFloat(v[i]), aa, bb, pp));
+    }
+    aaOut[idx] = aa;
+    bbOut[idx] = bb;
+    ppOut[idx] = pp;
+}
+
+template <typename T>
+__global__ void wkv4MediumForwardKernel(int32_t B, int32_t T_, int32_t C, int32_t M, int32_t s,
+    int32_t mediumDecays, float const* __restrict__ w, float const* __restrict__ u, T const* __restrict__ k,
+    T const* __restrict__ v, float const* __restrict__ kM, float const* __restrict__ vM, float const* aaIn,
+    float const* bbIn, float const* ppIn, int64_t const* __restrict__ pos0, T* __restrict__ y, float* aaOut,
+    float* bbOut, float* ppOut)
+{
+    int64_t const idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx >= static_cast<int64_t>(B) * C)
+    {
+        return;
+    }
+    int64_t const b = idx / C;
+    int32_t const c = static_cast<int32_t>(idx % C);
+    int64_t const offset = b * T_ * C + c;      // k, v, y [B, T, C]
+    int64_t const mediumOffset = b * M * C + c; // kM, vM [B, M, C]
+    int64_t const p0 = pos0[b];
+    float const ww = w[c];
+    float const uu = u[c];
+    float aa = aaIn[idx];
+    float bb = bbIn[idx];
+    float pp = ppIn[idx];
+    int32_t closes = 0; // closes so far in this call = the next medium row
+    for (int32_t t = 0; t < T_; ++t)
+    {
+        int64_t const i = offset + static_cast<int64_t>(t) * C;
+        y[i] = storeFromFloat<T>(wkv4Step(ww, uu, loadAsFloat(k[i]), loadAsFloat(v[i]), aa, bb, pp));
+        if (mediumCloses(p0, t, s))
+        {
+            int64_t const m = mediumOffset + static_cast<int64_t>(mediumRow(closes, M)) * C;
+            mediumMerge(ww, kM[m], vM[m], mediumDecays, aa, bb, pp);
+            ++closes;
+        }
+    }
+    aaOut[idx] = aa;
+    bbOut[idx] = bb;
+    ppOut[idx] = pp;
+}
+
+// The launchers behind wkv4Forward / wkv4MediumForward (wkv4Kernel.h). Invalid sizes give cudaErrorInvalidValue;
+// an empty batch or channel dim launches nothing.
+template <typename T>
+cudaError_t wkv4ForwardLaunch(cudaStream_t stream, int32_t B, int32_t T_, int32_t C, float const* w, float const* u,
+    T const* k, T const* v, float const* aaIn, float const* bbIn, float const* ppIn, T* y, float* aaOut, float* bbOut,
+    float* ppOut)
+{
+    if (B < 0 || T_ < 0 || C < 0)
+    {
+        return cudaErrorInvalidValue;
+    }
+    int64_t const n = static_cast<int64_t>(B) * C;
+    if (n == 0)
+    {
+        return cudaSuccess;
+    }
+    Wkv4LaunchConfig const cfg = wkv4LaunchConfig(n);
+    RRWKV_LAUNCH(wkv4ForwardKernel<T>, cfg.blocks, cfg.threads, stream, B, T_, C, w, u, k, v, aaIn, bbIn, ppIn, y,
+        aaOut, bbOut, ppOut);
+    return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t wkv4MediumForwardLaunch(cudaStream_t stream, int32_t B, int32_t T_, int32_t C, int32_t M, int32_t s,
+    int32_t mediumDecays, float const* w, float const* u, T const* k, T const* v, float const* kM, float const* vM,
+    float const* aaIn, float const* bbIn, float const* ppIn, int64_t const* pos0, T* y, float* aaOut, float* bbOut,
+    float* ppOut)
+{
+    if (B < 0 || T_ < 0 || C < 0 || M < 1 || s < 1 || (mediumDecays != 0 && mediumDecays != 1))
+    {
+        return cudaErrorInvalidValue;
+    }
+    int64_t const n = static_cast<int64_t>(B) * C;
+    if (n == 0)
+    {
+        return cudaSuccess;
+    }
+    Wkv4LaunchConfig const cfg = wkv4LaunchConfig(n);
+    RRWKV_LAUNCH(wkv4MediumForwardKernel<T>, cfg.blocks, cfg.threads, stream, B, T_, C, M, s, mediumDecays, w, u, k,
+        v, kM, vM, aaIn, bbIn, ppIn, pos0, y, aaOut, bbOut, ppOut);
+    return cudaGetLastError();
+}
+
+} // namespace rrwkv
+
+#endif // RRWKV_WKV4_KERNEL_CUH

@@ -1,0 +1,124 @@
+"""ctypes access to build/librrwkv_cpu_testshim.so: the CPU kernels (plugins/wkv4/wkv4Cpu.h) and the CUDA
+kernels of plugins/wkv4/wkv4Kernel.cuh compiled for the CPU under plugins/tests/cudaEmulation.h.
+
+Tests build nothing: a missing library fails with "run `make plugins`". Outputs are NaN-poisoned before every
+call, so an element a kernel never writes fails the comparison.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHIM = REPO / "build" / "librrwkv_cpu_testshim.so"
+ORT_OPS = REPO / "build" / "librrwkv_ort_ops.so"
+BACKENDS = ("cpu", "emu")  # CPU kernel, emulated CUDA kernel
+
+_i32, _i64, _p = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
+_WKV4_ARGS = [_i32] * 3 + [_p] * 11
+_MEDIUM_ARGS = [_i32] * 6 + [_p] * 14
+
+
+def require_library(path: Path) -> Path:
+    if not path.is_file():
+        pytest.fail(f"{path} not found; run `make plugins` (tests do not build it)", pytrace=False)
+    return path
+
+
+@functools.cache
+def shim() -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(require_library(SHIM)))
+    for backend in BACKENDS:
+        for dt in ("f32", "f16"):
+            for name, args in ((f"rrwkv_{backend}_wkv4_{dt}", _WKV4_ARGS),
+                               (f"rrwkv_{backend}_wkv4_medium_{dt}", _MEDIUM_ARGS)):
+                fn = getattr(lib, name)
+                fn.argtypes, fn.restype = args, ctypes.c_int
+    lib.rrwkv_emu_last_launch.argtypes = [ctypes.POINTER(ctypes.c_uint32)] * 2 + [
+        ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int32)]
+    lib.rrwkv_emu_last_launch.restype = None
+    lib.rrwkv_emu_threads_per_block.restype = ctypes.c_int32
+    lib.rrwkv_half_to_float.argtypes = [_p, _p, _i64]
+    lib.rrwkv_float_to_half.argtypes = [_p, _p, _i64]
+    return lib
+
+
+def _ptr(a: np.ndarray) -> int:
+    assert a.flags.c_contiguous
+    return a.ctypes.data
+
+
+def _as_np(x, dtype=None) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(x if dtype is None else np.asarray(x, dtype=dtype))
+
+
+def _io_suffix(k: np.ndarray) -> str:
+    if k.dtype == np.float32:
+        return "f32"
+    if k.dtype == np.float16:
+        return "f16"
+    raise TypeError(f"k must be float32 or float16, got {k.dtype}")
+
+
+def poisoned(shape, dtype) -> np.ndarray:
+    return np.full(shape, np.nan, dtype=dtype)
+
+
+def run_wkv4(backend: str, w, u, k, v, aa, bb, pp, out=None) -> tuple[np.ndarray, ...]:
+    """WKV4 through `backend` ("cpu" or "emu"). Inputs: torch tensors or arrays; k, v f32 or f16.
+
+    out: optional (y, aa_out, bb_out, pp_out) arrays to write into (e.g. aliasing the state inputs);
+    by default fresh NaN-poisoned arrays. Returns the four outputs.
+    """
+    w, u, aa, bb, pp = (_as_np(x, np.float32) for x in (w, u, aa, bb, pp))
+    k, v = _as_np(k), _as_np(v)
+    B, T, C = k.shape
+    if out is None:
+        out = (poisoned(k.shape, k.dtype), poisoned((B, C), np.float32), poisoned((B, C), np.float32),
+               poisoned((B, C), np.float32))
+    fn = getattr(shim(), f"rrwkv_{backend}_wkv4_{_io_suffix(k)}")
+    rc = fn(B, T, C, *map(_ptr, (w, u, k, v, aa, bb, pp, *out)))
+    assert rc == 0, f"{fn.__name__} returned {rc}"
+    return out
+
+
+def run_wkv4_medium(backend: str, w, u, k, v, k_m, v_m, aa, bb, pp, pos0, s: int, medium_decays: int = 0,
+                    out=None, expect_rc: int = 0) -> tuple[np.ndarray, ...]:
+    """WKV4Medium through `backend`; like run_wkv4 plus k_m, v_m [B, M, C] f32, pos0 [B] int64."""
+    w, u, k_m, v_m, aa, bb, pp = (_as_np(x, np.float32) for x in (w, u, k_m, v_m, aa, bb, pp))
+    k, v, pos0 = _as_np(k), _as_np(v), _as_np(pos0, np.int64)
+    B, T, C = k.shape
+    if out is None:
+        out = (poisoned(k.shape, k.dtype), poisoned((B, C), np.float32), poisoned((B, C), np.float32),
+               poisoned((B, C), np.float32))
+    fn = getattr(shim(), f"rrwkv_{backend}_wkv4_medium_{_io_suffix(k)}")
+    rc = fn(B, T, C, k_m.shape[1], s, medium_decays, *map(_ptr, (w, u, k, v, k_m, v_m, aa, bb, pp, pos0, *out)))
+    assert rc == expect_rc, f"{fn.__name__} returned {rc}, expected {expect_rc}"
+    return out
+
+
+def last_launch() -> dict[str, int]:
+    """grid, block, threads run and launch count of the last emulated launch (this thread)."""
+    g, b, n, c = ctypes.c_uint32(), ctypes.c_uint32(), ctypes.c_int64(), ctypes.c_int32()
+    shim().rrwkv_emu_last_launch(ctypes.byref(g), ctypes.byref(b), ctypes.byref(n), ctypes.byref(c))
+    return {"grid": g.value, "block": b.value, "threads_run": n.value, "launches": c.value}
+
+
+def half_to_float(bits: np.ndarray) -> np.ndarray:
+    bits = np.ascontiguousarray(bits, dtype=np.uint16)
+    out = np.empty(bits.shape, np.float32)
+    shim().rrwkv_half_to_float(_ptr(bits), _ptr(out), bits.size)
+    return out
+
+
+def float_to_half(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty(x.shape, np.uint16)
+    shim().rrwkv_float_to_half(_ptr(x), _ptr(out), x.size)
+    return out
