@@ -127,7 +127,7 @@ def train(args: argparse.Namespace) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
     rng = np.random.default_rng(args.seed)
     start, steps, deadline = time.time(), 0, time.time() + 60 * args.minutes
-    bar = tqdm(total=args.max_steps, desc="train", unit="step")
+    bar = tqdm(total=args.max_steps, desc="train", unit="step", mininterval=10)
     for x, y in batches(train_data, args.batch, args.seq, rng):
         frac = min(1.0, (time.time() - start) / (60 * args.minutes))
         for group in opt.param_groups:  # linear warm-up then cosine decay over the time budget
@@ -177,6 +177,7 @@ def init_for_training(model: RrwkvModel, seed: int) -> RrwkvModel:
 def save(model: RrwkvModel, cfg: RrwkvConfig, out: Path, report: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     save_file(raw_state_dict(model), str(out / "model.safetensors"))
+    (out / "model.safetensors").chmod(0o644)  # safetensors writes 0600; this is a shipped artifact
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     byte_level_tokenizer().save(str(out / "tokenizer.json"))
     (out / "training.json").write_text(json.dumps(report, indent=2) + "\n")

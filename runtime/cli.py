@@ -83,6 +83,7 @@ def run(out_dir: str, prompt: str, max_new_tokens: int, temperature: float, top_
     with OrtSession(out_dir, threads=threads, use_custom_ops=not no_custom_ops) as session:
         state = None if state_in is None else load_state(state_in, session.spec, batch=1)
         generator = Generator(session, tokenizer, sampler)
+        sys.stdout.write(prompt)  # the continuation reads on from the prompt, as in other LM CLIs
         for piece in generator.generate_text(prompt, max_new_tokens, state):
             sys.stdout.write(piece)
             sys.stdout.flush()

@@ -23,7 +23,7 @@ def test_run_streams_text(make_fake_model):
     out_dir = make_fake_model(next_token={ord("x"): 0xC3, 0xC3: 0xA9, 0xA9: ord("y")})
     result = _run(out_dir, "--prompt", "x", "--max-new-tokens", 4, "--threads", 1)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "éyz\n"
+    assert result.stdout == "xéyz\n"  # the prompt, then the continuation
 
 
 def test_run_sampling_options(make_fake_model):
@@ -53,13 +53,13 @@ def test_wrong_state_shape_exits_2(make_fake_model, tmp_path):
 def test_state_out_then_in(fake_model, tmp_path):
     path = tmp_path / "s.npz"
     first = _run(fake_model, "--prompt", "ab", "--max-new-tokens", 3, "--state-out", path)
-    assert first.exit_code == 0 and first.stdout == "cde\n"
+    assert first.exit_code == 0 and first.stdout == "abcde\n"
     with OrtSession(fake_model) as session:
         state = load_state(path, session.spec)
     assert (state["state_in.1.att_xx"] == 5).all()  # 2 prompt + 3 generated tokens
     assert state.get("state_in.pos", np.array([5])).tolist() == [5]
     second = _run(fake_model, "--prompt", "z", "--max-new-tokens", 1, "--state-in", path, "--state-out", path)
-    assert second.exit_code == 0 and second.stdout == "{\n"
+    assert second.exit_code == 0 and second.stdout == "z{\n"
     with OrtSession(fake_model) as session:
         assert (load_state(path, session.spec)["state_in.0.ffn_xx"] == 7).all()
 
