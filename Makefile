@@ -7,7 +7,7 @@ MODEL  ?= models/rrwkv-pystdlib
 DEMO   := build/demo
 PROMPT ?= def 
 
-.PHONY: demo test export plugins plugins-check clean
+.PHONY: demo test export plugins plugins-check bench clean
 
 # Create the virtual environment and install the project with every extra the tests use.
 # torch is pinned to 2.13.0 (the CPU build); see README "Dependencies".
@@ -39,6 +39,11 @@ plugins-check: $(STAMP)
 # Run the whole test suite on the CPU (GPU/TensorRT tests skip with their reason).
 test: $(STAMP) plugins plugins-check
 	$(BIN)/python -m pytest -q -rs
+
+# ONNX Runtime: fused rrwkv CPU kernels vs function bodies on the shipped model, A/B interleaved;
+# JSON under bench/results/.
+bench: export plugins
+	$(BIN)/python -m rrwkv_trt.runtime.bench $(DEMO) --prefill 512 --decode 128 --reps 5 --threads 2
 
 # Remove build outputs and the virtual environment.
 clean:
