@@ -24,7 +24,7 @@ class RrwkvGroup(click.Group):
 
 @click.group(cls=RrwkvGroup)
 def main() -> None:
-    """RWKV-4 / RRWKV models exported to ONNX: decode on ONNX Runtime."""
+    """RWKV-4 / RRWKV models exported to ONNX: decode on ONNX Runtime, build and decode TensorRT engines."""
 
 
 @main.command()
@@ -53,7 +53,7 @@ def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | N
 
 
 @main.command()
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=str))
+@click.argument("out_dir", type=click.Path(path_type=str))
 @click.option("--prompt", required=True, help="Text to continue.")
 @click.option("--max-new-tokens", type=click.IntRange(min=0), default=64, show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
@@ -68,19 +68,42 @@ def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | N
 @click.option("--no-custom-ops", is_flag=True, default=False,
               help="Run the model's rrwkv function bodies instead of the fused kernels of librrwkv_ort_ops.so "
                    "(used automatically when `make plugins` has built it).")
+@click.option("--cuda-graph", is_flag=True, default=False,
+              help="TensorRT engines: replay each decode step as a captured CUDA graph.")
+@click.option("--plugin-library", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="TensorRT engines: librrwkv_trt_plugins_dyn.so [default: the one the engine was built with].")
 def run(out_dir: str, prompt: str, max_new_tokens: int, temperature: float, top_p: float, seed: int,
-        threads: int | None, state_in: str | None, state_out: str | None, no_custom_ops: bool) -> None:
-    """Continue PROMPT with the model in OUT_DIR (ONNX Runtime, CPU), streaming text to stdout."""
+        threads: int | None, state_in: str | None, state_out: str | None, no_custom_ops: bool,
+        cuda_graph: bool, plugin_library: str | None) -> None:
+    """Continue PROMPT with the model in OUT_DIR (ONNX Runtime, CPU), streaming text to stdout.
+
+    OUT_DIR may also be a TensorRT engine (.plan / .engine, from `rrwkv-trt build`), which runs on the GPU."""
     from .backends.ort import OrtSession, resolve_model_path
     from .decode import Generator
+    from .engine import is_engine_path
     from .sampler import Sampler
     from .state import load_state, save_state
     from .tokenizer import Tokenizer
 
-    resolve_model_path(out_dir)  # a missing model is reported before a missing tokenizer
-    tokenizer = Tokenizer.from_dir(out_dir)
     sampler = Sampler(temperature=temperature, top_p=top_p, seed=seed)
-    with OrtSession(out_dir, threads=threads, use_custom_ops=not no_custom_ops) as session:
+    if is_engine_path(out_dir):
+        from .backends.trt import TrtSession
+        from .engine import resolve_engine_path, tokenizer_dir
+
+        if threads is not None or no_custom_ops:
+            raise UserError("--threads and --no-custom-ops apply to ONNX Runtime; "
+                            f"{out_dir} is a TensorRT engine")
+        engine = resolve_engine_path(out_dir)  # a missing engine is reported before a missing tokenizer
+        tokenizer = Tokenizer.from_dir(tokenizer_dir(engine))
+        session = TrtSession(engine, plugin_library=plugin_library, cuda_graph=cuda_graph)
+    else:
+        if cuda_graph or plugin_library is not None:
+            raise UserError(f"--cuda-graph and --plugin-library apply to TensorRT engines; {out_dir} is an ONNX "
+                            "model (build an engine with `rrwkv-trt build`)")
+        resolve_model_path(out_dir)  # a missing model is reported before a missing tokenizer
+        tokenizer = Tokenizer.from_dir(out_dir)
+        session = OrtSession(out_dir, threads=threads, use_custom_ops=not no_custom_ops)
+    with session:
         state = None if state_in is None else load_state(state_in, session.spec, batch=1)
         generator = Generator(session, tokenizer, sampler)
         sys.stdout.write(prompt)  # the continuation reads on from the prompt, as in other LM CLIs
@@ -91,6 +114,33 @@ def run(out_dir: str, prompt: str, max_new_tokens: int, temperature: float, top_
         sys.stdout.flush()
         if state_out is not None:
             save_state(state_out, session.spec, generator.final_state())
+
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(path_type=str))
+@click.option("-o", "--output", "engine", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Engine file to write (.plan or .engine); the sidecar goes beside it as ENGINE.json.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=None,
+              help="Largest batch of both profiles [default: 8].")
+@click.option("--max-seq", type=click.IntRange(min=1), default=None,
+              help="Longest prefill call; longer prompts run in chunks [default: 1024].")
+@click.option("--plugin-library", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="librrwkv_trt_plugins_dyn.so [default: build/ of this checkout, from `make plugins`].")
+@click.option("--compute-capability", default=None,
+              help="Target GPU as major.minor (e.g. 8.6). TensorRT-RTX compiles for it; TensorRT builds for the "
+                   "GPU it runs on and only checks it.")
+@click.option("--tensorrt-rtx", is_flag=True, default=False,
+              help="Build with TensorRT-RTX (CPU-only ahead-of-time builder) to check the plugins where no GPU is; "
+                   "such an engine runs only on TensorRT-RTX.")
+def build(out_dir: str, engine: str, max_batch: int | None, max_seq: int | None, plugin_library: str | None,
+          compute_capability: str | None, tensorrt_rtx: bool) -> None:
+    """Build a TensorRT engine for the model in OUT_DIR (an export folder or a .onnx file)."""
+    from .engine import build_engine, import_tensorrt_rtx
+
+    trt = import_tensorrt_rtx() if tensorrt_rtx else None
+    build_engine(out_dir, engine, max_batch=max_batch, max_seq=max_seq, plugin_library=plugin_library,
+                 compute_capability=compute_capability, progress=lambda line: click.echo(line, err=True), trt=trt)
 
 
 if __name__ == "__main__":

@@ -55,4 +55,4 @@ def test_cli_run_without_torch(make_fake_model):
             f"main(['run', {str(out_dir)!r}, '--prompt', 'a', '--max-new-tokens', '3'])\n")
     result = _run(code)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "bcd\n"
+    assert result.stdout == "abcd\n"  # the prompt, then the continuation
