@@ -10,6 +10,7 @@
 #include "onnxruntime_lite_custom_op.h"
 
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <string>
 #include <utility>
@@ -101,6 +102,40 @@ inline Ort::Status checkInt32Dims(char const* op, std::vector<Dim> const& dims)
             return rrwkvStatus_;                                                                                       \
         }                                                                                                              \
     } while (0)
+
+// body() -> Ort::Status, with an exception turned into an error status naming the op: Compute must not throw.
+template <typename Body>
+Ort::Status guardedCompute(char const* op, Body const& body)
+{
+    try
+    {
+        return body();
+    }
+    catch (Ort::Exception const& e)
+    {
+        return Ort::Status{e};
+    }
+    catch (std::exception const& e)
+    {
+        return Ort::Status{(std::string(op) + ": " + e.what()).c_str(), ORT_RUNTIME_EXCEPTION};
+    }
+}
+
+// An ORT tensor's data as the kernel's element type of the same layout (HostHalf for Ort::Float16_t).
+template <typename KernelT, typename OrtT>
+KernelT const* kernelData(Ort::Custom::Tensor<OrtT> const& tensor)
+{
+    static_assert(sizeof(OrtT) == sizeof(KernelT), "ORT and kernel element types must have the same layout");
+    return reinterpret_cast<KernelT const*>(tensor.Data());
+}
+
+// Allocate an output of `shape`, seen as the kernel's element type of the same layout.
+template <typename KernelT, typename OrtT>
+KernelT* kernelAllocate(Ort::Custom::Tensor<OrtT>& tensor, std::vector<int64_t> const& shape)
+{
+    static_assert(sizeof(OrtT) == sizeof(KernelT), "ORT and kernel element types must have the same layout");
+    return reinterpret_cast<KernelT*>(tensor.Allocate(shape));
+}
 
 // Run fn(sliceBegin, sliceEnd) over [0, total) slices on ORT's intra-op thread pool, one slice per task.
 template <typename Fn>

@@ -64,18 +64,38 @@ __device__ __forceinline__ __half storeFromFloat<__half>(float x)
     return __float2half_rn(x);
 }
 
+// This CUDA thread's (b, c); idx = b * C + c is also its flat index in the state [B, C]. False for the surplus
+// threads of the last block (the grid is rounded up to whole blocks), which return at once.
+struct Wkv4Thread
+{
+    int64_t idx;
+    int64_t b;
+    int32_t c;
+};
+
+__device__ __forceinline__ bool wkv4Thread(int32_t B, int32_t C, Wkv4Thread& th)
+{
+    th.idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (th.idx >= static_cast<int64_t>(B) * C)
+    {
+        return false;
+    }
+    th.b = th.idx / C;
+    th.c = static_cast<int32_t>(th.idx % C);
+    return true;
+}
+
 template <typename T>
 __global__ void wkv4ForwardKernel(int32_t B, int32_t T_, int32_t C, float const* __restrict__ w,
     float const* __restrict__ u, T const* __restrict__ k, T const* __restrict__ v, float const* aaIn,
     float const* bbIn, float const* ppIn, T* __restrict__ y, float* aaOut, float* bbOut, float* ppOut)
 {
-    int64_t const idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (idx >= static_cast<int64_t>(B) * C)
+    Wkv4Thread th{};
+    if (!wkv4Thread(B, C, th))
     {
         return;
     }
-    int64_t const b = idx / C;
-    int32_t const c = static_cast<int32_t>(idx % C);
+    auto const [idx, b, c] = th;
     int64_t const offset = b * T_ * C + c; // k, v, y [B, T, C]
     float const ww = w[c];
     float const uu = u[c];
@@ -99,13 +119,12 @@ __global__ void wkv4MediumForwardKernel(int32_t B, int32_t T_, int32_t C, int32_
     float const* bbIn, float const* ppIn, int64_t const* __restrict__ pos0, T* __restrict__ y, float* aaOut,
     float* bbOut, float* ppOut)
 {
-    int64_t const idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (idx >= static_cast<int64_t>(B) * C)
+    Wkv4Thread th{};
+    if (!wkv4Thread(B, C, th))
     {
         return;
     }
-    int64_t const b = idx / C;
-    int32_t const c = static_cast<int32_t>(idx % C);
+    auto const [idx, b, c] = th;
     int64_t const offset = b * T_ * C + c;      // k, v, y [B, T, C]
     int64_t const mediumOffset = b * M * C + c; // kM, vM [B, M, C]
     int64_t const p0 = pos0[b];
@@ -131,6 +150,21 @@ __global__ void wkv4MediumForwardKernel(int32_t B, int32_t T_, int32_t C, int32_
     ppOut[idx] = pp;
 }
 
+// kernel(args...) on one thread per (b, c) in blocks of kWKV4_THREADS_PER_BLOCK; an empty batch or channel dim
+// launches nothing.
+template <typename Kernel, typename... Args>
+cudaError_t wkv4Launch(cudaStream_t stream, int32_t B, int32_t C, Kernel kernel, Args... args)
+{
+    int64_t const n = static_cast<int64_t>(B) * C;
+    if (n == 0)
+    {
+        return cudaSuccess;
+    }
+    Wkv4LaunchConfig const cfg = wkv4LaunchConfig(n);
+    RRWKV_LAUNCH(kernel, cfg.blocks, cfg.threads, stream, args...);
+    return cudaGetLastError();
+}
+
 // The launchers behind wkv4Forward / wkv4MediumForward (wkv4Kernel.h). Invalid sizes give cudaErrorInvalidValue;
 // an empty batch or channel dim launches nothing.
 template <typename T>
@@ -142,15 +176,8 @@ cudaError_t wkv4ForwardLaunch(cudaStream_t stream, int32_t B, int32_t T_, int32_
     {
         return cudaErrorInvalidValue;
     }
-    int64_t const n = static_cast<int64_t>(B) * C;
-    if (n == 0)
-    {
-        return cudaSuccess;
-    }
-    Wkv4LaunchConfig const cfg = wkv4LaunchConfig(n);
-    RRWKV_LAUNCH(wkv4ForwardKernel<T>, cfg.blocks, cfg.threads, stream, B, T_, C, w, u, k, v, aaIn, bbIn, ppIn, y,
-        aaOut, bbOut, ppOut);
-    return cudaGetLastError();
+    return wkv4Launch(stream, B, C, wkv4ForwardKernel<T>, B, T_, C, w, u, k, v, aaIn, bbIn, ppIn, y, aaOut, bbOut,
+        ppOut);
 }
 
 template <typename T>
@@ -163,15 +190,8 @@ cudaError_t wkv4MediumForwardLaunch(cudaStream_t stream, int32_t B, int32_t T_, 
     {
         return cudaErrorInvalidValue;
     }
-    int64_t const n = static_cast<int64_t>(B) * C;
-    if (n == 0)
-    {
-        return cudaSuccess;
-    }
-    Wkv4LaunchConfig const cfg = wkv4LaunchConfig(n);
-    RRWKV_LAUNCH(wkv4MediumForwardKernel<T>, cfg.blocks, cfg.threads, stream, B, T_, C, M, s, mediumDecays, w, u, k,
-        v, kM, vM, aaIn, bbIn, ppIn, pos0, y, aaOut, bbOut, ppOut);
-    return cudaGetLastError();
+    return wkv4Launch(stream, B, C, wkv4MediumForwardKernel<T>, B, T_, C, M, s, mediumDecays, w, u, k, v, kM, vM,
+        aaIn, bbIn, ppIn, pos0, y, aaOut, bbOut, ppOut);
 }
 
 } // namespace rrwkv

@@ -6,7 +6,6 @@
 #include "common/ortOps.h"
 #include "wkv4/wkv4Cpu.h"
 
-#include <exception>
 #include <memory>
 
 namespace rrwkv
@@ -21,10 +20,8 @@ Ort::Status wkv4Compute(OrtKernelContext* context, Tensor<float> const& w, Tenso
     Tensor<OrtT> const& k, Tensor<OrtT> const& v, Tensor<float> const& aa, Tensor<float> const& bb,
     Tensor<float> const& pp, Tensor<OrtT>& y, Tensor<float>& aaOut, Tensor<float>& bbOut, Tensor<float>& ppOut)
 {
-    static_assert(sizeof(OrtT) == sizeof(KernelT), "ORT and kernel element types must have the same layout");
     char const* op = "WKV4";
-    try
-    {
+    return guardedCompute(op, [&]() {
         std::vector<int64_t> const& kShape = k.Shape();
         RRWKV_ORT_RETURN_IF_ERROR(checkRank(op, "k", kShape, {"B", "T", "C"}));
         int64_t const B = kShape[0], T = kShape[1], C = kShape[2];
@@ -35,28 +32,18 @@ Ort::Status wkv4Compute(OrtKernelContext* context, Tensor<float> const& w, Tenso
         RRWKV_ORT_RETURN_IF_ERROR(checkShape(op, "bb", bb.Shape(), {{"B", B}, {"C", C}}));
         RRWKV_ORT_RETURN_IF_ERROR(checkShape(op, "pp", pp.Shape(), {{"B", B}, {"C", C}}));
         RRWKV_ORT_RETURN_IF_ERROR(checkInt32Dims(op, {{"B", B}, {"T", T}, {"C", C}}));
-        auto* Y = reinterpret_cast<KernelT*>(y.Allocate({B, T, C}));
+        KernelT* Y = kernelAllocate<KernelT>(y, {B, T, C});
         float* AA = aaOut.Allocate({B, C});
         float* BB = bbOut.Allocate({B, C});
         float* PP = ppOut.Allocate({B, C});
-        auto const* K = reinterpret_cast<KernelT const*>(k.Data());
-        auto const* V = reinterpret_cast<KernelT const*>(v.Data());
         auto const b32 = static_cast<int32_t>(B), t32 = static_cast<int32_t>(T), c32 = static_cast<int32_t>(C);
         auto run = [&](int64_t begin, int64_t end) {
-            wkv4ForwardCpu<KernelT>(
-                b32, t32, c32, w.Data(), u.Data(), K, V, aa.Data(), bb.Data(), pp.Data(), Y, AA, BB, PP, begin, end);
+            wkv4ForwardCpu<KernelT>(b32, t32, c32, w.Data(), u.Data(), kernelData<KernelT>(k), kernelData<KernelT>(v),
+                aa.Data(), bb.Data(), pp.Data(), Y, AA, BB, PP, begin, end);
         };
         parallelSlices(context, wkv4CpuSliceCount(b32, c32), run);
         return Ort::Status{nullptr};
-    }
-    catch (Ort::Exception const& e)
-    {
-        return Ort::Status{e};
-    }
-    catch (std::exception const& e)
-    {
-        return Ort::Status{(std::string(op) + ": " + e.what()).c_str(), ORT_RUNTIME_EXCEPTION};
-    }
+    });
 }
 
 } // namespace

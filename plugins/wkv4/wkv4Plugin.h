@@ -3,22 +3,19 @@
  * Inputs:  w, u [C] f32; k, v [B,T,C] f32|f16; aa, bb, pp [B,C] f32.
  * Outputs: y [B,T,C] (dtype of k); aa_out, bb_out, pp_out [B,C] f32.
  * Attributes: plugin_namespace, plugin_version (ONNX STRING, type-checked, values ignored).
+ * The IPluginV3 interface itself is common/pluginBase.h; this file holds the op-specific parts.
  */
 #ifndef RRWKV_WKV4_PLUGIN_H
 #define RRWKV_WKV4_PLUGIN_H
 
 #include "NvInferRuntime.h"
 
-#include <string>
-#include <vector>
+#include "common/pluginBase.h"
 
 namespace rrwkv
 {
 
-class Wkv4Plugin : public nvinfer1::IPluginV3,
-                   public nvinfer1::IPluginV3OneCore,
-                   public nvinfer1::IPluginV3OneBuild,
-                   public nvinfer1::IPluginV3OneRuntime
+class Wkv4Plugin : public RrwkvPluginBase<Wkv4Plugin>
 {
 public:
     static constexpr char const* kNAME{"WKV4"};
@@ -32,65 +29,34 @@ public:
     static constexpr int32_t kAA{4};
     static constexpr int32_t kBB{5};
     static constexpr int32_t kPP{6};
+    //! Rank and named axes of each input, in order (spec.yaml).
+    static InputContract const kINPUT_CONTRACT[kNB_INPUTS];
 
     Wkv4Plugin();
     Wkv4Plugin(Wkv4Plugin const& other);
     ~Wkv4Plugin() override = default;
 
-    // IPluginV3
-    nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
-    nvinfer1::IPluginV3* clone() noexcept override;
-
-    // IPluginV3OneCore
-    char const* getPluginName() const noexcept override;
-    char const* getPluginVersion() const noexcept override;
-    char const* getPluginNamespace() const noexcept override;
-
-    // IPluginV3OneBuild
-    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
-    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
-        nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept override;
-    int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
-        int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
-        nvinfer1::IExprBuilder& exprBuilder) noexcept override;
-    bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
-        int32_t nbOutputs) noexcept override;
-    int32_t getNbOutputs() const noexcept override;
-    size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
-        nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
-
-    // IPluginV3OneRuntime
-    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
-        int32_t nbOutputs) noexcept override;
-    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
-        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
-    nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
-    nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
-
 private:
-    void initFieldsToSerialize();
+    friend class RrwkvPluginBase<Wkv4Plugin>;
 
-    std::vector<nvinfer1::PluginField> mDataToSerialize;
-    nvinfer1::PluginFieldCollection mFCToSerialize{};
+    void inferOutputTypes(nvinfer1::DataType* outputTypes, nvinfer1::DataType const* inputTypes) const;
+    void inferOutputShapes(nvinfer1::DimsExprs const* inputs, nvinfer1::DimsExprs* outputs) const;
+    bool supportsTensor(
+        int32_t pos, nvinfer1::PluginTensorDesc const& desc, nvinfer1::DynamicPluginTensorDesc const* inOut) const;
+    void forward(nvinfer1::PluginTensorDesc const* inputDesc, void const* const* inputs, void* const* outputs,
+        cudaStream_t stream) const;
 };
 
-class Wkv4PluginCreator : public nvinfer1::IPluginCreatorV3One
+class Wkv4PluginCreator : public RrwkvPluginCreatorBase<Wkv4PluginCreator, Wkv4Plugin>
 {
 public:
     Wkv4PluginCreator();
     ~Wkv4PluginCreator() override = default;
 
-    char const* getPluginName() const noexcept override;
-    char const* getPluginVersion() const noexcept override;
-    char const* getPluginNamespace() const noexcept override;
-    nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override;
-    nvinfer1::IPluginV3* createPlugin(
-        char const* name, nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase phase) noexcept override;
-
 private:
-    std::vector<nvinfer1::PluginField> mPluginAttributes;
-    nvinfer1::PluginFieldCollection mFC{};
+    friend class RrwkvPluginCreatorBase<Wkv4PluginCreator, Wkv4Plugin>;
+
+    Wkv4Plugin* create(nvinfer1::PluginFieldCollection const* fc) const;
 };
 
 } // namespace rrwkv

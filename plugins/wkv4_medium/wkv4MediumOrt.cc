@@ -7,7 +7,6 @@
 #include "common/ortOps.h"
 #include "wkv4/wkv4Cpu.h"
 
-#include <exception>
 #include <memory>
 #include <string>
 
@@ -63,14 +62,12 @@ struct Wkv4MediumKernel
         Tensor<float> const& aa, Tensor<float> const& bb, Tensor<float> const& pp, Tensor<int64_t> const& pos0,
         Tensor<OrtT>& y, Tensor<float>& aaOut, Tensor<float>& bbOut, Tensor<float>& ppOut)
     {
-        static_assert(sizeof(OrtT) == sizeof(KernelT), "ORT and kernel element types must have the same layout");
         char const* op = "WKV4Medium";
         if (!mError.empty())
         {
             return Ort::Status{mError.c_str(), ORT_INVALID_ARGUMENT};
         }
-        try
-        {
+        return guardedCompute(op, [&]() {
             std::vector<int64_t> const& kShape = k.Shape();
             RRWKV_ORT_RETURN_IF_ERROR(checkRank(op, "k", kShape, {"B", "T", "C"}));
             int64_t const B = kShape[0], T = kShape[1], C = kShape[2];
@@ -93,29 +90,20 @@ struct Wkv4MediumKernel
                     + ", expected Mmax >= 1 rows (ceil(T / s) always suffices)";
                 return Ort::Status{msg.c_str(), ORT_INVALID_ARGUMENT};
             }
-            auto* Y = reinterpret_cast<KernelT*>(y.Allocate({B, T, C}));
+            KernelT* Y = kernelAllocate<KernelT>(y, {B, T, C});
             float* AA = aaOut.Allocate({B, C});
             float* BB = bbOut.Allocate({B, C});
             float* PP = ppOut.Allocate({B, C});
-            auto const* K = reinterpret_cast<KernelT const*>(k.Data());
-            auto const* V = reinterpret_cast<KernelT const*>(v.Data());
             auto const b32 = static_cast<int32_t>(B), t32 = static_cast<int32_t>(T);
             auto const c32 = static_cast<int32_t>(C), m32 = static_cast<int32_t>(M);
             auto run = [&](int64_t begin, int64_t end) {
-                wkv4MediumForwardCpu<KernelT>(b32, t32, c32, m32, mS, mMediumDecays, w.Data(), u.Data(), K, V,
-                    kM.Data(), vM.Data(), aa.Data(), bb.Data(), pp.Data(), pos0.Data(), Y, AA, BB, PP, begin, end);
+                wkv4MediumForwardCpu<KernelT>(b32, t32, c32, m32, mS, mMediumDecays, w.Data(), u.Data(),
+                    kernelData<KernelT>(k), kernelData<KernelT>(v), kM.Data(), vM.Data(), aa.Data(), bb.Data(),
+                    pp.Data(), pos0.Data(), Y, AA, BB, PP, begin, end);
             };
             parallelSlices(context, wkv4CpuSliceCount(b32, c32), run);
             return Ort::Status{nullptr};
-        }
-        catch (Ort::Exception const& e)
-        {
-            return Ort::Status{e};
-        }
-        catch (std::exception const& e)
-        {
-            return Ort::Status{(std::string(op) + ": " + e.what()).c_str(), ORT_RUNTIME_EXCEPTION};
-        }
+        });
     }
 
     std::string mError;

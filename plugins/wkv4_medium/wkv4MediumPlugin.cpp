@@ -6,11 +6,9 @@
 #include "common/pluginUtils.h"
 #include "wkv4/wkv4Kernel.h"
 
-#include <cuda_fp16.h>
-
 #include <cstring>
-#include <exception>
 #include <optional>
+#include <string>
 
 using namespace nvinfer1;
 
@@ -18,15 +16,14 @@ namespace rrwkv
 {
 namespace
 {
-// Rank and named axes of each input, in order (spec.yaml); M is Mmax, the medium rows.
-constexpr InputContract kWKV4_MEDIUM_INPUTS[Wkv4MediumPlugin::kNB_INPUTS] = {{"w", "C"}, {"u", "C"}, {"k", "BTC"},
-    {"v", "BTC"}, {"k_m", "BMC"}, {"v_m", "BMC"}, {"aa", "BC"}, {"bb", "BC"}, {"pp", "BC"}, {"pos0", "B"}};
-
 char const kFIELD_S[] = "s";
 char const kFIELD_MEDIUM_DECAYS[] = "medium_decays";
-// Identity fields serialised with every engine; the values createPlugin accepts are not checked.
-char const kIDENTITY_FIELDS[][17] = {"plugin_namespace", "plugin_version"};
+char const kNEEDS_MEDIUM_ROW[] = "input 'k_m' needs at least one row (Mmax >= 1)";
 } // namespace
+
+InputContract const Wkv4MediumPlugin::kINPUT_CONTRACT[Wkv4MediumPlugin::kNB_INPUTS] = {{"w", "C"}, {"u", "C"},
+    {"k", "BTC"}, {"v", "BTC"}, {"k_m", "BMC"}, {"v_m", "BMC"}, {"aa", "BC"}, {"bb", "BC"}, {"pp", "BC"},
+    {"pos0", "B"}};
 
 Wkv4MediumPlugin::Wkv4MediumPlugin(int32_t s, int32_t mediumDecays)
     : mS(s)
@@ -35,7 +32,8 @@ Wkv4MediumPlugin::Wkv4MediumPlugin(int32_t s, int32_t mediumDecays)
     validate(mS >= 1, kNAME, "attribute 's' (medium interval) must be >= 1, got " + std::to_string(mS));
     validate(mMediumDecays == 0 || mMediumDecays == 1, kNAME,
         "attribute 'medium_decays' must be 0 or 1, got " + std::to_string(mMediumDecays));
-    initFieldsToSerialize();
+    initFieldsToSerialize({{kFIELD_S, &mS, PluginFieldType::kINT32, 1},
+        {kFIELD_MEDIUM_DECAYS, &mMediumDecays, PluginFieldType::kINT32, 1}});
 }
 
 Wkv4MediumPlugin::Wkv4MediumPlugin(Wkv4MediumPlugin const& other)
@@ -43,127 +41,35 @@ Wkv4MediumPlugin::Wkv4MediumPlugin(Wkv4MediumPlugin const& other)
 {
 }
 
-void Wkv4MediumPlugin::initFieldsToSerialize()
+void Wkv4MediumPlugin::inferOutputTypes(DataType* outputTypes, DataType const* inputTypes) const
 {
-    // The same fields createPlugin reads; strings without a trailing NUL, as the ONNX parser passes them.
-    mDataToSerialize.clear();
-    mDataToSerialize.emplace_back(kFIELD_S, &mS, PluginFieldType::kINT32, 1);
-    mDataToSerialize.emplace_back(kFIELD_MEDIUM_DECAYS, &mMediumDecays, PluginFieldType::kINT32, 1);
-    mDataToSerialize.emplace_back(kIDENTITY_FIELDS[0], kPLUGIN_NAMESPACE, PluginFieldType::kCHAR,
-        static_cast<int32_t>(std::strlen(kPLUGIN_NAMESPACE)));
-    mDataToSerialize.emplace_back(kIDENTITY_FIELDS[1], kPLUGIN_VERSION, PluginFieldType::kCHAR,
-        static_cast<int32_t>(std::strlen(kPLUGIN_VERSION)));
-    mFCToSerialize.nbFields = static_cast<int32_t>(mDataToSerialize.size());
-    mFCToSerialize.fields = mDataToSerialize.data();
+    validateInputType(inputTypes, kW, "w", DataType::kFLOAT, kNAME);
+    validateInputType(inputTypes, kU, "u", DataType::kFLOAT, kNAME);
+    validateActivationTypes(inputTypes, kK, kV, kNAME);
+    validateInputType(inputTypes, kKM, "k_m", DataType::kFLOAT, kNAME);
+    validateInputType(inputTypes, kVM, "v_m", DataType::kFLOAT, kNAME);
+    validateInputType(inputTypes, kAA, "aa", DataType::kFLOAT, kNAME);
+    validateInputType(inputTypes, kBB, "bb", DataType::kFLOAT, kNAME);
+    validateInputType(inputTypes, kPP, "pp", DataType::kFLOAT, kNAME);
+    validateInputType(inputTypes, kPOS0, "pos0", DataType::kINT64, kNAME);
+    outputTypes[0] = inputTypes[kK]; // y: dtype of k
+    outputTypes[1] = DataType::kFLOAT; // aa_out
+    outputTypes[2] = DataType::kFLOAT; // bb_out
+    outputTypes[3] = DataType::kFLOAT; // pp_out
 }
 
-IPluginCapability* Wkv4MediumPlugin::getCapabilityInterface(PluginCapabilityType type) noexcept
+void Wkv4MediumPlugin::inferOutputShapes(DimsExprs const* inputs, DimsExprs* outputs) const
 {
-    switch (type)
-    {
-    case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
-    case PluginCapabilityType::kRUNTIME: return static_cast<IPluginV3OneRuntime*>(this);
-    case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
-    }
-    return nullptr;
+    validate(constantOrUnknown(inputs[kKM].d[1]) != 0, kNAME, kNEEDS_MEDIUM_ROW);
+    outputs[0] = inputs[kK]; // y [B,T,C]
+    outputs[1] = inputs[kAA]; // aa_out [B,C]
+    outputs[2] = inputs[kAA]; // bb_out [B,C]
+    outputs[3] = inputs[kAA]; // pp_out [B,C]
 }
 
-IPluginV3* Wkv4MediumPlugin::clone() noexcept
+bool Wkv4MediumPlugin::supportsTensor(
+    int32_t pos, PluginTensorDesc const& desc, DynamicPluginTensorDesc const* inOut) const
 {
-    try
-    {
-        return new Wkv4MediumPlugin(*this);
-    }
-    catch (std::exception const& e)
-    {
-        caughtError(e);
-    }
-    return nullptr;
-}
-
-char const* Wkv4MediumPlugin::getPluginName() const noexcept
-{
-    return kNAME;
-}
-
-char const* Wkv4MediumPlugin::getPluginVersion() const noexcept
-{
-    return kPLUGIN_VERSION;
-}
-
-char const* Wkv4MediumPlugin::getPluginNamespace() const noexcept
-{
-    return kPLUGIN_NAMESPACE;
-}
-
-int32_t Wkv4MediumPlugin::getNbOutputs() const noexcept
-{
-    return kNB_OUTPUTS;
-}
-
-int32_t Wkv4MediumPlugin::getOutputDataTypes(
-    DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes, int32_t nbInputs) const noexcept
-{
-    try
-    {
-        validate(nbInputs == kNB_INPUTS && nbOutputs == kNB_OUTPUTS, kNAME, "expects 10 inputs and 4 outputs");
-        validateInputType(inputTypes, kW, "w", DataType::kFLOAT, kNAME);
-        validateInputType(inputTypes, kU, "u", DataType::kFLOAT, kNAME);
-        validateActivationTypes(inputTypes, kK, kV, kNAME);
-        validateInputType(inputTypes, kKM, "k_m", DataType::kFLOAT, kNAME);
-        validateInputType(inputTypes, kVM, "v_m", DataType::kFLOAT, kNAME);
-        validateInputType(inputTypes, kAA, "aa", DataType::kFLOAT, kNAME);
-        validateInputType(inputTypes, kBB, "bb", DataType::kFLOAT, kNAME);
-        validateInputType(inputTypes, kPP, "pp", DataType::kFLOAT, kNAME);
-        validateInputType(inputTypes, kPOS0, "pos0", DataType::kINT64, kNAME);
-        outputTypes[0] = inputTypes[kK]; // y: dtype of k
-        outputTypes[1] = DataType::kFLOAT; // aa_out
-        outputTypes[2] = DataType::kFLOAT; // bb_out
-        outputTypes[3] = DataType::kFLOAT; // pp_out
-        return 0;
-    }
-    catch (std::exception const& e)
-    {
-        caughtError(e);
-    }
-    return -1;
-}
-
-int32_t Wkv4MediumPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
-    int32_t /*nbShapeInputs*/, DimsExprs* outputs, int32_t nbOutputs, IExprBuilder& /*exprBuilder*/) noexcept
-{
-    try
-    {
-        validate(nbInputs == kNB_INPUTS && nbOutputs == kNB_OUTPUTS, kNAME, "expects 10 inputs and 4 outputs");
-        validateContract(
-            kNAME, kWKV4_MEDIUM_INPUTS, kNB_INPUTS, [&](int32_t i) { return inputs[i].nbDims; },
-            [&](int32_t i, int32_t a) { return constantOrUnknown(inputs[i].d[a]); });
-        validate(constantOrUnknown(inputs[kKM].d[1]) != 0, kNAME, "input 'k_m' needs at least one row (Mmax >= 1)");
-        outputs[0] = inputs[kK]; // y [B,T,C]
-        outputs[1] = inputs[kAA]; // aa_out [B,C]
-        outputs[2] = inputs[kAA]; // bb_out [B,C]
-        outputs[3] = inputs[kAA]; // pp_out [B,C]
-        return 0;
-    }
-    catch (std::exception const& e)
-    {
-        caughtError(e);
-    }
-    return -1;
-}
-
-bool Wkv4MediumPlugin::supportsFormatCombination(
-    int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
-{
-    if (nbInputs != kNB_INPUTS || nbOutputs != kNB_OUTPUTS || pos < 0 || pos >= kNB_INPUTS + kNB_OUTPUTS)
-    {
-        return false;
-    }
-    PluginTensorDesc const& desc = inOut[pos].desc;
-    if (desc.format != TensorFormat::kLINEAR)
-    {
-        return false; // every tensor is dense row-major
-    }
     bool const isFloat = desc.type == DataType::kFLOAT;
     switch (pos)
     {
@@ -185,174 +91,63 @@ bool Wkv4MediumPlugin::supportsFormatCombination(
     }
 }
 
-int32_t Wkv4MediumPlugin::configurePlugin(
-    DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept
+void Wkv4MediumPlugin::checkConfiguredShapes(DynamicPluginTensorDesc const* in) const
 {
-    try
-    {
-        validate(nbInputs == kNB_INPUTS && nbOutputs == kNB_OUTPUTS, kNAME, "expects 10 inputs and 4 outputs");
-        // Build-time dims carry -1 for dynamic extents; min and max bound them from the profile.
-        validateContract(
-            kNAME, kWKV4_MEDIUM_INPUTS, kNB_INPUTS, [&](int32_t i) { return in[i].desc.dims.nbDims; },
-            [&](int32_t i, int32_t a) { return in[i].desc.dims.d[a]; });
-        validateContract(
-            kNAME, kWKV4_MEDIUM_INPUTS, kNB_INPUTS, [&](int32_t i) { return in[i].max.nbDims; },
-            [&](int32_t i, int32_t a) { return in[i].min.d[a] == in[i].max.d[a] ? in[i].max.d[a] : int64_t{-1}; });
-        validate(in[kKM].max.d[1] != 0, kNAME, "input 'k_m' needs at least one row (Mmax >= 1)");
-        return 0;
-    }
-    catch (std::exception const& e)
-    {
-        caughtError(e);
-    }
-    return -1;
+    validate(in[kKM].max.d[1] != 0, kNAME, kNEEDS_MEDIUM_ROW);
 }
 
-size_t Wkv4MediumPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
-    DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept
+void Wkv4MediumPlugin::checkRuntimeShapes(PluginTensorDesc const* in) const
 {
-    return 0;
+    validate(in[kKM].dims.d[1] >= 1, kNAME, kNEEDS_MEDIUM_ROW);
 }
 
-int32_t Wkv4MediumPlugin::onShapeChange(
-    PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept
+void Wkv4MediumPlugin::forward(
+    PluginTensorDesc const* inputDesc, void const* const* inputs, void* const* outputs, cudaStream_t stream) const
 {
-    try
-    {
-        validate(nbInputs == kNB_INPUTS && nbOutputs == kNB_OUTPUTS, kNAME, "expects 10 inputs and 4 outputs");
-        validateContract(
-            kNAME, kWKV4_MEDIUM_INPUTS, kNB_INPUTS, [&](int32_t i) { return in[i].dims.nbDims; },
-            [&](int32_t i, int32_t a) { return in[i].dims.d[a]; });
-        validate(in[kKM].dims.d[1] >= 1, kNAME, "input 'k_m' needs at least one row (Mmax >= 1)");
-        return 0;
-    }
-    catch (std::exception const& e)
-    {
-        caughtError(e);
-    }
-    return -1;
-}
-
-int32_t Wkv4MediumPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/,
-    void const* const* inputs, void* const* outputs, void* /*workspace*/, cudaStream_t stream) noexcept
-{
-    try
-    {
-        Dims const& kDims = inputDesc[kK].dims; // [B,T,C]; onShapeChange checked the rest
-        int32_t const B = toInt32(kDims.d[0], kNAME, "B");
-        int32_t const T = toInt32(kDims.d[1], kNAME, "T");
-        int32_t const C = toInt32(kDims.d[2], kNAME, "C");
-        int32_t const M = toInt32(inputDesc[kKM].dims.d[1], kNAME, "Mmax"); // k_m [B,M,C]
-        auto const* w = static_cast<float const*>(inputs[kW]);
-        auto const* u = static_cast<float const*>(inputs[kU]);
-        auto const* kM = static_cast<float const*>(inputs[kKM]);
-        auto const* vM = static_cast<float const*>(inputs[kVM]);
-        auto const* aa = static_cast<float const*>(inputs[kAA]);
-        auto const* bb = static_cast<float const*>(inputs[kBB]);
-        auto const* pp = static_cast<float const*>(inputs[kPP]);
-        auto const* pos0 = static_cast<int64_t const*>(inputs[kPOS0]);
-        auto* aaOut = static_cast<float*>(outputs[1]);
-        auto* bbOut = static_cast<float*>(outputs[2]);
-        auto* ppOut = static_cast<float*>(outputs[3]);
-        cudaError_t status{cudaSuccess};
-        if (inputDesc[kK].type == DataType::kHALF)
-        {
-            status = wkv4MediumForward<__half>(stream, B, T, C, M, mS, mMediumDecays, w, u,
-                static_cast<__half const*>(inputs[kK]), static_cast<__half const*>(inputs[kV]), kM, vM, aa, bb, pp,
-                pos0, static_cast<__half*>(outputs[0]), aaOut, bbOut, ppOut);
-        }
-        else
-        {
-            status = wkv4MediumForward<float>(stream, B, T, C, M, mS, mMediumDecays, w, u,
-                static_cast<float const*>(inputs[kK]), static_cast<float const*>(inputs[kV]), kM, vM, aa, bb, pp,
-                pos0, static_cast<float*>(outputs[0]), aaOut, bbOut, ppOut);
-        }
-        validate(status == cudaSuccess, kNAME, std::string("wkv4MediumForward failed: ") + cudaGetErrorName(status));
-        return 0;
-    }
-    catch (std::exception const& e)
-    {
-        caughtError(e);
-    }
-    return -1;
-}
-
-IPluginV3* Wkv4MediumPlugin::attachToContext(IPluginResourceContext* /*context*/) noexcept
-{
-    return clone();
-}
-
-PluginFieldCollection const* Wkv4MediumPlugin::getFieldsToSerialize() noexcept
-{
-    return &mFCToSerialize;
+    Dims const& kDims = inputDesc[kK].dims; // [B,T,C]; onShapeChange checked the rest
+    int32_t const B = toInt32(kDims.d[0], kNAME, "B");
+    int32_t const T = toInt32(kDims.d[1], kNAME, "T");
+    int32_t const C = toInt32(kDims.d[2], kNAME, "C");
+    int32_t const M = toInt32(inputDesc[kKM].dims.d[1], kNAME, "Mmax"); // k_m [B,M,C]
+    cudaError_t const status = dispatchActivation(inputDesc[kK].type, [&](auto tag) {
+        using Act = typename decltype(tag)::type; // k, v, y
+        return wkv4MediumForward<Act>(stream, B, T, C, M, mS, mMediumDecays, static_cast<float const*>(inputs[kW]),
+            static_cast<float const*>(inputs[kU]), static_cast<Act const*>(inputs[kK]),
+            static_cast<Act const*>(inputs[kV]), static_cast<float const*>(inputs[kKM]),
+            static_cast<float const*>(inputs[kVM]), static_cast<float const*>(inputs[kAA]),
+            static_cast<float const*>(inputs[kBB]), static_cast<float const*>(inputs[kPP]),
+            static_cast<int64_t const*>(inputs[kPOS0]), static_cast<Act*>(outputs[0]),
+            static_cast<float*>(outputs[1]), static_cast<float*>(outputs[2]), static_cast<float*>(outputs[3]));
+    });
+    validate(status == cudaSuccess, kNAME, std::string("wkv4MediumForward failed: ") + cudaGetErrorName(status));
 }
 
 Wkv4MediumPluginCreator::Wkv4MediumPluginCreator()
+    : RrwkvPluginCreatorBase({{kFIELD_S, nullptr, PluginFieldType::kINT32, 1},
+        {kFIELD_MEDIUM_DECAYS, nullptr, PluginFieldType::kINT32, 1}})
 {
-    mPluginAttributes.emplace_back(kFIELD_S, nullptr, PluginFieldType::kINT32, 1);
-    mPluginAttributes.emplace_back(kFIELD_MEDIUM_DECAYS, nullptr, PluginFieldType::kINT32, 1);
-    mPluginAttributes.emplace_back(kIDENTITY_FIELDS[0], nullptr, PluginFieldType::kCHAR, 0);
-    mPluginAttributes.emplace_back(kIDENTITY_FIELDS[1], nullptr, PluginFieldType::kCHAR, 0);
-    mFC.nbFields = static_cast<int32_t>(mPluginAttributes.size());
-    mFC.fields = mPluginAttributes.data();
 }
 
-char const* Wkv4MediumPluginCreator::getPluginName() const noexcept
+Wkv4MediumPlugin* Wkv4MediumPluginCreator::create(PluginFieldCollection const* fc) const
 {
-    return Wkv4MediumPlugin::kNAME;
-}
-
-char const* Wkv4MediumPluginCreator::getPluginVersion() const noexcept
-{
-    return kPLUGIN_VERSION;
-}
-
-char const* Wkv4MediumPluginCreator::getPluginNamespace() const noexcept
-{
-    return kPLUGIN_NAMESPACE;
-}
-
-PluginFieldCollection const* Wkv4MediumPluginCreator::getFieldNames() noexcept
-{
-    return &mFC;
-}
-
-IPluginV3* Wkv4MediumPluginCreator::createPlugin(
-    char const* /*name*/, PluginFieldCollection const* fc, TensorRTPhase /*phase*/) noexcept
-{
-    try
-    {
-        char const* const plugin = Wkv4MediumPlugin::kNAME;
-        std::optional<int32_t> s;
-        int32_t mediumDecays{0};
-        int32_t const nbFields = fc == nullptr ? 0 : fc->nbFields;
-        for (int32_t i = 0; i < nbFields; ++i)
+    char const* const plugin = Wkv4MediumPlugin::kNAME;
+    std::optional<int32_t> s;
+    int32_t mediumDecays{0};
+    readFields(fc, [&](PluginField const& field) {
+        if (std::strcmp(field.name, kFIELD_S) == 0)
         {
-            PluginField const& field = fc->fields[i];
-            validate(field.name != nullptr, plugin, "a plugin field has no name");
-            if (std::strcmp(field.name, kFIELD_S) == 0)
-            {
-                s = readInt32Field(field, plugin);
-            }
-            else if (std::strcmp(field.name, kFIELD_MEDIUM_DECAYS) == 0)
-            {
-                mediumDecays = readInt32Field(field, plugin);
-            }
-            else
-            {
-                validate(readPluginIdentityField(field, plugin), plugin,
-                    std::string("unknown attribute '") + field.name
-                        + "'; accepted: s, medium_decays, plugin_namespace, plugin_version");
-            }
+            s = readInt32Field(field, plugin);
+            return true;
         }
-        validate(s.has_value(), plugin, "required attribute 's' (medium interval, INT >= 1) is missing");
-        return new Wkv4MediumPlugin(*s, mediumDecays);
-    }
-    catch (std::exception const& e)
-    {
-        caughtError(e);
-    }
-    return nullptr;
+        if (std::strcmp(field.name, kFIELD_MEDIUM_DECAYS) == 0)
+        {
+            mediumDecays = readInt32Field(field, plugin);
+            return true;
+        }
+        return false;
+    });
+    validate(s.has_value(), plugin, "required attribute 's' (medium interval, INT >= 1) is missing");
+    return new Wkv4MediumPlugin(*s, mediumDecays);
 }
 
 } // namespace rrwkv
