@@ -7,7 +7,7 @@ MODEL  ?= models/rrwkv-pystdlib
 DEMO   := build/demo
 PROMPT ?= def 
 
-.PHONY: demo test export plugins plugins-check bench clean
+.PHONY: demo test export plugins plugins-check bench compare clean
 
 # Create the virtual environment and install the project with every extra the tests use.
 # torch is pinned to 2.13.0 (the CPU build); see README "Dependencies".
@@ -44,6 +44,18 @@ test: $(STAMP) plugins plugins-check
 # JSON under bench/results/.
 bench: export plugins
 	$(BIN)/python -m rrwkv_trt.runtime.bench $(DEMO) --prefill 512 --decode 128 --reps 5 --threads 2
+
+# Backends vs PyTorch on the shipped model: export it unless $(DEMO)/model.onnx is newer than $(MODEL), write the
+# PyTorch reference (a prefill + 24 decode steps) to $(DEMO)/reference/, then `rrwkv-trt compare`: per-call errors of
+# ORT function bodies and fused kernels, and 1000-step drift against PyTorch. Exit 1 on a mismatch
+# (runtime/tolerances.json). ENGINE=engine.plan adds a TensorRT engine (GPU hosts).
+compare: $(DEMO)/model.onnx plugins
+	$(BIN)/python -m rrwkv_trt.export.reference $(MODEL) $(DEMO)
+	$(BIN)/rrwkv-trt compare $(DEMO) --checkpoint $(MODEL)$(if $(ENGINE), --engine $(ENGINE))
+
+$(DEMO)/model.onnx: $(wildcard $(MODEL) $(MODEL)/*) | $(STAMP)
+	rm -rf $(DEMO)
+	$(BIN)/rrwkv-trt export $(MODEL) -o $(DEMO)
 
 # Remove build outputs and the virtual environment.
 clean:

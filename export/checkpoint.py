@@ -12,7 +12,6 @@ everything cast to float32.
 """
 from __future__ import annotations
 
-import json
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rrwkv_trt.runtime.config import ConfigError, Rwkv4Config, RrwkvConfig, config_from_dict
+from rrwkv_trt.runtime.config import ConfigError, Rwkv4Config, RrwkvConfig, config_from_dict, parse_json_object
 from rrwkv_trt.runtime.errors import UserError
 
 TRANSFORMS = ("fold ln0 into emb.weight", "time_decay -> -exp(time_decay)", "squeeze time_mix_* to [C]",
@@ -83,13 +82,7 @@ def read_tensors(file: Path) -> dict[str, torch.Tensor]:
 def read_config_json(path: Path) -> dict:
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object")
-    return data
+    return parse_json_object(path.read_text(), str(path))
 
 
 def detect_family(raw: dict[str, torch.Tensor], file: Path) -> str:

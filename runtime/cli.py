@@ -78,9 +78,10 @@ def run(out_dir: str, prompt: str, max_new_tokens: int, temperature: float, top_
     """Continue PROMPT with the model in OUT_DIR (ONNX Runtime, CPU), streaming text to stdout.
 
     OUT_DIR may also be a TensorRT engine (.plan / .engine, from `rrwkv-trt build`), which runs on the GPU."""
-    from .backends.ort import OrtSession, resolve_model_path
+    from .backends.ort import OrtSession
     from .decode import Generator
     from .engine import is_engine_path
+    from .onnx_graph import resolve_model_path
     from .sampler import Sampler
     from .state import load_state, save_state
     from .tokenizer import Tokenizer
@@ -136,11 +137,46 @@ def run(out_dir: str, prompt: str, max_new_tokens: int, temperature: float, top_
 def build(out_dir: str, engine: str, max_batch: int | None, max_seq: int | None, plugin_library: str | None,
           compute_capability: str | None, tensorrt_rtx: bool) -> None:
     """Build a TensorRT engine for the model in OUT_DIR (an export folder or a .onnx file)."""
-    from .engine import build_engine, import_tensorrt_rtx
+    from .engine import build_engine
+    from .trt_loader import import_tensorrt_rtx
 
     trt = import_tensorrt_rtx() if tensorrt_rtx else None
     build_engine(out_dir, engine, max_batch=max_batch, max_seq=max_seq, plugin_library=plugin_library,
                  compute_capability=compute_capability, progress=lambda line: click.echo(line, err=True), trt=trt)
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(path_type=str))
+@click.option("--engine", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Also compare this TensorRT engine (from `rrwkv-trt build`; GPU hosts).")
+@click.option("--steps", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Decode steps of the drift check, each backend carrying its own state (0 skips it).")
+@click.option("--window", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Decode steps per row of the drift table.")
+@click.option("--checkpoint", type=click.Path(path_type=str), default=None,
+              help="Run this checkpoint's PyTorch model in the drift check as its reference (needs the [export] "
+                   "extra) [default: stock ONNX Runtime on the function bodies is the reference].")
+@click.option("--custom-ops-library", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="librrwkv_ort_ops.so for the fused-kernel backend [default: build/ of this checkout].")
+@click.option("--plugin-library", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="TensorRT engines: librrwkv_trt_plugins_dyn.so [default: the one the engine was built with].")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="ORT intra-op threads (one: reproducible sums, and no contention on a busy machine).")
+@click.option("--all-outputs", is_flag=True, default=False,
+              help="List every output in the per-call table [default: logits and each state slot's worst layer].")
+def compare(out_dir: str, engine: str | None, steps: int, window: int, checkpoint: str | None,
+            custom_ops_library: str | None, plugin_library: str | None, threads: int,
+            all_outputs: bool) -> None:
+    """Compare ONNX Runtime (function bodies, fused kernels) and TensorRT with the PyTorch reference in
+    OUT_DIR/reference/ (written by `python -m rrwkv_trt.export.reference CHECKPOINT OUT_DIR`), per call and over
+    a long decode. Exit code 1 when any backend is outside runtime/tolerances.json."""
+    from .compare import run_compare
+
+    ok = run_compare(out_dir, engine=engine, steps=steps, window=window, checkpoint=checkpoint,
+                     custom_ops_library=custom_ops_library, plugin_library=plugin_library, threads=threads,
+                     all_outputs=all_outputs, echo=click.echo)
+    if not ok:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -98,13 +98,18 @@ def config_to_json(config: Rwkv4Config) -> str:
 
 
 def config_from_json(text: str) -> Rwkv4Config:
+    return config_from_dict(parse_json_object(text, "config"))
+
+
+def parse_json_object(text: str, source: str, fix: str = "") -> dict:
+    """`text` parsed as a JSON object; otherwise a ConfigError naming `source`, with `fix` ("; do ...") appended."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ConfigError(f"config is not valid JSON: {err}") from None
+        raise ConfigError(f"{source} is not valid JSON ({err}){fix}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config JSON must be an object, got {type(data).__name__}")
-    return config_from_dict(data)
+        raise ConfigError(f"{source} must hold a JSON object, got {type(data).__name__}{fix}")
+    return data
 
 
 @dataclass(frozen=True)

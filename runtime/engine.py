@@ -1,8 +1,10 @@
-"""TensorRT engine build: strip the rrwkv functions, parse, check the plugin layers, build, write engine + sidecar.
+"""TensorRT engine build and load checks: parse the stripped model, check the plugin layers, build, write
+engine + sidecar; before loading, check that an engine suits this TensorRT and GPU.
 
-`onnx` and `tensorrt` are imported lazily (GPU hosts, `pip install 'rrwkv-trt[trt]'`). Every builder function takes
-the TensorRT module as an argument, so the whole path also runs under TensorRT-RTX (`tensorrt_rtx`, a CPU-only NVIDIA
-builder; TOOLCHAIN.md §10). API differences between the two are handled with hasattr, here only.
+`onnx` and `tensorrt` are imported lazily, by onnx_graph.py and trt_loader.py (GPU hosts, `pip install
+'rrwkv-trt[trt]'`). Every builder function takes the TensorRT module as an argument, so the whole path also runs under
+TensorRT-RTX (`tensorrt_rtx`, a CPU-only NVIDIA builder; TOOLCHAIN.md §10). API differences between the two are
+handled with hasattr, here only.
 
 Why the functions are stripped (CONVENTIONS.md §4.1): depending on its version, the ONNX parser either binds an rrwkv
 node to the registered plugin or silently inlines the model-local FunctionProto. Without the function, a node whose
@@ -12,318 +14,38 @@ ENABLE_PLUGIN_OVERRIDE is set too where it exists, and every rrwkv node is check
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import logging
 import os
 import re
-import struct
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import UserError
-from .metadata import EngineSidecar, ModelInfo, from_metadata, sidecar_path, write_sidecar
+from .logs import log_once
+from .metadata import EngineSidecar, ModelInfo, sidecar_path, write_sidecar
+from .onnx_graph import INPUT_IDS, PLUGIN_NAMESPACE, PLUGIN_VERSION, PluginNode, load_model, strip_functions
+from .trt_loader import (
+    PLUGIN_LIBRARY,
+    file_sha256,
+    import_tensorrt,
+    load_plugin_library,
+    take_errors,
+    tensorrt_product,
+    trt_logger,
+)
 
-PLUGIN_LIBRARY = "librrwkv_trt_plugins_dyn.so"
-DOMAIN = "rrwkv"
-PLUGIN_NAMESPACE = "rrwkv"
-PLUGIN_VERSION = "1"
-PLUGIN_OPS = ("WKV4", "WKV4Medium")  # rrwkv op_type == TensorRT plugin name (plugins/README.md)
 ENGINE_SUFFIXES = (".plan", ".engine")
-INPUT_IDS = "input_ids"
 DEFAULT_MAX_BATCH = 8
 DEFAULT_MAX_SEQ = 1024
 PROFILES = {"decode": 0, "prefill": 1}  # optimisation-profile indices, recorded in the sidecar
-# The source checkout this package runs from (editable install): <repo>/runtime/engine.py -> <repo>/build.
-_REPO_BUILD_DIR = Path(__file__).resolve().parents[1] / "build"
 
 _log = logging.getLogger(__name__)
-_logged: set[str] = set()
-_loggers: dict[str, object] = {}  # TensorRT module name -> its process-wide logger
-_loaded_library: dict[str, Path] = {}  # TensorRT module name -> the plugin library loaded into its registry
 
 Progress = Callable[[str], None]
 
-
-def _log_once(level: int, message: str) -> None:
-    if message not in _logged:
-        _logged.add(message)
-        _log.log(level, message)
-
-
-def import_tensorrt():
-    """The full TensorRT Python module (`tensorrt`), or a UserError saying how to get it."""
-    try:
-        import tensorrt
-    except ImportError as err:
-        raise UserError(f"TensorRT is not installed ({err}); on a host with an NVIDIA GPU run "
-                        "pip install 'rrwkv-trt[trt]' (NVIDIA's wheels; TOOLCHAIN.md §11)") from None
-    return tensorrt
-
-
-def import_tensorrt_rtx():
-    """TensorRT-RTX (`tensorrt_rtx`), a CPU-capable ahead-of-time builder: it checks the plugins on machines without
-    a GPU (TOOLCHAIN.md §10); its engines run only on TensorRT-RTX."""
-    try:
-        import tensorrt_rtx
-        import tensorrt_rtx_libs
-    except ImportError as err:
-        raise UserError(f"TensorRT-RTX is not installed ({err}); pip install tensorrt-rtx-cu13==1.7.1.116") from None
-    libdir = Path(tensorrt_rtx_libs.__file__).parent
-    if not (libdir / "libtensorrt_rtx.so").exists():
-        # Without it the process aborts inside the ONNX parser at the first plugin node (TOOLCHAIN.md §10).
-        raise UserError(f"TensorRT-RTX's ONNX parser needs {libdir}/libtensorrt_rtx.so, which the wheel lacks; create "
-                        f"it with: ln -s libtensorrt_rtx.so.1 {libdir}/libtensorrt_rtx.so")
-    return tensorrt_rtx
-
-
-def tensorrt_product(trt) -> tuple[str, str]:
-    """("TensorRT" | "TensorRT-RTX", version) of a TensorRT Python module."""
-    product = "TensorRT-RTX" if trt.__name__.split(".")[0] == "tensorrt_rtx" else "TensorRT"
-    return product, str(trt.__version__)
-
-
-def trt_logger(trt):
-    """One logger per TensorRT module and process (TensorRT keeps the first one it sees). It forwards to `logging`
-    and keeps the recent errors, which `recent_errors()` puts into UserError messages."""
-    key = trt.__name__
-    if key not in _loggers:
-        class RecordingLogger(trt.ILogger):
-            def __init__(self):
-                trt.ILogger.__init__(self)
-                self.errors: list[str] = []
-
-            def log(self, severity, msg):
-                # Errors go into the UserError/RuntimeError of the call that failed (`take_errors`), so the CLI
-                # prints one line; warnings are mostly parser chatter ("Make sure input ... has Int64 binding").
-                if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
-                    self.errors = [*self.errors[-19:], msg]
-                _log.debug("[TRT] %s", msg)
-
-        _loggers[key] = RecordingLogger()
-    return _loggers[key]
-
-
-def take_errors(trt) -> str:
-    logger = trt_logger(trt)
-    # TensorRT-RTX on a machine without a GPU appends a CUDA-driver error to every error; it says nothing here.
-    errors = [e for e in logger.errors if "CUDA driver version is insufficient" not in e]
-    logger.errors = []
-    return "; ".join(errors[-3:]) if errors else "see TensorRT's log"
-
-
-# ---- plugin library ----
-
-def plugin_search_path() -> list[Path]:
-    """Where `find_plugin_library` looks, in order: the build/ folder of the source checkout this package is
-    imported from (where `make plugins` writes it). No environment variables are consulted."""
-    return [_REPO_BUILD_DIR / PLUGIN_LIBRARY]
-
-
-def find_plugin_library(library: str | os.PathLike | None = None) -> Path:
-    """`library` if given (it must exist), else the first existing file of `plugin_search_path()`."""
-    if library is not None:
-        path = Path(library)
-        if not path.is_file():
-            raise UserError(f"plugin library {path} not found; run `make plugins` or pass the path of "
-                            f"{PLUGIN_LIBRARY}")
-        return path.resolve()
-    found = next((p for p in plugin_search_path() if p.is_file()), None)
-    if found is None:
-        raise UserError(f"plugin library {PLUGIN_LIBRARY} not found in {[str(p) for p in plugin_search_path()]}; "
-                        "run `make plugins` (or pass --plugin-library PATH)")
-    return found.resolve()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def elf_needed(path: str | os.PathLike) -> list[str] | None:
-    """DT_NEEDED entries of a 64-bit little-endian ELF shared library; None if the file is not one."""
-    data = Path(path).read_bytes()
-    if data[:6] != b"\x7fELF\x02\x01":
-        return None
-    shoff, = struct.unpack_from("<Q", data, 0x28)
-    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
-    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
-    needed = []
-    for _, sh_type, _, _, offset, size, link, _, _, entsize in sections:
-        if sh_type != 6:  # SHT_DYNAMIC
-            continue
-        strtab_offset = sections[link][4]
-        for pos in range(offset, offset + size, entsize or 16):
-            tag, value = struct.unpack_from("<qQ", data, pos)
-            if tag == 0:
-                break
-            if tag == 1:  # DT_NEEDED
-                start = strtab_offset + value
-                needed.append(data[start:data.index(b"\0", start)].decode())
-    return needed
-
-
-def check_plugin_library(path: Path, trt) -> None:
-    """Refuse a file that is no ELF library, or one linked against another TensorRT major version.
-
-    The dynamic-registration library links no libnvinfer, so its TensorRT version is only checked by the creators
-    that loading must register (see `load_plugin_library`)."""
-    needed = elf_needed(path)
-    if needed is None:
-        raise UserError(f"plugin library {path} is not a 64-bit ELF shared library; run `make plugins`")
-    product, version = tensorrt_product(trt)
-    major = version.split(".")[0]
-    for name in needed:
-        m = re.fullmatch(r"libnvinfer\.so\.(\d+)", name)
-        if m and (product != "TensorRT" or m.group(1) != major):
-            raise UserError(f"plugin library {path} was built for TensorRT {m.group(1)} (it links {name}); this is "
-                            f"{product} {version}; rebuild it against this TensorRT with `make plugins` "
-                            "(TENSORRT_ROOT=...)")
-
-
-def load_plugin_library(trt, library: str | os.PathLike | None = None) -> Path:
-    """Load the dynamic-registration plugin library into `trt`'s plugin registry, once per process.
-
-    A process loads one rrwkv plugin library, once (CONVENTIONS.md §4.4): asking again for the same file is a no-op,
-    asking for another one is an error. After loading, every rrwkv creator must resolve as (op, "1", "rrwkv").
-
-    Returns: the resolved library path.
-    """
-    path = find_plugin_library(library)
-    key = trt.__name__
-    if key in _loaded_library:
-        if _loaded_library[key] != path:
-            raise UserError(f"plugin library {_loaded_library[key]} is already loaded in this process and a process "
-                            f"loads one rrwkv plugin library; cannot also load {path} (use one, or a new process)")
-        return path
-    check_plugin_library(path, trt)
-    # The registry logs through the logger of a live Builder/Runtime (TensorRT keeps one per process); a short-lived
-    # Runtime makes that ours while the library loads, so its errors reach the message below.
-    anchor = trt.Runtime(trt_logger(trt))
-    registry = trt.get_plugin_registry()
-    missing = [op for op in PLUGIN_OPS if not _has_creator(registry, op)]
-    if not missing:
-        raise UserError(f"the rrwkv plugins are already registered in this process (was librrwkv_trt_plugins.so "
-                        f"loaded with ctypes?); a process loads one rrwkv plugin library, so {path} cannot be loaded")
-    take_errors(trt)
-    if registry.load_library(str(path)) is None:
-        errors = take_errors(trt)
-        hint = (f"it exports no getCreators: pass the dynamic-registration library {PLUGIN_LIBRARY}"
-                if "getCreators" in errors else "it may have been built for another TensorRT version: rebuild it "
-                "with `make plugins`")
-        raise UserError(f"{tensorrt_product(trt)[0]} could not load plugin library {path} ({errors}); {hint}")
-    del anchor
-    missing = [op for op in PLUGIN_OPS if not _has_creator(registry, op)]
-    if missing:
-        raise UserError(f"plugin library {path} loaded but registers no creator for {missing} (version "
-                        f"{PLUGIN_VERSION}, namespace {PLUGIN_NAMESPACE}); rebuild it with `make plugins`")
-    _loaded_library[key] = path
-    _log.info("rrwkv TensorRT plugins: %s", path)
-    return path
-
-
-def _has_creator(registry, op: str) -> bool:
-    # get_creator logs an API-usage error when the creator is missing; all_creators does not.
-    want = (op, PLUGIN_VERSION, PLUGIN_NAMESPACE)
-    return any(tuple(getattr(c, a, None) for a in ("name", "plugin_version", "plugin_namespace")) == want
-               for c in registry.all_creators)
-
-
-# ---- ONNX side (onnx imported lazily) ----
-
-@dataclass(frozen=True)
-class PluginNode:
-    """An rrwkv node of the ONNX graph: it must become a PLUGIN_V3 layer named `name`."""
-
-    name: str
-    op_type: str
-
-
-def _import_onnx():
-    try:
-        import onnx
-    except ImportError as err:
-        raise UserError(f"building an engine needs the onnx package ({err}); pip install 'rrwkv-trt[trt]'") from None
-    return onnx
-
-
-def resolve_onnx_path(model: str | os.PathLike) -> Path:
-    """An export OUT_DIR (-> OUT_DIR/model.onnx) or a .onnx file."""
-    path = Path(model)
-    if path.is_dir():
-        path = path / "model.onnx"
-        if not path.is_file():
-            raise UserError(f"{path.parent} has no model.onnx; export a model into it with `rrwkv-trt export`")
-    elif not path.is_file():
-        raise UserError(f"model {path} not found; pass an export OUT_DIR or a .onnx file")
-    return path
-
-
-def _graph_nodes(graph) -> Iterator:
-    import onnx
-
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            for g in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
-                yield from _graph_nodes(g)
-
-
-def rrwkv_nodes(model, source: str = "model") -> list[PluginNode]:
-    """The rrwkv nodes of `model`'s graph, checked against the plugins this project provides."""
-    import onnx
-
-    nodes = []
-    for node in _graph_nodes(model.graph):
-        if node.domain != DOMAIN:
-            continue
-        if node.op_type not in PLUGIN_OPS:
-            raise UserError(f"{source}: node {node.name!r} is rrwkv::{node.op_type}, which has no TensorRT plugin; "
-                            f"plugins exist for {list(PLUGIN_OPS)}")
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        want = {"plugin_namespace": PLUGIN_NAMESPACE.encode(), "plugin_version": PLUGIN_VERSION.encode()}
-        bad = {k: attrs.get(k) for k, v in want.items() if attrs.get(k) != v}
-        if bad:
-            raise UserError(f"{source}: node {node.name!r} ({node.op_type}) has {bad}, expected plugin_namespace="
-                            f"{PLUGIN_NAMESPACE!r} and plugin_version={PLUGIN_VERSION!r}; re-export the model")
-        nodes.append(PluginNode(node.name, node.op_type))
-    if not nodes:
-        raise UserError(f"{source} has no rrwkv nodes (domain {DOMAIN!r}, ops {list(PLUGIN_OPS)}): nothing for the "
-                        "TensorRT plugins to run; build an engine from a model exported by `rrwkv-trt export`")
-    return nodes
-
-
-def strip_functions(model, domain: str = DOMAIN):
-    """A copy of `model` without the FunctionProtos of `domain` (the same as export.ops.strip_functions, which the
-    runtime may not import): the parser must then use the plugin or fail."""
-    onnx = _import_onnx()
-    stripped = onnx.ModelProto()
-    stripped.CopyFrom(model)
-    keep = [f for f in stripped.functions if f.domain != domain]
-    del stripped.functions[:]
-    stripped.functions.extend(keep)
-    return stripped
-
-
-def load_model(model: str | os.PathLike):
-    """(ModelProto, ModelInfo, path, rrwkv nodes) of an exported model; UserError for anything unusable."""
-    onnx = _import_onnx()
-    path = resolve_onnx_path(model)
-    try:
-        proto = onnx.load(str(path))
-    except Exception as err:  # onnx raises DecodeError and others; the message names the file
-        raise UserError(f"cannot read ONNX model {path}: {err}") from None
-    info = from_metadata({p.key: p.value for p in proto.metadata_props}, source=str(path))
-    return proto, info, path, rrwkv_nodes(proto, source=str(path))
-
-
-# ---- TensorRT side: every function takes the TensorRT module ----
 
 class ParsedNetwork:
     """Builder, network and parser kept together: the network uses weights the parser owns."""
@@ -632,8 +354,8 @@ def check_engine_compatible(engine: str | os.PathLike, sidecar: EngineSidecar, p
         raise UserError(f"no CUDA GPU found (the NVIDIA driver's libcuda.so.1 reports none); engine {engine} needs "
                         f"one of compute capability {sidecar.compute_capability or 'unknown'}")
     if sidecar.compute_capability is None:
-        _log_once(logging.WARNING, f"engine {engine}: its sidecar does not record the GPU it was built for; "
-                                   f"loading it on {gpu[1]} (compute capability {gpu[0]})")
+        log_once(_log, logging.WARNING, f"engine {engine}: its sidecar does not record the GPU it was built for; "
+                                        f"loading it on {gpu[1]} (compute capability {gpu[0]})")
     elif sidecar.compute_capability != gpu[0]:
         was = f" ({sidecar.gpu_name})" if sidecar.gpu_name else ""
         raise UserError(f"engine {engine} was built for compute capability {sidecar.compute_capability}{was}; this "

@@ -25,6 +25,7 @@ from .config import (
     config_from_dict,
     config_from_json,
     config_to_json,
+    parse_json_object,
 )
 
 KEY_FORMAT = "rrwkv.format_version"
@@ -163,10 +164,5 @@ def read_sidecar(engine: str | os.PathLike) -> EngineSidecar:
                           "`rrwkv-trt build` (it writes both)") from None
     except OSError as err:
         raise ConfigError(f"cannot read engine sidecar {path}: {err.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"engine sidecar {path} is not valid JSON ({err}); rebuild the engine") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"engine sidecar {path} must hold a JSON object; rebuild the engine")
+    data = parse_json_object(text, f"engine sidecar {path}", "; rebuild the engine")
     return EngineSidecar.from_dict(data, source=f"engine sidecar {path}")

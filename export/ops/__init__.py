@@ -8,11 +8,11 @@ Export recipe (TOOLCHAIN.md §2-§3):
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import onnx
 import torch
 from onnx import helper as oh
+
+from rrwkv_trt.runtime.onnx_graph import graph_nodes, strip_functions
 
 from .onnx_schemas import DOMAIN, PLUGIN_ATTRS, VERSION, register_schemas
 from .wkv4 import naive_wkv4, wkv4, wkv4_function, wkv4_onnx, wkv4_step
@@ -41,14 +41,6 @@ def rrwkv_functions(opset: int = 18) -> list[onnx.FunctionProto]:
     return [wkv4_function(opset), wkv4_medium_function(opset)]
 
 
-def _graph_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            for g in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
-                yield from _graph_nodes(g)
-
-
 def attach_functions(model: onnx.ModelProto, functions: list[onnx.FunctionProto] | None = None
                      ) -> onnx.ModelProto:
     """Add the rrwkv FunctionProtos used by `model` (in place) and the ("rrwkv", 1) opset import.
@@ -61,7 +53,7 @@ def attach_functions(model: onnx.ModelProto, functions: list[onnx.FunctionProto]
     if functions is None:
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 18)
         functions = rrwkv_functions(opset)
-    nodes = [*_graph_nodes(model.graph), *(n for f in model.functions for n in f.node)]
+    nodes = [*graph_nodes(model.graph), *(n for f in model.functions for n in f.node)]
     used = {(n.domain, n.op_type) for n in nodes}
     have = {(f.domain, f.name) for f in model.functions}
     model.functions.extend(f for f in functions if (f.domain, f.name) in used - have)
@@ -69,13 +61,3 @@ def attach_functions(model: onnx.ModelProto, functions: list[onnx.FunctionProto]
         model.opset_import.append(oh.make_opsetid(DOMAIN, VERSION))
     return model
 
-
-def strip_functions(model: onnx.ModelProto, domain: str = DOMAIN) -> onnx.ModelProto:
-    """A copy of `model` without the FunctionProtos of `domain`: the TensorRT variant, where the parser
-    must use the plugin (or fail loudly) instead of silently inlining the function."""
-    stripped = onnx.ModelProto()
-    stripped.CopyFrom(model)
-    keep = [f for f in stripped.functions if f.domain != domain]
-    del stripped.functions[:]
-    stripped.functions.extend(keep)
-    return stripped

@@ -15,25 +15,18 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..logs import log_once
 from ..metadata import ModelInfo, from_metadata
-from ..state import State, allocate_state, validate_state
+from ..onnx_graph import INPUT_IDS, LOGITS, resolve_model_path
+from ..state import State, allocate_state
+from .session import BackendSession
 
-MODEL_FILE = "model.onnx"
-INPUT_IDS = "input_ids"
-LOGITS = "logits"
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 CUSTOM_OPS_LIBRARY = "librrwkv_ort_ops.so"
 # The source checkout this package runs from (editable install): <repo>/runtime/backends/ort.py -> <repo>/build.
 _REPO_BUILD_DIR = Path(__file__).resolve().parents[2] / "build"
 
 _log = logging.getLogger(__name__)
-_logged: set[str] = set()
-
-
-def _log_once(level: int, message: str) -> None:
-    if message not in _logged:
-        _logged.add(message)
-        _log.log(level, message)
 
 
 def custom_ops_search_path() -> list[Path]:
@@ -48,19 +41,7 @@ def find_custom_ops_library() -> Path | None:
     return next((p for p in custom_ops_search_path() if p.is_file()), None)
 
 
-def resolve_model_path(path: str | os.PathLike) -> Path:
-    """An OUT_DIR (-> OUT_DIR/model.onnx) or a .onnx file; UserError if it is not there."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MODEL_FILE
-        if not path.is_file():
-            raise UserError(f"{path.parent} has no {MODEL_FILE}; export a model into it with `rrwkv-trt export`")
-    elif not path.is_file():
-        raise UserError(f"model {path} not found; pass an export OUT_DIR or a .onnx file")
-    return path
-
-
-class OrtSession:
+class OrtSession(BackendSession):
     """One exported model on ONNX Runtime's CPU provider.
 
     Args:
@@ -106,42 +87,32 @@ class OrtSession:
         self.spec = self.info.state
         self.vocab_size = self.info.config.vocab_size
         self._check_io()
-        self._decode: _DecodeBuffers | None = None
+        self._decode: _DecodeBuffers | None = None  # made by start_decode
 
     @staticmethod
     def _resolve_custom_ops(library: str | os.PathLike | None, use_custom_ops: bool) -> Path | None:
         if not use_custom_ops:
             if library is not None:
                 raise UserError("custom_ops_library was given together with use_custom_ops=False; pass one of them")
-            _log_once(logging.INFO, "rrwkv custom ops disabled: running the models' rrwkv function bodies")
+            log_once(_log, logging.INFO, "rrwkv custom ops disabled: running the models' rrwkv function bodies")
             return None
         if library is not None:
             path = Path(library)
-            _log_once(logging.INFO, f"rrwkv custom ops: {path}")
+            log_once(_log, logging.INFO, f"rrwkv custom ops: {path}")
             return path
         found = find_custom_ops_library()
         if found is None:
-            _log_once(logging.WARNING, f"{CUSTOM_OPS_LIBRARY} not found in "
-                      f"{[str(p) for p in custom_ops_search_path()]}; running the models' rrwkv function bodies "
-                      "(slower); run `make plugins` to build the fused CPU kernels")
+            log_once(_log, logging.WARNING,
+                     f"{CUSTOM_OPS_LIBRARY} not found in {[str(p) for p in custom_ops_search_path()]}; running the "
+                     "models' rrwkv function bodies (slower); run `make plugins` to build the fused CPU kernels")
         else:
-            _log_once(logging.INFO, f"rrwkv custom ops: {found}")
+            log_once(_log, logging.INFO, f"rrwkv custom ops: {found}")
         return found
-
-    def __enter__(self) -> OrtSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Release the ORT session and decode buffers; the object is unusable afterwards."""
         self._decode = None
         self._sess = None
-
-    def initial_state(self, batch: int = 1) -> State:
-        """Fresh state for `batch` sequences (see state.allocate_state)."""
-        return allocate_state(self.spec, batch)
 
     def run(self, input_ids: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
         """Run T tokens per sequence from `state` (prefill; allocates its outputs).
@@ -152,61 +123,19 @@ class OrtSession:
         Returns:
             logits [B, T, V] and the new state, keyed by state_in.* names so it can be passed back in.
         """
-        ids = self._check_ids(input_ids, ndim=2)
-        if state is None:
-            state = allocate_state(self.spec, ids.shape[0])
-        validate_state(self.spec, state, ids.shape[0])
+        ids, state = self._prefill_inputs(input_ids, state)
         feed = {INPUT_IDS: ids, **{name: np.ascontiguousarray(v) for name, v in state.items()}}
         outputs = self._live().run(self._output_names, feed)
         new_state = {t.input_name: out for t, out in zip(self.spec.tensors(), outputs[1:])}
         return outputs[0], new_state
 
-    def start_decode(self, state: State) -> None:
-        """Copy `state` into the decode buffers (allocated once per batch size) ahead of `step`."""
-        batch = validate_state(self.spec, state)
-        if self._decode is None or self._decode.batch != batch:
-            self._decode = _DecodeBuffers(self, batch)
-        self._decode.load(state)
-
-    def step(self, token_ids: np.ndarray | int) -> np.ndarray:
-        """Feed one token per sequence and advance the decode state in place.
-
-        Args:
-            token_ids: [B] integer ids (an int when B == 1).
-        Returns:
-            logits [B, V]: a view of a buffer that the next `step` overwrites.
-        """
-        if self._decode is None:
-            raise RuntimeError("step() before start_decode(state)")
-        ids = self._check_ids(token_ids, ndim=1)
-        return self._decode.step(self._live(), ids)
-
-    def decode_state(self) -> State:
-        """A copy of the current decode state, keyed by state_in.* names."""
-        if self._decode is None:
-            raise RuntimeError("decode_state() before start_decode(state)")
-        return self._decode.snapshot()
+    def _new_decode(self, batch: int) -> _DecodeBuffers:
+        return _DecodeBuffers(self, batch)
 
     def _live(self):
         if self._sess is None:
             raise RuntimeError(f"OrtSession for {self.path} is closed")
         return self._sess
-
-    def _check_ids(self, ids: np.ndarray | int, ndim: int) -> np.ndarray:
-        ids = np.asarray(ids)
-        if ids.ndim == 0 and ndim == 1:
-            ids = ids.reshape(1)
-        if ids.dtype.kind not in "iu":
-            raise UserError(f"token ids must be integers, got dtype {ids.dtype}")
-        want = "[batch, seq]" if ndim == 2 else "[batch]"
-        if ids.ndim != ndim or 0 in ids.shape:
-            raise UserError(f"token ids must have shape {want} with no empty dim, got {list(ids.shape)}")
-        lo, hi = int(ids.min()), int(ids.max())
-        if lo < 0 or hi >= self.vocab_size:
-            bad = lo if lo < 0 else hi
-            raise UserError(f"token id {bad} is out of range for vocab size {self.vocab_size}; ids must be in "
-                            f"[0, {self.vocab_size})")
-        return ids if ids.dtype == np.int64 else ids.astype(np.int64)
 
     def _check_io(self) -> None:
         inputs = [i.name for i in self._sess.get_inputs()]
@@ -236,7 +165,7 @@ class _DecodeBuffers:
 
     def __init__(self, session: OrtSession, batch: int) -> None:
         ort, spec = session._ort, session.spec
-        self.batch = batch
+        self.session, self.batch = session, batch
         self.names = spec.input_names()
         self.tokens = np.zeros((batch, 1), dtype=np.int64)  # [B, 1]
         self.logits = np.zeros((batch, 1, session.vocab_size), dtype=session.logits_dtype)  # [B, 1, V]
@@ -263,11 +192,11 @@ class _DecodeBuffers:
         for name in self.names:
             np.copyto(self.sets[0][name], state[name])
 
-    def step(self, sess, ids: np.ndarray) -> np.ndarray:
+    def step(self, ids: np.ndarray) -> np.ndarray:
         if ids.shape[0] != self.batch:
             raise UserError(f"step() got {ids.shape[0]} token ids, the decode state holds batch {self.batch}")
         self.tokens[:, 0] = ids
-        sess.run_with_iobinding(self.bindings[self.current])
+        self.session._live().run_with_iobinding(self.bindings[self.current])
         self.current = 1 - self.current
         return self.logits_row
 

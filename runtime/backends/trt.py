@@ -10,54 +10,31 @@ the only host traffic per token is the token ids in and the logits out, both thr
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ..engine import (
-    INPUT_IDS,
-    PROFILES,
-    check_engine_compatible,
+from ..engine import PROFILES, check_engine_compatible, gpu_compute_capability, resolve_engine_path
+from ..errors import UserError
+from ..logs import log_once
+from ..metadata import EngineSidecar, ModelInfo, read_sidecar
+from ..onnx_graph import INPUT_IDS, LOGITS
+from ..state import State
+from ..trt_loader import (
     file_sha256,
     find_plugin_library,
-    gpu_compute_capability,
     import_tensorrt,
     load_plugin_library,
-    resolve_engine_path,
     take_errors,
     tensorrt_product,
     trt_logger,
 )
-from ..errors import UserError
-from ..metadata import EngineSidecar, ModelInfo, read_sidecar
-from ..state import State, allocate_state, validate_state
-
-LOGITS = "logits"
+from .cuda_runtime import CudaRuntime, import_cudart, pinned_array
+from .session import BackendSession
 
 _log = logging.getLogger(__name__)
-_logged: set[str] = set()
-
-
-def _log_once(level: int, message: str) -> None:
-    if message not in _logged:
-        _logged.add(message)
-        _log.log(level, message)
-
-
-def import_cudart():
-    """The CUDA runtime bindings of cuda-python: `cuda.bindings.runtime` (12.6+) or `cuda.cudart` (older)."""
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart
-        except ImportError as err:
-            raise UserError(f"TrtSession needs cuda-python ({err}); on a GPU host run pip install "
-                            "'rrwkv-trt[trt]'") from None
-    return cudart
 
 
 def _import_modules():
@@ -65,82 +42,13 @@ def _import_modules():
     return import_tensorrt(), import_cudart()
 
 
-class _Cuda:
-    """The few CUDA runtime calls TrtSession makes, each checked; pointers are plain ints."""
-
-    def __init__(self, cudart) -> None:
-        self.rt = cudart
-
-    def check(self, result, what: str):
-        err, *rest = result if isinstance(result, tuple) else (result,)
-        if int(err) != 0:
-            _, name = self.rt.cudaGetErrorString(err)
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            raise RuntimeError(f"CUDA error in {what}: {name} ({int(err)})")
-        return rest[0] if len(rest) == 1 else (tuple(rest) or None)
-
-    def malloc(self, nbytes: int) -> int:
-        return int(self.check(self.rt.cudaMalloc(max(nbytes, 1)), "cudaMalloc"))
-
-    def free(self, ptr: int) -> None:
-        self.check(self.rt.cudaFree(ptr), "cudaFree")
-
-    def malloc_host(self, nbytes: int) -> int:
-        return int(self.check(self.rt.cudaMallocHost(max(nbytes, 1)), "cudaMallocHost"))
-
-    def free_host(self, ptr: int) -> None:
-        self.check(self.rt.cudaFreeHost(ptr), "cudaFreeHost")
-
-    def copy(self, dst: int, src: int, nbytes: int, kind: str, stream) -> None:
-        """kind: "htod", "dtoh" or "dtod"; asynchronous on `stream`."""
-        kinds = {"htod": "cudaMemcpyHostToDevice", "dtoh": "cudaMemcpyDeviceToHost",
-                 "dtod": "cudaMemcpyDeviceToDevice"}
-        kind_value = getattr(self.rt.cudaMemcpyKind, kinds[kind])
-        self.check(self.rt.cudaMemcpyAsync(dst, src, nbytes, kind_value, stream), f"cudaMemcpyAsync {kind}")
-
-    def stream_create(self):
-        return self.check(self.rt.cudaStreamCreate(), "cudaStreamCreate")
-
-    def stream_destroy(self, stream) -> None:
-        self.check(self.rt.cudaStreamDestroy(stream), "cudaStreamDestroy")
-
-    def sync(self, stream) -> None:
-        self.check(self.rt.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
-
-    def capture(self, stream, enqueue) -> object:
-        """Capture what `enqueue()` puts on `stream` into an instantiated CUDA graph."""
-        mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
-        self.check(self.rt.cudaStreamBeginCapture(stream, mode), "cudaStreamBeginCapture")
-        try:
-            enqueue()
-        finally:
-            graph = self.check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
-        try:
-            return self.check(self.rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
-        finally:
-            self.check(self.rt.cudaGraphDestroy(graph), "cudaGraphDestroy")
-
-    def launch(self, graph_exec, stream) -> None:
-        self.check(self.rt.cudaGraphLaunch(graph_exec, stream), "cudaGraphLaunch")
-
-    def graph_destroy(self, graph_exec) -> None:
-        self.check(self.rt.cudaGraphExecDestroy(graph_exec), "cudaGraphExecDestroy")
-
-
-def _pinned_array(ptr: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A numpy view of pinned host memory at `ptr`."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    return np.frombuffer((ctypes.c_byte * max(nbytes, 1)).from_address(ptr), dtype=dtype,
-                         count=int(np.prod(shape))).reshape(shape)
-
-
-class TrtSession:
+class TrtSession(BackendSession):
     """One TensorRT engine (built by `rrwkv-trt build`) on the current CUDA device.
 
     Args:
         engine: the .plan / .engine file; its sidecar <engine>.json must sit beside it.
         plugin_library: librrwkv_trt_plugins_dyn.so; None takes the one recorded in the sidecar when it still
-            exists, else `runtime.engine.plugin_search_path()`. Loaded once per process.
+            exists, else `runtime.trt_loader.plugin_search_path()`. Loaded once per process.
         cuda_graph: capture each decode step direction as a CUDA graph (falls back, with a warning, when the
             engine cannot be captured).
 
@@ -151,7 +59,7 @@ class TrtSession:
 
     def __init__(self, engine: str | os.PathLike, plugin_library: str | os.PathLike | None = None,
                  cuda_graph: bool = False) -> None:
-        self._cuda: _Cuda | None = None
+        self._cuda: CudaRuntime | None = None
         self._device_buffers: list[int] = []
         self._decode: _DecodeBuffers | None = None
         self.path = resolve_engine_path(engine)
@@ -170,12 +78,12 @@ class TrtSession:
         check_engine_compatible(self.path, self.sidecar, product, version, gpu_compute_capability())
         self.plugin_library = load_plugin_library(trt, self._resolve_library(plugin_library))
         if file_sha256(self.plugin_library) != self.sidecar.plugin_sha256:
-            _log_once(logging.WARNING, f"plugin library {self.plugin_library} differs from the one engine "
-                                       f"{self.path} was built with ({self.sidecar.plugin_library}, sha256 "
-                                       f"{self.sidecar.plugin_sha256[:12]}...); rebuild the engine if the plugins "
-                                       "changed")
+            log_once(_log, logging.WARNING,
+                     f"plugin library {self.plugin_library} differs from the one engine {self.path} was built with "
+                     f"({self.sidecar.plugin_library}, sha256 {self.sidecar.plugin_sha256[:12]}...); rebuild the "
+                     "engine if the plugins changed")
         self._trt = trt
-        self._cuda = _Cuda(cudart)
+        self._cuda = CudaRuntime(cudart)
         self._stream = self._cuda.stream_create()
         self._runtime = trt.Runtime(trt_logger(trt))
         self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
@@ -232,12 +140,6 @@ class TrtSession:
                             f"{self.vocab_size}; rebuild the engine")
         self.logits_dtype = self._dtypes[LOGITS]
 
-    def __enter__(self) -> TrtSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __del__(self) -> None:
         if getattr(self, "_cuda", None) is not None:
             try:
@@ -259,10 +161,6 @@ class TrtSession:
         self._runtime = None
         cuda.stream_destroy(self._stream)
 
-    def initial_state(self, batch: int = 1) -> State:
-        """Fresh state for `batch` sequences (see state.allocate_state)."""
-        return allocate_state(self.spec, batch)
-
     def run(self, input_ids: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
         """Run T tokens per sequence from `state` (prefill; allocates). T > max_seq runs in max_seq chunks.
 
@@ -273,12 +171,8 @@ class TrtSession:
             logits [B, T, V] and the new state, keyed by state_in.* names.
         """
         cuda = self._live()
-        ids = _check_ids(input_ids, 2, self.vocab_size)
+        ids, state = self._prefill_inputs(input_ids, state)
         batch, seq = ids.shape
-        self._check_batch(batch)
-        if state is None:
-            state = allocate_state(self.spec, batch)
-        validate_state(self.spec, state, batch)
         chunk = min(seq, self.sidecar.max_seq)
         tensors = self.spec.tensors()
         logits = np.empty((batch, seq, self.vocab_size), self.logits_dtype)  # [B, T, V]
@@ -323,39 +217,15 @@ class TrtSession:
                 cuda.free(ptr)
         return logits, new_state
 
-    def start_decode(self, state: State) -> None:
-        """Copy `state` into the device decode buffers (allocated once per batch size) ahead of `step`."""
-        cuda = self._live()
-        batch = validate_state(self.spec, state)
-        self._check_batch(batch)
-        if self._decode is None or self._decode.batch != batch:
-            if self._decode is not None:
-                self._decode.release(cuda)
-                self._decode = None
-            self._decode = _DecodeBuffers(self, batch)
-        self._decode.load(state)
+    def _new_decode(self, batch: int) -> _DecodeBuffers:
+        return _DecodeBuffers(self, batch)
 
-    def step(self, token_ids: np.ndarray | int) -> np.ndarray:
-        """Feed one token per sequence and advance the device state.
+    def _drop_decode(self) -> None:
+        if self._decode is not None:
+            self._decode.release(self._cuda)
+            self._decode = None
 
-        Args:
-            token_ids: [B] integer ids (an int when B == 1).
-        Returns:
-            logits [B, V]: a view of a pinned buffer that the next `step` overwrites.
-        """
-        self._live()
-        if self._decode is None:
-            raise RuntimeError("step() before start_decode(state)")
-        return self._decode.step(_check_ids(token_ids, 1, self.vocab_size))
-
-    def decode_state(self) -> State:
-        """A host copy of the current decode state, keyed by state_in.* names."""
-        self._live()
-        if self._decode is None:
-            raise RuntimeError("decode_state() before start_decode(state)")
-        return self._decode.snapshot()
-
-    def _live(self) -> _Cuda:
+    def _live(self) -> CudaRuntime:
         if self._cuda is None:
             raise RuntimeError(f"TrtSession for {self.path} is closed")
         return self._cuda
@@ -395,7 +265,7 @@ class _DecodeBuffers:
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         ptr = self.session._cuda.malloc_host(nbytes)
         self._host_ptrs.append(ptr)
-        return _pinned_array(ptr, shape, np.dtype(dtype))
+        return pinned_array(ptr, shape, np.dtype(dtype))
 
     def _device(self, nbytes: int) -> int:
         ptr = self.session._cuda.malloc(nbytes)
@@ -434,8 +304,8 @@ class _DecodeBuffers:
             self._bind(k)
             capturable = getattr(self.context, "is_stream_capturable", None)
             if capturable is not None and not capturable(int(stream)):
-                _log_once(logging.WARNING, f"engine {self.session.path} cannot be captured in a CUDA graph; "
-                                           "decoding without one")
+                log_once(_log, logging.WARNING,
+                         f"engine {self.session.path} cannot be captured in a CUDA graph; decoding without one")
                 self.use_graph = False
                 return None
             # TensorRT wants one enqueue before capture (lazy setup); it reads set k and writes the other set
@@ -470,7 +340,7 @@ class _DecodeBuffers:
         cuda.sync(stream)
         return out
 
-    def release(self, cuda: _Cuda) -> None:
+    def release(self, cuda: CudaRuntime) -> None:
         cuda.sync(self.session._stream)
         for graph in self.graphs:
             if graph is not None:
@@ -486,21 +356,3 @@ class _DecodeBuffers:
 def _set_shape(context, name: str, shape: tuple[int, ...]) -> None:
     if not context.set_input_shape(name, tuple(shape)):
         raise RuntimeError(f"TensorRT rejected shape {list(shape)} for {name} (outside the engine's profile?)")
-
-
-def _check_ids(ids: np.ndarray | int, ndim: int, vocab_size: int) -> np.ndarray:
-    """Token ids as int64 of rank `ndim` ([B, T] or [B]) within [0, vocab_size); the same rules as OrtSession."""
-    ids = np.asarray(ids)
-    if ids.ndim == 0 and ndim == 1:
-        ids = ids.reshape(1)
-    if ids.dtype.kind not in "iu":
-        raise UserError(f"token ids must be integers, got dtype {ids.dtype}")
-    want = "[batch, seq]" if ndim == 2 else "[batch]"
-    if ids.ndim != ndim or 0 in ids.shape:
-        raise UserError(f"token ids must have shape {want} with no empty dim, got {list(ids.shape)}")
-    lo, hi = int(ids.min()), int(ids.max())
-    if lo < 0 or hi >= vocab_size:
-        bad = lo if lo < 0 else hi
-        raise UserError(f"token id {bad} is out of range for vocab size {vocab_size}; ids must be in "
-                        f"[0, {vocab_size})")
-    return ids if ids.dtype == np.int64 else ids.astype(np.int64)

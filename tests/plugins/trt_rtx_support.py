@@ -134,9 +134,9 @@ def one_node_model(case: Case):
 @functools.cache
 def load_plugins(trt) -> Path:
     """Build the library and load it into the process-wide registry, once per process: loadLibrary fails when
-    the library's creators are already registered. Loads through runtime.engine.load_plugin_library, so the engine
+    the library's creators are already registered. Loads through runtime.trt_loader.load_plugin_library, so the engine
     tests (tests/runtime/test_engine_build.py) and these share the one load a process may do."""
-    from rrwkv_trt.runtime.engine import load_plugin_library
+    from rrwkv_trt.runtime.trt_loader import load_plugin_library
 
     ensure_unversioned_lib()
     return load_plugin_library(trt, plugin_library())

@@ -17,8 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from rrwkv_trt.runtime import engine as engine_mod
+from rrwkv_trt.runtime import onnx_graph, trt_loader
 from rrwkv_trt.runtime.cli import main
-from rrwkv_trt.runtime.engine import PluginNode, build_engine
+from rrwkv_trt.runtime.engine import build_engine
+from rrwkv_trt.runtime.onnx_graph import PluginNode
 from rrwkv_trt.runtime.errors import UserError
 from rrwkv_trt.runtime.metadata import from_metadata, read_sidecar, sidecar_path
 
@@ -89,11 +91,11 @@ def test_build_writes_engine_and_sidecar(trt, exported, tmp_path):
     assert data["tensorrt"] == {"product": "TensorRT-RTX", "version": trt.__version__}
     assert data["gpu"] == {"compute_capability": "8.6", "name": None}
     assert data["plugin_library"] == {"path": str(rtx.LIBRARY.resolve()),
-                                      "sha256": engine_mod.file_sha256(rtx.LIBRARY)}
+                                      "sha256": trt_loader.file_sha256(rtx.LIBRARY)}
     assert (data["max_batch"], data["max_seq"], data["profiles"]) == (3, 16, {"decode": 0, "prefill": 1})
     assert data["plugin_layers"] == _rrwkv_node_names(model_dir) and len(data["plugin_layers"]) == 2
     assert data["engine_inspected"] is False  # TensorRT-RTX engines cannot be deserialised without a GPU
-    assert data["source_model"]["sha256"] == engine_mod.file_sha256(model_dir / "model.onnx")
+    assert data["source_model"]["sha256"] == trt_loader.file_sha256(model_dir / "model.onnx")
     text = "\n".join(lines)
     assert "parsing" in text and "2 rrwkv nodes, functions stripped" in text
     assert "building for compute capability 8.6: batch 1..3, prefill seq 1..16" in text
@@ -104,9 +106,9 @@ def test_parsed_network_binds_plugins_with_profiles(trt, exported):
     """The stripped model parses into PLUGIN_V3 layers (op, rrwkv, 1); an rrwkv node missing among them is called
     an inlined function body."""
     family, model_dir = exported
-    proto, info, path, nodes = engine_mod.load_model(model_dir)
+    proto, info, path, nodes = onnx_graph.load_model(model_dir)
     assert [n.op_type for n in nodes] == [OP_TYPE[family]] * 2
-    parsed = engine_mod.ParsedNetwork(trt, engine_mod.strip_functions(proto).SerializeToString(), path, nodes)
+    parsed = engine_mod.ParsedNetwork(trt, onnx_graph.strip_functions(proto).SerializeToString(), path, nodes)
     assert engine_mod.check_plugin_layers(trt, parsed.network, nodes) == [n.name for n in nodes]
     with pytest.raises(UserError, match=f"TensorRT inlined the function body of rrwkv::{OP_TYPE[family]} "
                                         r"\(node 'ghost'\) instead of using the plugin"):
@@ -124,8 +126,9 @@ def test_unbound_plugin_fails_loudly_in_fresh_process(exported):
     proc = _run_python(f"""
         import tensorrt_rtx as trt
         from rrwkv_trt.runtime import engine as e
-        proto, info, path, nodes = e.load_model({str(model_dir)!r})
-        for variant, model in (("functions", proto), ("stripped", e.strip_functions(proto))):
+        from rrwkv_trt.runtime.onnx_graph import load_model, strip_functions
+        proto, info, path, nodes = load_model({str(model_dir)!r})
+        for variant, model in (("functions", proto), ("stripped", strip_functions(proto))):
             try:
                 parsed = e.ParsedNetwork(trt, model.SerializeToString(), path, nodes)
                 e.check_plugin_layers(trt, parsed.network, nodes)
@@ -189,28 +192,28 @@ def test_plugin_library_linked_to_another_tensorrt(tmp_path):
     _gcc_library(stub, "libnvinfer", "int nvinferStub(void) { return 0; }\n", "-Wl,-soname,libnvinfer.so.9")
     lib = _gcc_library(tmp_path, "libplugins9", "int nvinferStub(void);\nint f(void) { return nvinferStub(); }\n",
                        f"-L{stub}", "-lnvinfer", "-Wl,--no-as-needed")
-    assert "libnvinfer.so.9" in engine_mod.elf_needed(lib)
+    assert "libnvinfer.so.9" in trt_loader.elf_needed(lib)
     with pytest.raises(UserError, match=r"was built for TensorRT 9 \(it links libnvinfer\.so\.9\); this is TensorRT "
                                         r"10\.14\.1; rebuild it against this TensorRT with `make plugins`"):
-        engine_mod.check_plugin_library(lib, SimpleNamespace(__name__="tensorrt", __version__="10.14.1"))
-    engine_mod.check_plugin_library(lib, SimpleNamespace(__name__="tensorrt", __version__="9.3.0"))
+        trt_loader.check_plugin_library(lib, SimpleNamespace(__name__="tensorrt", __version__="10.14.1"))
+    trt_loader.check_plugin_library(lib, SimpleNamespace(__name__="tensorrt", __version__="9.3.0"))
     (tmp_path / "text.so").write_text("not a library")
     with pytest.raises(UserError, match="is not a 64-bit ELF shared library; run `make plugins`"):
-        engine_mod.check_plugin_library(tmp_path / "text.so", SimpleNamespace(__name__="tensorrt", __version__="10"))
+        trt_loader.check_plugin_library(tmp_path / "text.so", SimpleNamespace(__name__="tensorrt", __version__="10"))
 
 
 def test_second_plugin_library_refused(trt, tmp_path):
     other = tmp_path / "librrwkv_trt_plugins_dyn.so"
     shutil.copyfile(rtx.LIBRARY, other)
-    assert engine_mod.load_plugin_library(trt, rtx.LIBRARY) == rtx.LIBRARY.resolve()  # same file: a no-op
+    assert trt_loader.load_plugin_library(trt, rtx.LIBRARY) == rtx.LIBRARY.resolve()  # same file: a no-op
     with pytest.raises(UserError, match="is already loaded in this process and a process loads one rrwkv plugin "
                                         "library; cannot also load"):
-        engine_mod.load_plugin_library(trt, other)
+        trt_loader.load_plugin_library(trt, other)
 
 
 def test_default_plugin_library_missing(trt, exported, tmp_path, monkeypatch):
     _, model_dir = exported
-    monkeypatch.setattr(engine_mod, "plugin_search_path", lambda: [tmp_path / "build" / engine_mod.PLUGIN_LIBRARY])
+    monkeypatch.setattr(trt_loader, "plugin_search_path", lambda: [tmp_path / "build" / trt_loader.PLUGIN_LIBRARY])
     with pytest.raises(UserError, match=r"plugin library librrwkv_trt_plugins_dyn\.so not found in \[.*build/"
                                         r"librrwkv_trt_plugins_dyn\.so'\]; run `make plugins`"):
         build_engine(model_dir, tmp_path / "x.plan", compute_capability="8.6", trt=trt)
@@ -239,15 +242,15 @@ def test_rrwkv_node_checks(exported):
     node = next(n for n in proto.graph.node if n.domain == "rrwkv")
     node.op_type = "GatedOuterScan"
     with pytest.raises(UserError, match=r"is rrwkv::GatedOuterScan, which has no TensorRT plugin"):
-        engine_mod.rrwkv_nodes(proto)
+        onnx_graph.rrwkv_nodes(proto)
     node.op_type = OP_TYPE[family]
     for attr in node.attribute:
         if attr.name == "plugin_version":
             attr.s = b"2"
     with pytest.raises(UserError, match=r"has \{'plugin_version': b'2'\}, expected plugin_namespace='rrwkv' and "
                                         r"plugin_version='1'; re-export"):
-        engine_mod.rrwkv_nodes(proto)
-    stripped = engine_mod.strip_functions(proto)
+        onnx_graph.rrwkv_nodes(proto)
+    stripped = onnx_graph.strip_functions(proto)
     assert [f.name for f in proto.functions] == [OP_TYPE[family]] and not list(stripped.functions)
 
 

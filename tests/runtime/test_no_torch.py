@@ -45,7 +45,7 @@ def test_import_every_runtime_module_without_torch():
     code = "import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules)
     # onnxruntime is imported lazily, inside the backend, not at module import
     code += "assert 'onnxruntime' not in sys.modules, 'a runtime module imports onnxruntime at import time'\n"
-    # likewise onnx, TensorRT and cuda-python: imported inside runtime/engine.py and backends/trt.py only
+    # likewise onnx, TensorRT and cuda-python: imported lazily, inside functions
     code += ("lazy = [m for m in ('onnx', 'tensorrt', 'tensorrt_rtx', 'cuda') if m in sys.modules]\n"
              "assert not lazy, f'a runtime module imports {lazy} at import time'\n")
     result = _run(code)

@@ -12,6 +12,7 @@ import pytest
 from fake_trt import FakeCudart, FakeTensorRT
 
 from rrwkv_trt.runtime import engine as engine_mod
+from rrwkv_trt.runtime import trt_loader
 from rrwkv_trt.runtime.backends import trt as trt_backend
 from rrwkv_trt.runtime.backends.ort import OrtSession
 from rrwkv_trt.runtime.backends.trt import TrtSession
@@ -30,7 +31,7 @@ def make_sidecar(model_dir, engine_path, **overrides) -> EngineSidecar:
     fields = dict(
         info=from_metadata({p.key: p.value for p in proto.metadata_props}), tensorrt_product="TensorRT",
         tensorrt_version=FakeTensorRT.__version__, compute_capability="8.6", gpu_name="Fake GPU",
-        plugin_library=ELF_LIBRARY, plugin_sha256=engine_mod.file_sha256(ELF_LIBRARY), max_batch=MAX_BATCH,
+        plugin_library=ELF_LIBRARY, plugin_sha256=trt_loader.file_sha256(ELF_LIBRARY), max_batch=MAX_BATCH,
         max_seq=MAX_SEQ, profiles=dict(engine_mod.PROFILES), plugin_layers=(), engine_inspected=False,
         engine_bytes=engine_path.stat().st_size, source_model=str(model_dir / "model.onnx"), source_sha256="0" * 64)
     return EngineSidecar(**(fields | overrides))
@@ -43,8 +44,8 @@ def fakes(monkeypatch):
     trt = FakeTensorRT(cudart, MAX_BATCH, MAX_SEQ)
     monkeypatch.setattr(trt_backend, "_import_modules", lambda: (trt, cudart))
     monkeypatch.setattr(trt_backend, "gpu_compute_capability", lambda: ("8.6", "Fake GPU"))
-    monkeypatch.setattr(engine_mod, "_loaded_library", {})
-    monkeypatch.setattr(engine_mod, "_loggers", {})
+    monkeypatch.setattr(trt_loader, "_loaded_library", {})
+    monkeypatch.setattr(trt_loader, "_loggers", {})
     return trt, cudart
 
 
@@ -228,8 +229,8 @@ def _gpu_skip_reason() -> str | None:
         return "needs full TensorRT and a CUDA GPU (pip install 'rrwkv-trt[trt]' on a GPU host)"
     if importlib.util.find_spec("cuda") is None:
         return "needs cuda-python (pip install 'rrwkv-trt[trt]')"
-    if not any(p.is_file() for p in engine_mod.plugin_search_path()):
-        return f"needs {engine_mod.PLUGIN_LIBRARY}: run `make plugins` on this GPU host"
+    if not any(p.is_file() for p in trt_loader.plugin_search_path()):
+        return f"needs {trt_loader.PLUGIN_LIBRARY}: run `make plugins` on this GPU host"
     if importlib.util.find_spec("torch") is None:
         return "needs torch to export the tiny models ([export] extra)"
     return None
