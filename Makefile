@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MODEL  ?= models/rrwkv-pystdlib
 DEMO   := build/demo
-PROMPT ?= def 
+PROMPT ?= import 
 
 .PHONY: demo test export plugins plugins-check bench compare clean
 
