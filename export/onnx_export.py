@@ -1,5 +1,8 @@
 """Trace a model to ONNX: one rrwkv node per layer, local functions attached, metadata written.
 
+Precision (export/precision.py): "fp32", or "fp16" (fp16 weights and activations, fp32 LayerNorms, WKV and
+medium arithmetic, recurrent state and residual stream; fp32 logits), recorded as metadata rrwkv.precision.
+
 Output folder layout (what the runtime reads):
   model.onnx      inputs input_ids [batch, seq] + state_in.*, outputs logits [batch, seq, vocab] + state_out.*
   config.json     the config dict (the same JSON as metadata_props["rrwkv.config"])
@@ -26,6 +29,7 @@ from rrwkv_trt.runtime.metadata import ModelInfo, to_metadata
 from .checkpoint import TRANSFORMS, Checkpoint
 from .families import build_model
 from .ops import CUSTOM_TRANSLATION_TABLE, attach_functions, register_schemas
+from .precision import activation_dtype, apply_precision_
 
 OPSET = 18
 EXAMPLE_BATCH = 2
@@ -81,17 +85,30 @@ def _quiet_exporter():
     return Quiet()
 
 
-def export_checkpoint(ckpt: Checkpoint, out_dir: str | Path, tokenizer: str | Path | None = None) -> Path:
-    """Export `ckpt` into `out_dir` (which must not exist or be an empty folder)."""
+def export_checkpoint(ckpt: Checkpoint, out_dir: str | Path, tokenizer: str | Path | None = None,
+                      precision: str = "fp32", residual: str | None = None) -> Path:
+    """Export `ckpt` into `out_dir` (which must not exist or be an empty folder).
+
+    Args:
+        precision: "fp32" or "fp16" (export/precision.py).
+        residual: fp16 only; None is the fp32 residual stream, "rescale" ChatRWKV's RESCALE_LAYER (for
+            precision_check's measurements).
+    """
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise UserError(f"output folder {out_dir} already exists and is not empty; pick another -o or remove it")
     tokenizer = Path(tokenizer) if tokenizer is not None else ckpt.tokenizer
     if tokenizer is not None and not tokenizer.is_file():
         raise UserError(f"tokenizer file {tokenizer} does not exist")
-    spec = state_spec(ckpt.config)
-    proto = trace_to_onnx(build_model(ckpt.config, ckpt.state_dict), spec)
-    info = ModelInfo(ckpt.config, spec, "fp32", TRANSFORMS)
+    try:
+        act = activation_dtype(precision)
+        model = build_model(ckpt.config, ckpt.state_dict)
+        transforms = TRANSFORMS + apply_precision_(model, precision, residual)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    spec = state_spec(ckpt.config, act)
+    proto = trace_to_onnx(model, spec)
+    info = ModelInfo(ckpt.config, spec, precision, transforms)
     for key, value in to_metadata(info).items():
         proto.metadata_props.add(key=key, value=value)
     proto.producer_name = "rrwkv-trt"

@@ -26,6 +26,7 @@ from rrwkv_trt.runtime.state import State, allocate_state
 
 from .checkpoint import load_checkpoint
 from .families import build_model
+from .precision import PRECISIONS, activation_dtype
 
 DEFAULT_STEPS = 24
 DEFAULT_PROMPT_LEN = 40  # crosses two medium windows at the default s = 16; the steps close a third
@@ -36,12 +37,14 @@ class TorchSession:
     """A checkpoint's PyTorch model behind the runtime's session interface (run / start_decode / step).
 
     Prefill runs the sequence form, `step` the step form; state is keyed by state_in.* names, as in OrtSession.
+    The model always computes in fp32 (it is the reference); `precision` only sets the state spec, so that an fp16
+    export's activation-dtype slots (att_xx, ffn_xx) are read and returned as float16.
     """
 
-    def __init__(self, checkpoint: str | Path) -> None:
+    def __init__(self, checkpoint: str | Path, precision: str = "fp32") -> None:
         ckpt = load_checkpoint(checkpoint)
         self.config = ckpt.config
-        self.spec: StateSpec = state_spec(ckpt.config)
+        self.spec: StateSpec = state_spec(ckpt.config, activation_dtype(precision))
         self.vocab_size = ckpt.config.vocab_size
         self.model = build_model(ckpt.config, ckpt.state_dict)
         self.source = ckpt.source
@@ -89,7 +92,7 @@ class TorchSession:
                 for t in self.spec.tensors()}
 
     def _to_numpy(self, state: dict[str, torch.Tensor]) -> State:
-        return {t.input_name: state[t.input_name.removeprefix("state_in.")].numpy().copy()
+        return {t.input_name: state[t.input_name.removeprefix("state_in.")].numpy().astype(t.slot.dtype)
                 for t in self.spec.tensors()}
 
 
@@ -134,7 +137,10 @@ def write_reference(checkpoint: str | Path, out_dir: str | Path, prompt_ids: lis
         raise UserError(f"{model_path} not found; export the checkpoint first: `rrwkv-trt export {checkpoint} "
                         f"-o {out_dir}`")
     info = _model_info(model_path)
-    session = TorchSession(checkpoint)
+    if info.precision not in PRECISIONS:
+        raise UserError(f"{model_path} has precision {info.precision!r}; this rrwkv-trt writes references for "
+                        f"{list(PRECISIONS)}")
+    session = TorchSession(checkpoint, info.precision)
     if session.config != info.config or session.spec != info.state:
         raise UserError(f"{model_path} was exported from a different model ({info.config.to_dict()}) than "
                         f"{checkpoint} ({session.config.to_dict()}); re-export with `rrwkv-trt export {checkpoint} "

@@ -34,7 +34,10 @@ def main() -> None:
 @click.option("--family", default=None, help="Model family (rwkv4 or rrwkv) [default: detected from the keys].")
 @click.option("--tokenizer", default=None, type=click.Path(dir_okay=False, path_type=str),
               help="tokenizer.json to ship beside the model [default: the one beside the checkpoint].")
-def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | None) -> None:
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="fp16: fp16 weights and activations; LayerNorm, WKV/medium arithmetic, recurrent state, residual "
+                   "stream and logits stay fp32 (README \"Precision\").")
+def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | None, precision: str) -> None:
     """Export CHECKPOINT (BlinkDL .pth, .safetensors, or a folder) to ONNX in OUT_DIR."""
     try:  # export needs torch; the runtime never imports it unless this command runs
         from rrwkv_trt.export.checkpoint import load_checkpoint
@@ -44,9 +47,9 @@ def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | N
     click.echo(f"loading {checkpoint}", err=True)
     ckpt = load_checkpoint(checkpoint, family)
     cfg = ckpt.config
-    click.echo(f"{cfg.family}: {cfg.n_layer} layers, width {cfg.n_embd}, vocab {cfg.vocab_size}; tracing to ONNX",
-               err=True)
-    out = export_checkpoint(ckpt, out_dir, tokenizer)
+    click.echo(f"{cfg.family}: {cfg.n_layer} layers, width {cfg.n_embd}, vocab {cfg.vocab_size}; tracing to ONNX "
+               f"({precision})", err=True)
+    out = export_checkpoint(ckpt, out_dir, tokenizer, precision=precision)
     if not (out / "tokenizer.json").is_file():
         click.echo("note: no tokenizer exported; `run` will need one (re-export with --tokenizer FILE)", err=True)
     click.echo(f"wrote {out / 'model.onnx'}", err=True)

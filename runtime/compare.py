@@ -394,7 +394,7 @@ def run_compare(out_dir: str | os.PathLike, *, engine: str | os.PathLike | None 
                 except ImportError as err:
                     raise UserError(f"--checkpoint needs torch ({err}); pip install 'rrwkv-trt[export]' or leave "
                                     "it out (stock ONNX Runtime is then the drift reference)") from None
-                torch_session = stack.enter_context(TorchSession(checkpoint))
+                torch_session = stack.enter_context(TorchSession(checkpoint, info.precision))
                 if torch_session.config != info.config:
                     raise UserError(f"--checkpoint {os.fspath(checkpoint)} is another model ({torch_session.config}) "
                                     f"than {model} ({info.config})")

@@ -4,7 +4,8 @@ Keys written into every exported model:
   rrwkv.format_version  the FORMAT_VERSION that wrote it
   rrwkv.config          config JSON (family + sizes)
   rrwkv.state_spec      state slots JSON (names, symbolic shapes, dtypes, initial values)
-  rrwkv.precision       "fp32" (the dtype of activations and logits)
+  rrwkv.precision       "fp32" or "fp16": the dtype of weights and activations (export/precision.py); the state
+                        spec carries each slot's dtype, and logits are fp32 at both precisions
   rrwkv.transforms      JSON list of the one-time checkpoint transforms applied at export
 
 The engine sidecar <engine>.json (EngineSidecar) carries the same config, state spec and precision, plus what

@@ -110,7 +110,7 @@ class MediumTimeMix(TimeMix):
         mediums, seen, macc, m = medium_chain(win, self.medium_squeeze, self.medium_carry, xx,
                                               st[f"{i}.att_macc"], st[f"{i}.att_m"])
         k_m, v_m = self.project(mediums)
-        r, k, v = self.rkv(xx, shift(xx, st[f"{i}.att_xx"]), aa.dtype)
+        r, k, v = self.rkv(xx, shift(xx, st[f"{i}.att_xx"]))
         y, aa, bb, pp = self.wkv_fn(self.time_decay.to(aa.dtype), self.time_first.to(aa.dtype), k, v, k_m, v_m,
                                     aa, bb, pp, win.pos0, self.s, self.medium_decays)
         out = self.output(r * excite(seen, self.medium_excite, r.dtype) * y.to(r.dtype))
@@ -122,7 +122,7 @@ class MediumTimeMix(TimeMix):
         aa, bb, pp = st[f"{i}.att_aa"], st[f"{i}.att_bb"], st[f"{i}.att_pp"]
         m_prev, macc = st[f"{i}.att_m"], st[f"{i}.att_macc"]
         w, u = self.time_decay.to(aa.dtype), self.time_first.to(aa.dtype)
-        r, k, v = self.rkv(xx, st[f"{i}.att_xx"].to(xx.dtype), aa.dtype)
+        r, k, v = self.rkv(xx, st[f"{i}.att_xx"].to(xx.dtype))
         y, aa, bb, pp = wkv4_step(w, u, k, v, aa, bb, pp)
         out = self.output(r * excite(m_prev, self.medium_excite, r.dtype) * y.to(r.dtype))
         macc = macc + self.medium_squeeze.to(macc.dtype)[slot] * xx.to(macc.dtype)

@@ -5,6 +5,10 @@ transforms): `att.time_decay` is already w = -exp(raw), `time_mix_*` are [C], ln
 into `emb.weight`. State is a dict keyed "{layer}.{slot}" (runtime.config.state_spec slot names).
 
 Both forms run in the model's dtype; fp32 slots stay fp32 unless the whole model is float64.
+An fp16 model (export/precision.py) keeps its LayerNorms, the WKV and medium parameters and all fp32 state
+slots in fp32: LayerNorm computes in its weights' dtype and returns the activation dtype, k and v enter the
+WKV op in the activation dtype (the op computes in fp32), the residual stream runs in `residual_dtype` (or is
+halved after every `rescale_layer`-th block), and fp16 logits are returned as fp32.
 """
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ State = dict[str, Tensor]
 LN_EPS = 1e-5
 
 
-def layer_norm(x: Tensor, ln: nn.LayerNorm) -> Tensor:
-    return F.layer_norm(x, (x.shape[-1],), ln.weight, ln.bias, LN_EPS)
+def layer_norm(x: Tensor, ln: nn.LayerNorm, out_dtype: torch.dtype) -> Tensor:
+    """LayerNorm computed in the dtype of its weights (fp32 in fp16 models), returned in `out_dtype`."""
+    return F.layer_norm(x.to(ln.weight.dtype), (x.shape[-1],), ln.weight, ln.bias, LN_EPS).to(out_dtype)
 
 
 def lerp_shift(xx: Tensor, sx: Tensor, mix: Tensor) -> Tensor:
@@ -48,17 +53,17 @@ class TimeMix(nn.Module):
         self.receptance = nn.Linear(C, A, bias=False)
         self.output = nn.Linear(A, C, bias=False)
 
-    def rkv(self, xx: Tensor, sx: Tensor, state_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-        """r = σ(xr W_r^T); k, v in the state dtype (fp32 even for fp16 activations)."""
+    def rkv(self, xx: Tensor, sx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """r = σ(xr W_r^T), k, v, all in the activation dtype (the WKV op computes in fp32 whatever k's dtype)."""
         r = torch.sigmoid(self.receptance(lerp_shift(xx, sx, self.time_mix_r)))
-        k = self.key(lerp_shift(xx, sx, self.time_mix_k)).to(state_dtype)
-        v = self.value(lerp_shift(xx, sx, self.time_mix_v)).to(state_dtype)
+        k = self.key(lerp_shift(xx, sx, self.time_mix_k))
+        v = self.value(lerp_shift(xx, sx, self.time_mix_v))
         return r, k, v
 
     def forward(self, xx: Tensor, st: State, i: int, ctx: object = None) -> tuple[Tensor, State]:
         """Sequence form. xx [B, T, C] (LN1 output) -> out [B, T, C] and this layer's new att slots."""
         aa, bb, pp = st[f"{i}.att_aa"], st[f"{i}.att_bb"], st[f"{i}.att_pp"]
-        r, k, v = self.rkv(xx, shift(xx, st[f"{i}.att_xx"]), aa.dtype)
+        r, k, v = self.rkv(xx, shift(xx, st[f"{i}.att_xx"]))
         y, aa, bb, pp = wkv4(self.time_decay.to(aa.dtype), self.time_first.to(aa.dtype), k, v, aa, bb, pp)
         out = self.output(r * y.to(r.dtype))
         return out, {f"{i}.att_xx": xx[:, -1], f"{i}.att_aa": aa, f"{i}.att_bb": bb, f"{i}.att_pp": pp}
@@ -66,7 +71,7 @@ class TimeMix(nn.Module):
     def step(self, xx: Tensor, st: State, i: int, ctx: object = None) -> tuple[Tensor, State]:
         """Step form (§1.3 per token). xx [B, C] -> out [B, C] and the new att slots."""
         aa, bb, pp = st[f"{i}.att_aa"], st[f"{i}.att_bb"], st[f"{i}.att_pp"]
-        r, k, v = self.rkv(xx, st[f"{i}.att_xx"].to(xx.dtype), aa.dtype)
+        r, k, v = self.rkv(xx, st[f"{i}.att_xx"].to(xx.dtype))
         y, aa, bb, pp = wkv4_step(self.time_decay.to(aa.dtype), self.time_first.to(aa.dtype), k, v, aa, bb, pp)
         out = self.output(r * y.to(r.dtype))
         return out, {f"{i}.att_xx": xx, f"{i}.att_aa": aa, f"{i}.att_bb": bb, f"{i}.att_pp": pp}
@@ -116,10 +121,11 @@ class Block(nn.Module):
         """
         att = self.att.step if step else self.att
         ffn = self.ffn.step if step else self.ffn
-        out, upd = att(layer_norm(x, self.ln1), st, self.layer, ctx)
-        x = x + out
+        act = self.att.key.weight.dtype
+        out, upd = att(layer_norm(x, self.ln1, act), st, self.layer, ctx)
+        x = x + out  # an fp32 residual stream promotes the fp16 sub-block output
         new.update(upd)
-        out, upd = ffn(layer_norm(x, self.ln2), st, self.layer, ctx)
+        out, upd = ffn(layer_norm(x, self.ln2, act), st, self.layer, ctx)
         new.update(upd)
         return x + out
 
@@ -130,15 +136,23 @@ class Rwkv4Model(nn.Module):
     def __init__(self, cfg: Rwkv4Config):
         super().__init__()
         self.config = cfg
+        self.residual_dtype: torch.dtype | None = None  # None: the activation dtype (export/precision.py)
+        self.rescale_layer = 0  # > 0: x is halved after every rescale_layer-th block (ChatRWKV RESCALE_LAYER)
         self.emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)  # ln0 folded in
         self.blocks = nn.ModuleList(self.block_cls(cfg, i) for i in range(cfg.n_layer))
         self.ln_out = nn.LayerNorm(cfg.n_embd)
         self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
 
+    @property
+    def activation_dtype(self) -> torch.dtype:
+        return self.head.weight.dtype
+
     def init_state(self, batch: int, dtype: torch.dtype = torch.float32) -> State:
-        """Fresh state from the spec; float64 models get float64 everywhere (for exactness tests)."""
+        """Fresh state from the spec at the model's activation dtype; float64 gives float64 everywhere (for
+        exactness tests)."""
         state = {}
-        for t in state_spec(self.config).tensors():
+        act = "float16" if self.activation_dtype == torch.float16 else "float32"
+        for t in state_spec(self.config, act).tensors():
             name = t.input_name.removeprefix("state_in.")
             shape = tuple(batch if d == "batch" else d for d in t.slot.shape)
             dt = torch.int64 if t.slot.dtype == "int64" else (
@@ -158,10 +172,15 @@ class Rwkv4Model(nn.Module):
         new: State = {}
         seq_len = 1 if step else x.shape[1]
         ctx = self.call_context(state, seq_len, step)
-        for block in self.blocks:
+        if self.residual_dtype is not None:
+            x = x.to(self.residual_dtype)
+        for i, block in enumerate(self.blocks):
             x = block(x, state, new, step, ctx)
+            if self.rescale_layer and (i + 1) % self.rescale_layer == 0:
+                x = x / 2
         self.finish_state(state, new, seq_len)
-        return self.head(layer_norm(x, self.ln_out)), new
+        logits = self.head(layer_norm(x, self.ln_out, self.activation_dtype))
+        return (logits.float() if logits.dtype == torch.float16 else logits), new
 
     def call_context(self, state: State, seq_len: int, step: bool) -> object:
         """Per-call data shared by all layers; RWKV-4 needs none."""
