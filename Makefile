@@ -7,7 +7,7 @@ MODEL  ?= models/rrwkv-pystdlib
 DEMO   := build/demo
 PROMPT ?= import 
 
-.PHONY: demo test export plugins plugins-check bench compare clean
+.PHONY: demo test export plugins plugins-check bench compare long-context clean
 
 # Create the virtual environment and install the project with every extra the tests use.
 # torch is pinned to 2.13.0 (the CPU build); see README "Dependencies".
@@ -52,6 +52,12 @@ bench: export plugins
 compare: $(DEMO)/model.onnx plugins
 	$(BIN)/python -m rrwkv_trt.export.reference $(MODEL) $(DEMO)
 	$(BIN)/rrwkv-trt compare $(DEMO) --checkpoint $(MODEL)$(if $(ENGINE), --engine $(ENGINE))
+
+# Long context (README "Long context"): 100,000 tokens through every WKV backend (fp32, fp16; adversarial weights)
+# and through the shipped model (fp32, fp16 exports; chunked prefill and decode) against float64. Exit 1 on a
+# non-finite output or an op error outside plugins/*/spec.yaml long_context_*; JSON under bench/results/.
+long-context: plugins
+	$(BIN)/python scripts/long_context.py
 
 $(DEMO)/model.onnx: $(wildcard $(MODEL) $(MODEL)/*) | $(STAMP)
 	rm -rf $(DEMO)
