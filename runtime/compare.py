@@ -13,7 +13,6 @@ Drift over many steps is measured by runtime/drift.py, where every backend carri
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -27,6 +26,7 @@ import numpy as np
 
 from .config import StateSpec
 from .errors import UserError
+from .metadata import file_sha256
 from .state import State, allocate_state, validate_state
 from .drift import drift, drift_passed, format_drift
 from .tolerances import CallTolerance, Policy
@@ -111,7 +111,7 @@ def load_reference(out_dir: str | os.PathLike) -> Reference:
     out_dir = Path(out_dir)
     ref = read_reference(out_dir / REFERENCE_DIR, out_dir)
     model = out_dir / MODEL_FILE
-    if model.is_file() and sha256_of(model) != ref.manifest.get("model_sha256"):
+    if model.is_file() and file_sha256(model) != ref.manifest.get("model_sha256"):
         raise UserError(f"{ref.folder} was written for another {MODEL_FILE} (sha256 differs; re-exported since?); "
                         f"{reference_hint(out_dir)}")
     return ref
@@ -413,11 +413,3 @@ def run_compare(out_dir: str | os.PathLike, *, engine: str | os.PathLike | None 
     echo(f"  {polygraphy_command(os.fspath(model.parent), policy.call('ort-function'))}")
     return not failed
 
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file (the reference records those of model.onnx and the checkpoint)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

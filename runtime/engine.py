@@ -25,11 +25,10 @@ from pathlib import Path
 
 from .errors import UserError
 from .logs import log_once
-from .metadata import EngineSidecar, ModelInfo, sidecar_path, write_sidecar
+from .metadata import EngineSidecar, ModelInfo, file_sha256, sidecar_path, write_sidecar
 from .onnx_graph import INPUT_IDS, PLUGIN_NAMESPACE, PLUGIN_VERSION, PluginNode, load_model, strip_functions
 from .trt_loader import (
     PLUGIN_LIBRARY,
-    file_sha256,
     import_tensorrt,
     load_plugin_library,
     take_errors,

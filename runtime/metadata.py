@@ -13,6 +13,7 @@ the engine was built with: TensorRT product and version, GPU compute capability,
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -167,3 +168,12 @@ def read_sidecar(engine: str | os.PathLike) -> EngineSidecar:
         raise ConfigError(f"cannot read engine sidecar {path}: {err.strerror}") from None
     data = parse_json_object(text, f"engine sidecar {path}", "; rebuild the engine")
     return EngineSidecar.from_dict(data, source=f"engine sidecar {path}")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file: sidecars and references record those of models, checkpoints and libraries."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

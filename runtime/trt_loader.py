@@ -5,7 +5,6 @@ the TensorRT module as an argument, so the same code serves TensorRT and TensorR
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -105,14 +104,6 @@ def find_plugin_library(library: str | os.PathLike | None = None) -> Path:
         raise UserError(f"plugin library {PLUGIN_LIBRARY} not found in {[str(p) for p in plugin_search_path()]}; "
                         "run `make plugins` (or pass --plugin-library PATH)")
     return found.resolve()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def elf_needed(path: str | os.PathLike) -> list[str] | None:

@@ -19,11 +19,10 @@ import numpy as np
 from ..engine import PROFILES, check_engine_compatible, gpu_compute_capability, resolve_engine_path
 from ..errors import UserError
 from ..logs import log_once
-from ..metadata import EngineSidecar, ModelInfo, read_sidecar
+from ..metadata import EngineSidecar, ModelInfo, file_sha256, read_sidecar
 from ..onnx_graph import INPUT_IDS, LOGITS
 from ..state import State
 from ..trt_loader import (
-    file_sha256,
     find_plugin_library,
     import_tensorrt,
     load_plugin_library,

@@ -95,7 +95,7 @@ def test_greedy_decode_same_ids(exported):
 def test_bad_token_ids_and_state(exported):
     _, _, out = exported
     with OrtSession(out) as sess:
-        with pytest.raises(UserError, match=f"vocab"):
+        with pytest.raises(UserError, match="vocab"):
             sess.run(np.array([[1, SIZES["vocab_size"]]]), None)
         state = sess.initial_state(1)
         state["state_in.1.att_aa"] = np.zeros((1, 5), np.float32)

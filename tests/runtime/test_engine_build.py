@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from rrwkv_trt.runtime import engine as engine_mod
-from rrwkv_trt.runtime import onnx_graph, trt_loader
+from rrwkv_trt.runtime import metadata, onnx_graph, trt_loader
 from rrwkv_trt.runtime.cli import main
 from rrwkv_trt.runtime.engine import build_engine
 from rrwkv_trt.runtime.onnx_graph import PluginNode
@@ -91,11 +91,11 @@ def test_build_writes_engine_and_sidecar(trt, exported, tmp_path):
     assert data["tensorrt"] == {"product": "TensorRT-RTX", "version": trt.__version__}
     assert data["gpu"] == {"compute_capability": "8.6", "name": None}
     assert data["plugin_library"] == {"path": str(rtx.LIBRARY.resolve()),
-                                      "sha256": trt_loader.file_sha256(rtx.LIBRARY)}
+                                      "sha256": metadata.file_sha256(rtx.LIBRARY)}
     assert (data["max_batch"], data["max_seq"], data["profiles"]) == (3, 16, {"decode": 0, "prefill": 1})
     assert data["plugin_layers"] == _rrwkv_node_names(model_dir) and len(data["plugin_layers"]) == 2
     assert data["engine_inspected"] is False  # TensorRT-RTX engines cannot be deserialised without a GPU
-    assert data["source_model"]["sha256"] == trt_loader.file_sha256(model_dir / "model.onnx")
+    assert data["source_model"]["sha256"] == metadata.file_sha256(model_dir / "model.onnx")
     text = "\n".join(lines)
     assert "parsing" in text and "2 rrwkv nodes, functions stripped" in text
     assert "building for compute capability 8.6: batch 1..3, prefill seq 1..16" in text

@@ -12,7 +12,7 @@ import pytest
 from fake_trt import FakeCudart, FakeTensorRT
 
 from rrwkv_trt.runtime import engine as engine_mod
-from rrwkv_trt.runtime import trt_loader
+from rrwkv_trt.runtime import metadata, trt_loader
 from rrwkv_trt.runtime.backends import trt as trt_backend
 from rrwkv_trt.runtime.backends.ort import OrtSession
 from rrwkv_trt.runtime.backends.trt import TrtSession
@@ -31,7 +31,7 @@ def make_sidecar(model_dir, engine_path, **overrides) -> EngineSidecar:
     fields = dict(
         info=from_metadata({p.key: p.value for p in proto.metadata_props}), tensorrt_product="TensorRT",
         tensorrt_version=FakeTensorRT.__version__, compute_capability="8.6", gpu_name="Fake GPU",
-        plugin_library=ELF_LIBRARY, plugin_sha256=trt_loader.file_sha256(ELF_LIBRARY), max_batch=MAX_BATCH,
+        plugin_library=ELF_LIBRARY, plugin_sha256=metadata.file_sha256(ELF_LIBRARY), max_batch=MAX_BATCH,
         max_seq=MAX_SEQ, profiles=dict(engine_mod.PROFILES), plugin_layers=(), engine_inspected=False,
         engine_bytes=engine_path.stat().st_size, source_model=str(model_dir / "model.onnx"), source_sha256="0" * 64)
     return EngineSidecar(**(fields | overrides))
