@@ -40,10 +40,11 @@ plugins-check: $(STAMP)
 test: $(STAMP) plugins plugins-check
 	$(BIN)/python -m pytest -q -rs
 
-# ONNX Runtime: fused rrwkv CPU kernels vs function bodies on the shipped model, A/B interleaved;
-# JSON under bench/results/.
-bench: export plugins
-	$(BIN)/python -m rrwkv_trt.runtime.bench $(DEMO) --prefill 512 --decode 128 --reps 5 --threads 2
+# Speed on the edge CPU (README): the shipped model and a generated random 169M RWKV-4, every ORT backend and
+# precision beside PyTorch eager and the rwkv package, A/B interleaved, against the machine's bandwidth and GEMM
+# bounds; JSON under bench/results/, a table of ratios on stdout. Exports are cached in build/bench/.
+bench: $(STAMP) plugins
+	$(BIN)/rrwkv-trt bench --reps 5 --threads 2
 
 # Backends vs PyTorch on the shipped model: export it unless $(DEMO)/model.onnx is newer than $(MODEL), write the
 # PyTorch reference (a prefill + 24 decode steps) to $(DEMO)/reference/, then `rrwkv-trt compare`: per-call errors of

@@ -1,7 +1,9 @@
 """Trace a model to ONNX: one rrwkv node per layer, local functions attached, metadata written.
 
-Precision (export/precision.py): "fp32", or "fp16" (fp16 weights and activations, fp32 LayerNorms, WKV and
-medium arithmetic, recurrent state and residual stream; fp32 logits), recorded as metadata rrwkv.precision.
+Precision (export/precision.py): "fp32", "fp16" (fp16 weights and activations, fp32 LayerNorms, WKV and
+medium arithmetic, recurrent state and residual stream; fp32 logits), or "int8"/"int4" (the fp32 graph with its
+MatMul weights quantized for ONNX Runtime's CPU provider, export/quantize.py), recorded as metadata
+rrwkv.precision.
 
 Output folder layout (what the runtime reads):
   model.onnx      inputs input_ids [batch, seq] + state_in.*, outputs logits [batch, seq, vocab] + state_out.*
@@ -29,7 +31,8 @@ from rrwkv_trt.runtime.metadata import ModelInfo, to_metadata
 from .checkpoint import TRANSFORMS, Checkpoint
 from .families import build_model
 from .ops import CUSTOM_TRANSLATION_TABLE, attach_functions, register_schemas
-from .precision import activation_dtype, apply_precision_
+from .precision import WEIGHT_ONLY, activation_dtype, apply_precision_
+from .quantize import quantize_matmul_weights
 
 OPSET = 18
 EXAMPLE_BATCH = 2
@@ -90,7 +93,7 @@ def export_checkpoint(ckpt: Checkpoint, out_dir: str | Path, tokenizer: str | Pa
     """Export `ckpt` into `out_dir` (which must not exist or be an empty folder).
 
     Args:
-        precision: "fp32" or "fp16" (export/precision.py).
+        precision: "fp32", "fp16", "int8" or "int4" (export/precision.py).
         residual: fp16 only; None is the fp32 residual stream, "rescale" ChatRWKV's RESCALE_LAYER (for
             precision_check's measurements).
     """
@@ -108,7 +111,17 @@ def export_checkpoint(ckpt: Checkpoint, out_dir: str | Path, tokenizer: str | Pa
         raise UserError(str(err)) from None
     spec = state_spec(ckpt.config, act)
     proto = trace_to_onnx(model, spec)
+    if precision in WEIGHT_ONLY:
+        proto, quantized = quantize_matmul_weights(proto, precision)
+        transforms += quantized
     info = ModelInfo(ckpt.config, spec, precision, transforms)
+    return write_export(proto, info, out_dir, tokenizer)
+
+
+def write_export(proto: onnx.ModelProto, info: ModelInfo, out_dir: Path, tokenizer: Path | None = None) -> Path:
+    """Write model.onnx (with `info` as its metadata), config.json and the tokenizer into `out_dir`, all or nothing:
+    the folder is filled under a temporary name and renamed at the end."""
+    del proto.metadata_props[:]
     for key, value in to_metadata(info).items():
         proto.metadata_props.add(key=key, value=value)
     proto.producer_name = "rrwkv-trt"

@@ -1,5 +1,8 @@
 """Export precisions: which tensors of a model become fp16, and how the residual stream is kept in range.
 
+"int8" and "int4" are weight-only: the torch model stays fp32 and export/quantize.py quantizes the traced
+graph's MatMul weights for ONNX Runtime's CPU provider.
+
 TensorRT 11 builds strongly typed networks only, so an fp16 engine needs an fp16 ONNX graph (CONVENTIONS.md §4.3).
 `--precision fp16` converts the torch model before tracing (README "Precision" has the measurements):
 
@@ -22,7 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8", "int4")
+WEIGHT_ONLY = ("int8", "int4")  # fp32 model; MatMul weights quantized after tracing (export/quantize.py)
 RESIDUAL_FP32 = "fp32"
 RESIDUAL_RESCALE = "rescale"
 RESIDUALS = (RESIDUAL_FP32, RESIDUAL_RESCALE)
@@ -35,7 +39,7 @@ FP32_PARAMETERS = frozenset({"time_decay", "time_first", "medium_squeeze", "medi
 def activation_dtype(precision: str) -> str:
     """The numpy dtype name of activations (and of the state slots typed "activation dtype") for `precision`."""
     check_precision(precision)
-    return {"fp32": "float32", "fp16": "float16"}[precision]
+    return "float16" if precision == "fp16" else "float32"
 
 
 def check_precision(precision: str, residual: str | None = None) -> None:
@@ -51,13 +55,14 @@ def apply_precision_(model: nn.Module, precision: str, residual: str | None = No
 
     Args:
         model: an fp32 Rwkv4Model / RrwkvModel.
-        precision: "fp32" (no change) or "fp16".
+        precision: "fp32", "int8" or "int4" (no change: weight-only precisions are applied to the traced
+            graph by export/quantize.py) or "fp16".
         residual: fp16 only: RESIDUAL_FP32 (None) or RESIDUAL_RESCALE.
     Returns:
         the transforms applied, for the rrwkv.transforms metadata (empty for fp32).
     """
     check_precision(precision, residual)
-    if precision == "fp32":
+    if precision != "fp16":
         if residual is not None:
             raise ValueError("residual applies to fp16 only")
         return ()

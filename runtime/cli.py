@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import sys
 
+from pathlib import Path
+
 import click
 
 from .errors import UserError
+
+# The benchmark's choices (runtime/bench/suite.py: BACKENDS, PRECISIONS), here so that `--help` imports nothing.
+BENCH_BACKENDS = ("ort-kernel", "ort-function", "torch-eager", "rwkv-package")
+BENCH_PRECISIONS = ("fp32", "fp16", "int8", "int4")
 
 EXIT_USER_ERROR = 2
 
@@ -34,9 +40,10 @@ def main() -> None:
 @click.option("--family", default=None, help="Model family (rwkv4 or rrwkv) [default: detected from the keys].")
 @click.option("--tokenizer", default=None, type=click.Path(dir_okay=False, path_type=str),
               help="tokenizer.json to ship beside the model [default: the one beside the checkpoint].")
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8", "int4"]), default="fp32", show_default=True,
               help="fp16: fp16 weights and activations; LayerNorm, WKV/medium arithmetic, recurrent state, residual "
-                   "stream and logits stay fp32 (README \"Precision\").")
+                   "stream and logits stay fp32 (README \"Precision\"). int8/int4: weight-only quantized MatMuls "
+                   "for ONNX Runtime on the CPU, everything else fp32 (README \"Speed on the edge CPU\").")
 def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | None, precision: str) -> None:
     """Export CHECKPOINT (BlinkDL .pth, .safetensors, or a folder) to ONNX in OUT_DIR."""
     try:  # export needs torch; the runtime never imports it unless this command runs
@@ -180,6 +187,47 @@ def compare(out_dir: str, engine: str | None, steps: int, window: int, checkpoin
                      all_outputs=all_outputs, echo=click.echo)
     if not ok:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("checkpoints", nargs=-1, type=click.Path(exists=True, path_type=str))
+@click.option("--random-169m/--no-random-169m", default=True, show_default=True,
+              help="Also a seeded random RWKV-4 of the 169M shape (12x768, vocab 50277), generated as a BlinkDL .pth.")
+@click.option("--backend", "backends", multiple=True, type=click.Choice(BENCH_BACKENDS),
+              help="Backends to measure (repeatable) [default: all].")
+@click.option("--precision", "precisions", multiple=True, type=click.Choice(BENCH_PRECISIONS),
+              help="ONNX Runtime precisions (repeatable; fp32 always) [default: all].")
+@click.option("--reps", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Threads of every backend and of the bound probes.")
+@click.option("--decode-steps", type=click.IntRange(min=1), default=32, show_default=True, help="Steps at batch 1.")
+@click.option("--batch", type=click.IntRange(min=2), default=8, show_default=True, help="The batched decode's size.")
+@click.option("--batch-steps", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--prefill", "prefill_tokens", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Prompt tokens of the prefill and time-to-first-token measurement.")
+@click.option("--agreement-steps", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Greedy steps of the int8/int4 vs fp32 agreement check (0: skip it).")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("build/bench"),
+              show_default=True, help="Generated checkpoint and exports (reused while their stamps match).")
+@click.option("--results", "results_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("bench/results"), show_default=True, help="Folder of the JSON results.")
+@click.option("--fresh", is_flag=True, default=False, help="Re-export every model.")
+def bench(checkpoints: tuple[str, ...], random_169m: bool, backends: tuple[str, ...], precisions: tuple[str, ...],
+          reps: int, threads: int, decode_steps: int, batch: int, batch_steps: int, prefill_tokens: int,
+          agreement_steps: int, work_dir: Path, results_dir: Path, fresh: bool) -> None:
+    """Decode (batch 1 and 8), prefill and time-to-first-token speed and peak RSS of every backend and precision,
+    beside PyTorch eager and the rwkv package, A/B interleaved, against this machine's bandwidth and GEMM bounds.
+
+    CHECKPOINTS default to the shipped model. Needs the [export] extra (it exports the models) and, for the
+    rwkv-package baseline, the [dev] extra."""
+    from .bench.suite import SHIPPED_MODEL, Settings, run_bench
+
+    settings = Settings(reps=reps, threads=threads, decode_steps=decode_steps, batch=batch, batch_steps=batch_steps,
+                        prefill_tokens=prefill_tokens, agreement_steps=agreement_steps)
+    precisions = ("fp32", *[p for p in BENCH_PRECISIONS if p in precisions and p != "fp32"]) if precisions \
+        else BENCH_PRECISIONS
+    run_bench([Path(c) for c in checkpoints] or [SHIPPED_MODEL], random_169m, work_dir, results_dir,
+              backends or BENCH_BACKENDS, precisions, settings, fresh)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .logs import log_once
-from .metadata import EngineSidecar, ModelInfo, file_sha256, sidecar_path, write_sidecar
+from .metadata import WEIGHT_ONLY_PRECISIONS, EngineSidecar, ModelInfo, file_sha256, sidecar_path, write_sidecar
 from .onnx_graph import INPUT_IDS, PLUGIN_NAMESPACE, PLUGIN_VERSION, PluginNode, load_model, strip_functions
 from .trt_loader import (
     PLUGIN_LIBRARY,
@@ -212,6 +212,9 @@ def build_engine(model: str | os.PathLike, engine: str | os.PathLike, *, max_bat
     if engine.is_dir():
         raise UserError(f"engine path {engine} is a folder; name the file to write, e.g. {engine / 'model.plan'}")
     proto, info, model_path, nodes = load_model(model)
+    if info.precision in WEIGHT_ONLY_PRECISIONS:
+        raise UserError(f"{model_path} is a {info.precision} export: its MatMulNBits nodes are ONNX Runtime CPU "
+                        "contrib ops that TensorRT cannot parse; build the engine from an fp32 or fp16 export")
     trt = import_tensorrt() if trt is None else trt
     product, version = tensorrt_product(trt)
     target = _target_compute_capability(trt, compute_capability)

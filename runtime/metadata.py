@@ -5,7 +5,8 @@ Keys written into every exported model:
   rrwkv.config          config JSON (family + sizes)
   rrwkv.state_spec      state slots JSON (names, symbolic shapes, dtypes, initial values)
   rrwkv.precision       "fp32" or "fp16": the dtype of weights and activations (export/precision.py); the state
-                        spec carries each slot's dtype, and logits are fp32 at both precisions
+                        spec carries each slot's dtype, and logits are fp32 at both precisions. "int8" / "int4":
+                        an fp32 graph whose MatMul weights are com.microsoft::MatMulNBits (export/quantize.py)
   rrwkv.transforms      JSON list of the one-time checkpoint transforms applied at export
 
 The engine sidecar <engine>.json (EngineSidecar) carries the same config, state spec and precision, plus what
@@ -35,6 +36,7 @@ KEY_CONFIG = "rrwkv.config"
 KEY_STATE = "rrwkv.state_spec"
 KEY_PRECISION = "rrwkv.precision"
 KEY_TRANSFORMS = "rrwkv.transforms"
+WEIGHT_ONLY_PRECISIONS = ("int8", "int4")  # ONNX Runtime CPU only: not TensorRT-buildable
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,173 @@
+"""The benchmark's models and its PyTorch baselines (needs torch; run by `rrwkv-trt bench` in subprocesses).
+
+    python -m rrwkv_trt.export.bench_models OUT_ROOT [--model CHECKPOINT ...] [--random-169m] [--fresh]
+
+prepares, under OUT_ROOT, every export the benchmark measures and writes OUT_ROOT/manifest.json:
+  * `--random-169m`: a BlinkDL RWKV-4 `.pth` of the 169M shape (12 layers, width 768, vocabulary 50277) with
+    seeded random weights (export/models/random_init.py, seed RANDOM_SEED), generated here, never downloaded;
+  * per checkpoint: fp32 and fp16 exports (`rrwkv-trt export`), and int8 / int4 quantized from the fp32 export
+    (export/quantize.py), with each export's weight bytes and the bytes one decode step reads.
+An export is reused when its stamp (checkpoint size and mtime, precision) matches; `--fresh` redoes them all.
+
+The baselines are factories for runtime/bench/worker.py: `torch_eager` (this project's PyTorch model, step form for
+decode and sequence form for prefill) and `rwkv_package` (BlinkDL's rwkv 0.8.32 on the same .pth, "cpu fp32").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from rrwkv_trt.runtime.bench.worker import SessionBackend, Unsupported
+from rrwkv_trt.runtime.config import Rwkv4Config
+from rrwkv_trt.runtime.metadata import from_metadata
+
+from .checkpoint import load_checkpoint, resolve_checkpoint_file
+from .onnx_export import export_checkpoint
+from .quantize import quantize_export
+
+RANDOM_SEED = 0
+RANDOM_169M = Rwkv4Config(vocab_size=50277, n_embd=768, n_layer=12, dim_att=768, dim_ffn=3072)
+RANDOM_169M_NAME = "rwkv4-169m-random"
+PRECISIONS = ("fp32", "fp16", "int8", "int4")
+WEIGHT_OPS = ("MatMul", "MatMulNBits")  # what a decode step reads in full; Gather reads one embedding row
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def write_random_169m(path: Path) -> Path:
+    """The seeded random 169M-shape RWKV-4 BlinkDL checkpoint at `path` (written once, atomically)."""
+    if path.is_file():
+        return path
+    from .models.random_init import random_blinkdl_state_dict
+
+    log(f"generating {path.name} (seed {RANDOM_SEED}, {RANDOM_169M})")
+    state = random_blinkdl_state_dict(RANDOM_169M, seed=RANDOM_SEED)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.rename(path)
+    return path
+
+
+def weight_stats(model_path: Path) -> dict:
+    """Bytes of all initializers, and of those a decode step reads in full (MatMul / MatMulNBits weights)."""
+    proto = onnx.load(model_path)
+    sizes = {i.name: len(i.raw_data) or onnx.numpy_helper.to_array(i).nbytes for i in proto.graph.initializer}
+    step = {name for n in proto.graph.node if n.op_type in WEIGHT_OPS for name in n.input[1:] if name in sizes}
+    info = from_metadata({p.key: p.value for p in proto.metadata_props}, source=str(model_path))
+    return {"weight_bytes": sum(sizes.values()), "step_bytes": sum(sizes[n] for n in step),
+            "precision": info.precision}
+
+
+def _stamp(checkpoint: Path, precision: str) -> str:
+    st = checkpoint.stat()
+    return json.dumps({"checkpoint": str(checkpoint.resolve()), "size": st.st_size, "mtime": st.st_mtime,
+                       "precision": precision})
+
+
+def prepare_export(checkpoint: Path, out: Path, precision: str, fp32_dir: Path, fresh: bool) -> Path:
+    """`out` holding the export of `checkpoint` at `precision`, reused when its stamp matches."""
+    file, _ = resolve_checkpoint_file(checkpoint)
+    stamp_file = out / "bench-stamp.json"
+    if not fresh and stamp_file.is_file() and stamp_file.read_text() == _stamp(file, precision):
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.monotonic()
+    if precision in ("int8", "int4"):
+        quantize_export(fp32_dir, out, precision)
+    else:
+        export_checkpoint(load_checkpoint(checkpoint), out, precision=precision)
+    stamp_file.write_text(_stamp(file, precision))
+    log(f"exported {out} ({precision}) in {time.monotonic() - start:.0f} s")
+    return out
+
+
+def prepare_model(checkpoint: Path, root: Path, name: str, precisions: tuple[str, ...], fresh: bool) -> dict:
+    ckpt_file, _ = resolve_checkpoint_file(checkpoint)
+    config = load_checkpoint(checkpoint).config
+    exports = {}
+    for precision in ("fp32", *[p for p in precisions if p != "fp32"]):
+        out = prepare_export(checkpoint, root / name / precision, precision, root / name / "fp32", fresh)
+        exports[precision] = {"dir": str(out), **weight_stats(out / "model.onnx")}
+    return {"name": name, "checkpoint": str(checkpoint), "config": config.to_dict(),
+            "rwkv_package_checkpoint": str(ckpt_file) if config.family == "rwkv4" and ckpt_file.suffix == ".pth"
+            else None, "exports": exports}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Prepare the benchmark's exports and write OUT_ROOT/manifest.json")
+    p.add_argument("out_root")
+    p.add_argument("--model", action="append", default=[], help="checkpoint file or folder (repeatable)")
+    p.add_argument("--random-169m", action="store_true", help=f"also the seeded random {RANDOM_169M_NAME} .pth")
+    p.add_argument("--precision", action="append", choices=PRECISIONS, help="[default: all]")
+    p.add_argument("--fresh", action="store_true", help="re-export even when a matching export exists")
+    args = p.parse_args(argv)
+    root = Path(args.out_root)
+    precisions = tuple(args.precision or PRECISIONS)
+    targets = [(Path(m), Path(m).name.removesuffix(Path(m).suffix) or "model") for m in args.model]
+    if args.random_169m:
+        targets.append((write_random_169m(root / f"{RANDOM_169M_NAME}.pth"), RANDOM_169M_NAME))
+    models = [prepare_model(ckpt, root, name, precisions, args.fresh) for ckpt, name in targets]
+    manifest = root / "manifest.json"
+    manifest.write_text(json.dumps({"models": models}, indent=2) + "\n")
+    log(f"wrote {manifest}")
+    return 0
+
+
+def _parameter_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def torch_eager(checkpoint: str, threads: int) -> SessionBackend:
+    """This project's PyTorch model in eager mode (fp32): the baseline an exporter starts from."""
+    from .reference import TorchSession
+
+    torch.set_num_threads(threads)
+    session = TorchSession(checkpoint)
+    return SessionBackend(session, _parameter_bytes(session.model.parameters()))
+
+
+class RwkvPackageBackend:
+    """BlinkDL's rwkv package (0.8.32, strategy "cpu fp32", TorchScript on) on the same BlinkDL .pth."""
+
+    def __init__(self, checkpoint: str, threads: int) -> None:
+        os.environ.setdefault("RWKV_JIT_ON", "1")  # the package reads both when rwkv.model is imported
+        os.environ["RWKV_CUDA_ON"] = "0"
+        from rwkv.model import RWKV
+
+        torch.set_num_threads(threads)
+        self.model = RWKV(model=str(Path(checkpoint).with_suffix("")), strategy="cpu fp32", verbose=False)
+        self.weight_bytes = _parameter_bytes(t for t in self.model.w.values() if isinstance(t, torch.Tensor))
+        self.state = None
+
+    def prefill(self, ids: np.ndarray) -> np.ndarray:
+        logits, _ = self.model.forward(ids[0].tolist(), None)  # sequence mode: the last token's logits
+        return logits.numpy()
+
+    def start(self, batch: int) -> None:
+        if batch != 1:
+            raise Unsupported("the rwkv package's forward() takes one sequence")
+        self.state = None
+
+    def step(self, tokens: np.ndarray) -> np.ndarray:
+        logits, self.state = self.model.forward([int(tokens[0])], self.state)
+        return logits.numpy()[None]
+
+
+def rwkv_package(checkpoint: str, threads: int) -> RwkvPackageBackend:
+    return RwkvPackageBackend(checkpoint, threads)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

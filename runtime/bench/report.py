@@ -1,0 +1,166 @@
+"""Benchmark samples -> medians with min/max, ratios to the baseline, fractions of the machine's bounds, targets.
+
+How to read the figures:
+  * tok/s is a median over repetitions, [min, max] beside it. Decode at batch B counts B tokens per step.
+  * "x base" divides by the baseline of the same model and measure, run in the same benchmark: the rwkv package
+    where it runs (RWKV-4 .pth checkpoints), PyTorch eager otherwise.
+  * "of bound" divides by what the machine allows at best. Decode: B x read bandwidth / the weight bytes one step
+    reads (every projection and the head, in the variant's own storage; the embedding is one row). Prefill of T
+    tokens: GEMM throughput / (2 x body-matmul parameters x T + 2 x head parameters), i.e. the FLOPs of the
+    prompt's projections plus the first token's logits; a prefill that computes logits for every position (the
+    ONNX graph does) does more than this minimum.
+  * peak RSS is the worker process's VmHWM; "added" subtracts the process's RSS before the backend's libraries
+    and weights were loaded (interpreter + numpy), and "/weights" divides the added peak by the bytes of the
+    weights the backend holds.
+"""
+from __future__ import annotations
+
+import statistics
+
+from .suite import TENSORRT_SKIP, Settings, Variant
+
+TARGETS = {  # issue 5, for models the rwkv package runs (the 169M RWKV-4)
+    "fp32_decode_vs_rwkv": 3.0, "fp32_decode_of_bound": 0.9, "int8_decode_vs_rwkv": 6.0,
+    "int8_greedy_agreement": 0.98, "prefill_vs_rwkv": 1.0, "peak_rss_over_weights": 1.3,
+}
+
+
+def spread(values: list[float], digits: int = 1) -> dict:
+    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
+            "max": round(max(values), digits), "n": len(values)}
+
+
+def summarize_measure(samples, tokens: int, bound_tok_s: float) -> dict:
+    if isinstance(samples, dict):  # {"ok": False, "unsupported" | "error": ...}
+        return {k: samples[k] for k in ("unsupported", "error") if k in samples}
+    out = {"tokens_per_s": spread([tokens / s["seconds"] for s in samples]),
+           "bound_tokens_per_s": round(bound_tok_s, 1)}
+    out["fraction_of_bound"] = round(out["tokens_per_s"]["median"] / bound_tok_s, 3)
+    if "ttft_seconds" in samples[0]:
+        out["ttft_ms"] = spread([1e3 * s["ttft_seconds"] for s in samples])
+    return out
+
+
+def prefill_flops(model: dict, tokens: int) -> float:
+    cfg = model["config"]
+    matmul_params = model["exports"]["fp32"]["step_bytes"] / 4
+    head = cfg["n_embd"] * cfg["vocab_size"]
+    return 2.0 * ((matmul_params - head) * tokens + head)
+
+
+def summarize_variant(v: Variant, model: dict, bounds: dict, settings: Settings) -> dict:
+    if v.error:
+        return {"backend": v.backend, "precision": v.precision, "error": v.error}
+    bw = bounds["bandwidth"]["read_gb_s"] * 1e9
+    T = settings.prefill_tokens
+    gemm = bounds["gemm"]["best_gflop_s"] * 1e9
+    out = {"backend": v.backend, "precision": v.precision, "weight_bytes": v.load["weight_bytes"],
+           "step_bytes": v.step_bytes, "load_seconds": round(v.load["load_seconds"], 2),
+           "decode_b1": summarize_measure(v.samples.get("decode_b1", []), settings.decode_steps,
+                                          bw / v.step_bytes),
+           f"decode_b{settings.batch}": summarize_measure(
+               v.samples.get(f"decode_b{settings.batch}", []), settings.batch * settings.batch_steps,
+               settings.batch * bw / v.step_bytes),
+           "prefill": summarize_measure(v.samples.get("prefill", []), T, T * gemm / prefill_flops(model, T))}
+    peak, base = v.memory.get("peak_rss_mb"), v.load["baseline_rss_mb"]
+    weight_mb = v.load["weight_bytes"] / 2**20
+    if peak is not None:
+        out["memory"] = {"peak_rss_mb": round(peak, 1), "baseline_rss_mb": round(base, 1),
+                         "added_rss_mb": round(peak - base, 1), "weight_mb": round(weight_mb, 1),
+                         "added_over_weights": round((peak - base) / weight_mb, 3) if weight_mb else None}
+    return out
+
+
+def add_ratios(variants: dict, baseline: str, settings: Settings) -> None:
+    base = variants.get(baseline, {})
+    for name, v in variants.items():
+        for measure in ("decode_b1", f"decode_b{settings.batch}", "prefill"):
+            mine, ref = v.get(measure, {}), base.get(measure, {})
+            if "tokens_per_s" in mine and "tokens_per_s" in ref:
+                mine["vs_baseline"] = round(mine["tokens_per_s"]["median"] / ref["tokens_per_s"]["median"], 2)
+
+
+def summarize_model(model: dict, variants: list[Variant], bounds: dict, agreement: dict, settings: Settings) -> dict:
+    summary = {v.name: summarize_variant(v, model, bounds, settings) for v in variants}
+    baseline = "rwkv-package fp32" if "rwkv-package fp32" in summary else "torch-eager fp32"
+    add_ratios(summary, baseline, settings)
+    out = {"name": model["name"], "checkpoint": model["checkpoint"], "config": model["config"],
+           "bounds": bounds, "baseline": baseline, "variants": summary, "agreement": agreement,
+           "skipped": {"tensorrt": TENSORRT_SKIP}}
+    if baseline == "rwkv-package fp32":
+        out["targets"] = check_targets(summary, agreement)
+    return out
+
+
+def _get(d: dict, *keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def check_targets(variants: dict, agreement: dict) -> list[dict]:
+    fp32, int8 = variants.get("ort-kernel fp32", {}), variants.get("ort-kernel int8", {})
+    rows = [("fp32 decode (b1) vs rwkv package", _get(fp32, "decode_b1", "vs_baseline"), ">=",
+             TARGETS["fp32_decode_vs_rwkv"]),
+            ("fp32 decode (b1) of bandwidth bound", _get(fp32, "decode_b1", "fraction_of_bound"), ">=",
+             TARGETS["fp32_decode_of_bound"]),
+            ("int8 decode (b1) vs rwkv package", _get(int8, "decode_b1", "vs_baseline"), ">=",
+             TARGETS["int8_decode_vs_rwkv"]),
+            ("int8 greedy agreement with fp32", _get(agreement, "int8", "greedy_agreement"), ">=",
+             TARGETS["int8_greedy_agreement"]),
+            ("fp32 prefill vs rwkv package", _get(fp32, "prefill", "vs_baseline"), ">=", TARGETS["prefill_vs_rwkv"])]
+    for name, v in variants.items():
+        if name.startswith("ort-"):
+            rows.append((f"{name} peak RSS (added) / weight bytes", _get(v, "memory", "added_over_weights"), "<=",
+                         TARGETS["peak_rss_over_weights"]))
+    return [{"target": t, "measured": m, "rule": f"{op} {lim}",
+             "met": None if m is None else (m >= lim if op == ">=" else m <= lim)} for t, m, op, lim in rows]
+
+
+def _cell(m: dict, digits: int = 1) -> str:
+    if "tokens_per_s" not in m:
+        return "n/a" if "unsupported" in m else "error" if "error" in m else "-"
+    s = m["tokens_per_s"]
+    return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}, {s['max']:.{digits}f}]"
+
+
+def _ratio(m: dict) -> str:
+    return f"x{m['vs_baseline']:.2f}" if "vs_baseline" in m else ""
+
+
+def _frac(m: dict) -> str:
+    return f"{100 * m['fraction_of_bound']:.0f}%" if "fraction_of_bound" in m else ""
+
+
+def format_model(result: dict, settings: Settings) -> list[str]:
+    b, cfg = result["bounds"], result["config"]
+    bn = f"decode_b{settings.batch}"
+    bw = b["bandwidth"]
+    lines = [f"{result['name']}: {cfg['family']} {cfg['n_layer']}x{cfg['n_embd']}, vocab {cfg['vocab_size']}; "
+             f"{settings.threads} threads, {settings.reps} reps; bounds: read {bw['read_gb_s']} GB/s "
+             f"[{bw['min_gb_s']}, {bw['max_gb_s']}], GEMV at the model's shapes {b['gemv_model']['read_gb_s']} GB/s, "
+             f"GEMM {b['gemm']['best_gflop_s']} GFLOP/s; baseline (x base): {result['baseline']}",
+             f"{'variant':<19} {'decode b1 tok/s':>22} {'x base':>7} {'bound':>5}  {f'decode b{settings.batch} tok/s':>22}"
+             f" {'x base':>7} {'bound':>5}  {f'prefill {settings.prefill_tokens} tok/s':>22} {'x base':>7} "
+             f"{'bound':>5} {'TTFT ms':>8} {'RSS MB':>7} {'/weights':>8}"]
+    for name, v in result["variants"].items():
+        if "error" in v:
+            lines.append(f"{name:<19} error: {v['error']}")
+            continue
+        d1, d8, pf, mem = v["decode_b1"], v[bn], v["prefill"], v.get("memory", {})
+        ttft = f"{pf['ttft_ms']['median']:.0f}" if "ttft_ms" in pf else ""
+        rss = f"{mem['peak_rss_mb']:.0f}" if mem else ""
+        over = f"{mem['added_over_weights']:.2f}" if mem.get("added_over_weights") is not None else ""
+        lines.append(f"{name:<19} {_cell(d1):>22} {_ratio(d1):>7} {_frac(d1):>5}  {_cell(d8):>22} {_ratio(d8):>7} "
+                     f"{_frac(d8):>5}  {_cell(pf):>22} {_ratio(pf):>7} {_frac(pf):>5} {ttft:>8} {rss:>7} {over:>8}")
+    for name, a in result["agreement"].items():
+        if isinstance(a, dict):
+            lines.append(f"{name} vs fp32 over {a['steps']} greedy steps: agreement {100 * a['greedy_agreement']:.1f}%, "
+                         f"max |dlogit| {a['max_abs_logit_err']:.3g}")
+    for t in result.get("targets", []):
+        mark = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        lines.append(f"target: {t['target']} {t['rule']}: {t['measured']} -> {mark}")
+    lines.append(f"tensorrt: skipped ({result['skipped']['tensorrt']})")
+    return lines

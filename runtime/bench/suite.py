@@ -1,0 +1,296 @@
+"""The benchmark coordinator behind `rrwkv-trt bench` (torch-free: models and baselines run in subprocesses).
+
+1. `python -m rrwkv_trt.export.bench_models` prepares the exports (fp32, fp16, int8, int4) of each checkpoint and
+   of the seeded random 169M RWKV-4, and writes their manifest.
+2. A machine worker measures the bounds (runtime/bench/machine.py) with the benchmark's thread count.
+3. Per model, one worker per variant (runtime/bench/worker.py) is started and warmed up; then, repetition by
+   repetition, every variant runs decode at batch 1, decode at batch 8 and a prefill, in an order rotated each
+   repetition (A/B interleaved), so drift in machine load hits all variants alike.
+4. A worker opens fp32 and the weight-only exports together and measures greedy agreement (accuracy.py).
+5. runtime/bench/report.py turns the samples into medians, ratios and fractions of the bounds.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+from .worker import serve
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_MODEL = REPO_ROOT / "models" / "rrwkv-pystdlib"
+TENSORRT_SKIP = "TensorRT needs an NVIDIA GPU and full TensorRT; neither is on this machine, so it is not measured"
+
+
+@dataclass
+class Settings:
+    reps: int = 5
+    threads: int = 2
+    decode_steps: int = 32  # batch 1
+    batch: int = 8
+    batch_steps: int = 16
+    prefill_tokens: int = 512
+    agreement_steps: int = 1000
+    agreement_prompt: int = 32
+    seed: int = 0
+
+
+@dataclass
+class Variant:
+    name: str  # "<backend> <precision>", e.g. "ort-kernel int8"
+    backend: str
+    precision: str
+    factory: str  # "module:function" run by the worker
+    kwargs: dict
+    step_bytes: int  # weight bytes one decode step reads
+    samples: dict = field(default_factory=dict)  # measure -> list of worker results
+    load: dict = field(default_factory=dict)
+    memory: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+class Worker:
+    """One spawned worker process; `call` sends a command and returns its reply (raises on a dead worker)."""
+
+    def __init__(self, factory: str, kwargs: dict, env: dict | None = None) -> None:
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: its RSS and threads are its own
+        self.conn, child = ctx.Pipe()
+        with _environment(env or {}):
+            self.proc = ctx.Process(target=serve, args=(child, factory, kwargs), daemon=True)
+            self.proc.start()
+        child.close()
+        self.hello = self._recv()
+
+    def call(self, op: str, **kwargs) -> dict:
+        self.conn.send({"op": op, **kwargs})
+        return self._recv()
+
+    def _recv(self) -> dict:
+        try:
+            return self.conn.recv()
+        except EOFError:
+            self.proc.join(5)
+            return {"ok": False, "error": f"worker exited with code {self.proc.exitcode}"}
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.conn.send(None)
+        self.proc.join(30)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+@contextlib.contextmanager
+def _environment(env: dict):
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def prepare_models(checkpoints: list[Path], random_169m: bool, work_dir: Path, precisions: tuple[str, ...],
+                   fresh: bool) -> list[dict]:
+    """Run the export-side preparation (needs the [export] extra) and return its manifest's models."""
+    cmd = [sys.executable, "-m", "rrwkv_trt.export.bench_models", str(work_dir)]
+    cmd += [a for c in checkpoints for a in ("--model", str(c))]
+    cmd += [a for p in precisions for a in ("--precision", p)]
+    cmd += ["--random-169m"] * random_169m + ["--fresh"] * fresh
+    done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise UserError(f"preparing the benchmark models failed (exit {done.returncode}): {tail}; the benchmark "
+                        "exports models and needs the [export] extra: pip install 'rrwkv-trt[export,ort,dev]'")
+    for line in done.stderr.splitlines():
+        if line.startswith("bench:"):
+            click.echo(line, err=True)
+    return json.loads((work_dir / "manifest.json").read_text())["models"]
+
+
+def variants_for(model: dict, backends: tuple[str, ...], precisions: tuple[str, ...], threads: int) -> list[Variant]:
+    exports = model["exports"]
+    fp32_step = exports["fp32"]["step_bytes"]
+    out = []
+    for precision in precisions:
+        if "ort-kernel" in backends and precision in exports:
+            e = exports[precision]
+            out.append(Variant(f"ort-kernel {precision}", "ort-kernel", precision,
+                               "rrwkv_trt.runtime.bench.worker:ort_backend",
+                               dict(model=e["dir"], threads=threads, use_custom_ops=True,
+                                    weight_bytes=e["weight_bytes"]), e["step_bytes"]))
+    if "ort-function" in backends:
+        e = exports["fp32"]
+        out.append(Variant("ort-function fp32", "ort-function", "fp32", "rrwkv_trt.runtime.bench.worker:ort_backend",
+                           dict(model=e["dir"], threads=threads, use_custom_ops=False,
+                                weight_bytes=e["weight_bytes"]), e["step_bytes"]))
+    if "torch-eager" in backends:
+        out.append(Variant("torch-eager fp32", "torch-eager", "fp32", "rrwkv_trt.export.bench_models:torch_eager",
+                           dict(checkpoint=model["checkpoint"], threads=threads), fp32_step))
+    if "rwkv-package" in backends and model["rwkv_package_checkpoint"]:
+        out.append(Variant("rwkv-package fp32", "rwkv-package", "fp32", "rrwkv_trt.export.bench_models:rwkv_package",
+                           dict(checkpoint=model["rwkv_package_checkpoint"], threads=threads), fp32_step))
+    return out
+
+
+def measures(settings: Settings, vocab: int) -> dict[str, dict]:
+    """The timed commands of one repetition, by measure name."""
+    return {"decode_b1": dict(op="decode", batch=1, steps=settings.decode_steps),
+            f"decode_b{settings.batch}": dict(op="decode", batch=settings.batch, steps=settings.batch_steps),
+            "prefill": dict(op="prefill", tokens=settings.prefill_tokens, vocab=vocab, seed=settings.seed)}
+
+
+def start_workers(variants: list[Variant], settings: Settings, vocab: int) -> dict[str, Worker]:
+    """Start and warm up a worker per variant (each measure once, untimed); failures are recorded, not raised."""
+    workers = {}
+    for v in variants:
+        w = Worker(v.factory, v.kwargs)
+        if not w.hello.get("ok"):
+            v.error = w.hello.get("error", "failed to start")
+            w.close()
+            continue
+        v.load = w.hello
+        for name, cmd in measures(settings, vocab).items():
+            warm = dict(cmd, steps=min(cmd.get("steps", 0), 4)) if cmd["op"] == "decode" else cmd
+            reply = w.call(**warm)
+            if not reply.get("ok"):
+                v.samples[name] = reply  # unsupported (kept as the reason) or an error
+        workers[v.name] = w
+    return workers
+
+
+def run_interleaved(variants: list[Variant], workers: dict[str, Worker], settings: Settings, vocab: int,
+                    progress, machine: Worker) -> list[dict]:
+    """`settings.reps` repetitions; each probes the read bandwidth, then runs every measure of every variant, the
+    variant order rotated. Returns the bandwidth samples."""
+    live = [v for v in variants if v.name in workers]
+    bandwidth = []
+    for rep in range(settings.reps):
+        reply = machine.call("bandwidth")
+        if not reply.pop("ok", False):
+            raise UserError(f"measuring the read bandwidth failed: {reply.get('error')}")
+        bandwidth.append(reply)
+        order = live[rep % len(live):] + live[:rep % len(live)] if live else []
+        for v in order:
+            for name, cmd in measures(settings, vocab).items():
+                if isinstance(v.samples.get(name), dict):  # unsupported or failed at warm-up
+                    progress.update(1)
+                    continue
+                reply = workers[v.name].call(**cmd)
+                if reply.get("ok"):
+                    v.samples.setdefault(name, []).append(reply)
+                else:
+                    v.samples[name] = reply
+                progress.update(1)
+    for v in live:
+        v.memory = workers[v.name].call("memory")
+    return bandwidth
+
+
+def start_machine(model: dict, settings: Settings) -> tuple[Worker, dict]:
+    """A machine worker whose BLAS runs `settings.threads` threads, and its GEMM / GEMV bounds at the model's
+    shapes; the read bandwidth is measured once per repetition (run_interleaved), since it drifts with the load
+    of a shared machine."""
+    cfg = model["config"]
+    C, A, F, V, L = cfg["n_embd"], cfg["dim_att"], cfg["dim_ffn"], cfg["vocab_size"], cfg["n_layer"]
+    per_layer = [(A, C)] * 3 + [(C, A), (F, C), (C, C), (C, F)]  # [N, K]: r, k, v, output; key, receptance, value
+    T = settings.prefill_tokens
+    env = {k: str(settings.threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    worker = Worker("rrwkv_trt.runtime.bench.worker:machine_probe", {}, env)
+    reply = worker.call("bounds", args={"gemv_shapes": per_layer * L + [(V, C)],
+                                        "gemm_shapes": [(T, C, A), (T, C, F), (T, F, C), (T, C, V)]})
+    if not reply.pop("ok", False):
+        worker.close()
+        raise UserError(f"measuring the machine's bounds failed: {reply.get('error')}")
+    return worker, reply
+
+
+def bandwidth_summary(samples: list[dict]) -> dict:
+    """The bound's read bandwidth: the median of the per-repetition probes, with their spread."""
+    rates = [s["read_gb_s"] for s in samples]
+    return {"read_gb_s": round(statistics.median(rates), 2), "min_gb_s": min(rates), "max_gb_s": max(rates),
+            "samples": len(rates), "method": samples[0]["method"] + ", once per repetition; median"}
+
+
+def measure_agreement(model: dict, precisions: tuple[str, ...], settings: Settings) -> dict:
+    exports = model["exports"]
+    candidates = {p: exports[p]["dir"] for p in precisions if p != "fp32" and p in exports}
+    if not candidates or settings.agreement_steps < 1:
+        return {}
+    worker = Worker("rrwkv_trt.runtime.bench.accuracy:agreement_probe",
+                    dict(reference=exports["fp32"]["dir"], candidates=candidates, threads=settings.threads))
+    try:
+        if not worker.hello.get("ok"):
+            return {"error": worker.hello.get("error")}
+        reply = worker.call("agreement", args=dict(steps=settings.agreement_steps,
+                                                   prompt_tokens=settings.agreement_prompt, seed=settings.seed))
+    finally:
+        worker.close()
+    reply.pop("ok", None)
+    return reply
+
+
+def bench_model(model: dict, backends: tuple[str, ...], precisions: tuple[str, ...], settings: Settings) -> dict:
+    """Every variant of one prepared model, the machine's bounds for its shapes, and weight-only accuracy."""
+    from .report import summarize_model
+
+    vocab = model["config"]["vocab_size"]
+    click.echo(f"bench: {model['name']}: measuring GEMM and GEMV throughput", err=True)
+    machine, bounds = start_machine(model, settings)
+    variants = variants_for(model, backends, precisions, settings.threads)
+    click.echo(f"bench: {model['name']}: starting {len(variants)} backends", err=True)
+    workers = start_workers(variants, settings, vocab)
+    total = settings.reps * len(workers) * len(measures(settings, vocab))
+    try:
+        with click.progressbar(length=total, label=f"bench: {model['name']}", file=sys.stderr) as bar:
+            bounds["bandwidth"] = bandwidth_summary(
+                run_interleaved(variants, workers, settings, vocab, bar, machine))
+    finally:
+        for w in (*workers.values(), machine):
+            w.close()
+    click.echo(f"bench: {model['name']}: greedy agreement over {settings.agreement_steps} steps", err=True)
+    agreement = measure_agreement(model, precisions, settings)
+    return summarize_model(model, variants, bounds, agreement, settings)
+
+
+def run_bench(checkpoints: list[Path], random_169m: bool, work_dir: Path, results_dir: Path,
+              backends: tuple[str, ...], precisions: tuple[str, ...], settings: Settings, fresh: bool) -> Path:
+    """Prepare, measure every model, write `results_dir/<date>-edge-cpu.json` and print the tables."""
+    import dataclasses
+    import datetime
+
+    from .report import format_model
+
+    if "fp32" not in precisions:
+        raise UserError("--precision must include fp32: it is the reference of the weight-only accuracy check")
+    models = prepare_models(checkpoints, random_169m, work_dir, precisions, fresh)
+    results = [bench_model(m, backends, precisions, settings) for m in models]
+    report = {"date": datetime.date.today().isoformat(), "machine": results[0]["bounds"]["facts"] if results else {},
+              "settings": dataclasses.asdict(settings), "backends": list(backends), "precisions": list(precisions),
+              "models": results}
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{report['date']}-edge-cpu.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.rename(path)
+    facts = report["machine"]
+    click.echo(f"machine: {facts.get('cpu')}, {facts.get('cores')} cores; numpy BLAS {facts.get('blas')}")
+    for result in results:
+        click.echo("")
+        for line in format_model(result, settings):
+            click.echo(line)
+    click.echo(f"\nwrote {path}")
+    return path
