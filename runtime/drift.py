@@ -5,7 +5,7 @@ in the recurrent state over many steps is measured here instead (CONVENTIONS.md 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,6 +26,7 @@ class DriftReport:
     steps: int
     prefill_max_abs: dict[str, float]
     windows: list[DriftWindow]
+    margins: list[float] = field(default_factory=list)  # per step: the reference's top-1 minus top-2 logit
 
     def max_abs(self, backend: str) -> float:
         return max([self.prefill_max_abs[backend], *(w.max_abs[backend] for w in self.windows)])
@@ -56,6 +57,7 @@ def drift(sessions: dict, reference: str, prompt_ids: list[int], steps: int, win
         prefill[name] = _max_abs(last[name], last[reference])
     token = int(np.argmax(last[reference]))
     windows: list[DriftWindow] = []
+    margins: list[float] = []
     for step in range(1, steps + 1):
         if (step - 1) % window == 0:
             windows.append(DriftWindow(step, min(step + window - 1, steps), dict.fromkeys(others, 0.0),
@@ -64,12 +66,19 @@ def drift(sessions: dict, reference: str, prompt_ids: list[int], steps: int, win
                 for name, s in sessions.items()}
         ref_row = rows[reference]
         ref_token = int(np.argmax(ref_row))
+        margins.append(_margin(ref_row))
         w = windows[-1]
         for name in others:
             w.max_abs[name] = max(w.max_abs[name], _max_abs(rows[name], ref_row))
             w.agree[name] += int(np.argmax(rows[name])) == ref_token
         token = ref_token
-    return DriftReport(reference, steps, prefill, windows)
+    return DriftReport(reference, steps, prefill, windows, margins)
+
+
+def _margin(row: np.ndarray) -> float:
+    """How far the argmax leads: a candidate can flip it only where its logit error reaches half of this."""
+    top2 = np.partition(row, -2)[-2:] if row.size > 1 else np.array([row[0], -np.inf])
+    return float(top2[1] - top2[0])
 
 
 def _max_abs(a: np.ndarray, b: np.ndarray) -> float:

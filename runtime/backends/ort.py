@@ -28,6 +28,10 @@ _REPO_BUILD_DIR = Path(__file__).resolve().parents[2] / "build"
 
 _log = logging.getLogger(__name__)
 
+# SessionOptions every OrtSession starts from (README "Speed on the edge CPU": chosen by
+# scripts/ort_options_sweep.py on the 169M RWKV-4, bench/results/*-ort-options.json).
+SESSION_DEFAULTS: dict = {}
+
 
 def custom_ops_search_path() -> list[Path]:
     """Where `find_custom_ops_library` looks, in order: the build/ folder of the source checkout that this
@@ -52,18 +56,22 @@ class OrtSession(BackendSession):
             model's rrwkv FunctionProtos with stock ORT (logging a warning once).
         use_custom_ops: False never registers a library: the FunctionProtos run (a reference path; a model
             whose functions were stripped then fails to load).
+        session_options: overrides of SESSION_DEFAULTS and other SessionOptions: an attribute name
+            ("enable_mem_pattern": False, "graph_optimization_level": "ORT_ENABLE_BASIC") or a session config
+            key with a dot ("session.intra_op.allow_spinning": "0"); `scripts/ort_options_sweep.py` measures them.
 
     Attributes:
         custom_ops_library: the registered library's path, or None when the function bodies run.
     """
 
     def __init__(self, model: str | os.PathLike, threads: int | None = None,
-                 custom_ops_library: str | os.PathLike | None = None, use_custom_ops: bool = True) -> None:
+                 custom_ops_library: str | os.PathLike | None = None, use_custom_ops: bool = True,
+                 session_options: dict | None = None) -> None:
         import onnxruntime as ort
         from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
         self.path = resolve_model_path(model)
-        so = ort.SessionOptions()
+        so = make_session_options(ort, {**SESSION_DEFAULTS, **(session_options or {})})
         if threads is not None:
             if threads < 1:
                 raise UserError(f"threads must be >= 1 (or unset for ORT's default), got {threads}")
@@ -211,3 +219,21 @@ def register_custom_ops(so, library: str | os.PathLike) -> None:
     if not path.is_file():
         raise UserError(f"custom-op library {path} not found; build it with `make plugins` or pass its path")
     so.register_custom_ops_library(str(path.resolve()))
+
+
+def make_session_options(ort, options: dict):
+    """SessionOptions with `options` applied: "a.b" keys are session config entries (string values), other keys
+    SessionOptions attributes (a GraphOptimizationLevel / ExecutionMode may be given by its name)."""
+    so = ort.SessionOptions()
+    for key, value in options.items():
+        if "." in key:
+            so.add_session_config_entry(key, str(value))
+            continue
+        if not hasattr(so, key):
+            raise UserError(f"unknown ONNX Runtime SessionOptions attribute {key!r}")
+        if key == "graph_optimization_level" and isinstance(value, str):
+            value = getattr(ort.GraphOptimizationLevel, value)
+        elif key == "execution_mode" and isinstance(value, str):
+            value = getattr(ort.ExecutionMode, value)
+        setattr(so, key, value)
+    return so

@@ -3,7 +3,9 @@
 Greedy agreement as `rrwkv-trt compare` measures drift (runtime/drift.py): a seeded prompt is prefilled, then the
 fp32 session decodes greedily and every session is fed fp32's token at each step, each carrying its own state, so
 agreement counts the steps where a candidate's argmax equals fp32's, and the max |logit - fp32 logit| covers the
-prefill and every step. Runs in a benchmark worker (runtime/bench/worker.py), not in the coordinator, so the
+prefill and every step. fp32's top-1 minus top-2 margin says how fragile the argmax is: a candidate whose logits
+are off by at most e can only flip steps whose margin is below 2e (a random model's near-tied logits flip
+where a trained model's do not). Runs in a benchmark worker (runtime/bench/worker.py), not in the coordinator, so the
 sessions' memory is not the coordinator's.
 """
 from __future__ import annotations
@@ -30,9 +32,15 @@ class AgreementProbe:
         vocab = self.sessions["fp32"].vocab_size
         prompt = np.random.default_rng(seed).integers(0, vocab, prompt_tokens).tolist()
         report = drift(self.sessions, "fp32", prompt, steps, window=steps)
-        return {name: {"greedy_agreement": report.agreement(name), "max_abs_logit_err": report.max_abs(name),
-                       "steps": steps, "prompt_tokens": prompt_tokens}
-                for name in self.sessions if name != "fp32"}
+        margins = np.asarray(report.margins)
+        out = {}
+        for name in self.sessions:
+            if name != "fp32":
+                err = report.max_abs(name)
+                out[name] = {"greedy_agreement": report.agreement(name), "max_abs_logit_err": err, "steps": steps,
+                             "prompt_tokens": prompt_tokens, "fp32_median_margin": float(np.median(margins)),
+                             "steps_with_margin_below_2x_err": float(np.mean(margins < 2 * err))}
+        return out
 
 
 def agreement_probe(reference: str, candidates: dict[str, str], threads: int) -> AgreementProbe:

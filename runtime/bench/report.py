@@ -158,7 +158,9 @@ def format_model(result: dict, settings: Settings) -> list[str]:
     for name, a in result["agreement"].items():
         if isinstance(a, dict):
             lines.append(f"{name} vs fp32 over {a['steps']} greedy steps: agreement {100 * a['greedy_agreement']:.1f}%, "
-                         f"max |dlogit| {a['max_abs_logit_err']:.3g}")
+                         f"max |dlogit| {a['max_abs_logit_err']:.3g}; fp32 top-2 margin median "
+                         f"{a['fp32_median_margin']:.3g}, below 2x max |dlogit| at "
+                         f"{100 * a['steps_with_margin_below_2x_err']:.1f}% of steps")
     for t in result.get("targets", []):
         mark = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
         lines.append(f"target: {t['target']} {t['rule']}: {t['measured']} -> {mark}")

@@ -112,11 +112,12 @@ class SessionBackend:
         return self.session.step(tokens)
 
 
-def ort_backend(model: str, threads: int, use_custom_ops: bool, weight_bytes: int) -> SessionBackend:
+def ort_backend(model: str, threads: int, use_custom_ops: bool, weight_bytes: int,
+                session_options: dict | None = None) -> SessionBackend:
     """ONNX Runtime on an exported folder: fused rrwkv kernels or the function bodies."""
     from ..backends.ort import OrtSession
 
-    session = OrtSession(model, threads=threads, use_custom_ops=use_custom_ops)
+    session = OrtSession(model, threads=threads, use_custom_ops=use_custom_ops, session_options=session_options)
     if use_custom_ops and session.custom_ops_library is None:
         raise RuntimeError("librrwkv_ort_ops.so not found; run `make plugins`")
     return SessionBackend(session, weight_bytes)
