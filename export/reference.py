@@ -22,7 +22,7 @@ import torch
 from rrwkv_trt.runtime import compare as cmp
 from rrwkv_trt.runtime.config import StateSpec, state_spec
 from rrwkv_trt.runtime.errors import UserError
-from rrwkv_trt.runtime.metadata import file_sha256
+from rrwkv_trt.runtime.metadata import file_sha256, model_sha256
 from rrwkv_trt.runtime.state import State, allocate_state
 
 from .checkpoint import load_checkpoint
@@ -170,7 +170,7 @@ def write_reference(checkpoint: str | Path, out_dir: str | Path, prompt_ids: lis
         "producer": f"pytorch {torch.__version__} (rrwkv_trt.export.reference)",
         "checkpoint": str(checkpoint),
         "checkpoint_sha256": file_sha256(session.source),
-        "model_sha256": file_sha256(model_path),
+        "model_sha256": model_sha256(model_path),
         "config": info.config.to_dict(),
         "state_spec": spec.to_dict(),
         "precision": info.precision,

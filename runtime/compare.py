@@ -26,7 +26,7 @@ import numpy as np
 
 from .config import StateSpec
 from .errors import UserError
-from .metadata import file_sha256
+from .metadata import model_sha256
 from .state import State, allocate_state, validate_state
 from .drift import drift, drift_passed, format_drift
 from .tolerances import CallTolerance, Policy
@@ -111,7 +111,7 @@ def load_reference(out_dir: str | os.PathLike) -> Reference:
     out_dir = Path(out_dir)
     ref = read_reference(out_dir / REFERENCE_DIR, out_dir)
     model = out_dir / MODEL_FILE
-    if model.is_file() and file_sha256(model) != ref.manifest.get("model_sha256"):
+    if model.is_file() and model_sha256(model) != ref.manifest.get("model_sha256"):
         raise UserError(f"{ref.folder} was written for another {MODEL_FILE} (sha256 differs; re-exported since?); "
                         f"{reference_hint(out_dir)}")
     return ref

@@ -25,7 +25,15 @@ from pathlib import Path
 
 from .errors import UserError
 from .logs import log_once
-from .metadata import WEIGHT_ONLY_PRECISIONS, EngineSidecar, ModelInfo, file_sha256, sidecar_path, write_sidecar
+from .metadata import (
+    WEIGHT_ONLY_PRECISIONS,
+    EngineSidecar,
+    ModelInfo,
+    file_sha256,
+    model_sha256,
+    sidecar_path,
+    write_sidecar,
+)
 from .onnx_graph import INPUT_IDS, PLUGIN_NAMESPACE, PLUGIN_VERSION, PluginNode, load_model, strip_functions
 from .trt_loader import (
     PLUGIN_LIBRARY,
@@ -248,7 +256,7 @@ def build_engine(model: str | os.PathLike, engine: str | os.PathLike, *, max_bat
         gpu_name=gpu[1] if gpu and gpu[0] == target else None, plugin_library=str(library),
         plugin_sha256=file_sha256(library), max_batch=max_batch, max_seq=max_seq, profiles=profiles,
         plugin_layers=tuple(layers), engine_inspected=inspected, engine_bytes=len(plan),
-        source_model=str(model_path.resolve()), source_sha256=file_sha256(model_path))
+        source_model=str(model_path.resolve()), source_sha256=model_sha256(model_path))
     write_engine(engine, plan, sidecar)
     report(f"wrote {engine} ({len(plan) / 1e6:.1f} MB) and {sidecar_path(engine)} in "
            f"{time.monotonic() - start:.1f} s")

@@ -31,6 +31,7 @@ from .config import (
     parse_json_object,
 )
 
+EXTERNAL_DATA_SUFFIX = ".data"  # model.onnx -> model.onnx.data, written by export for large models
 KEY_FORMAT = "rrwkv.format_version"
 KEY_CONFIG = "rrwkv.config"
 KEY_STATE = "rrwkv.state_spec"
@@ -170,6 +171,18 @@ def read_sidecar(engine: str | os.PathLike) -> EngineSidecar:
         raise ConfigError(f"cannot read engine sidecar {path}: {err.strerror}") from None
     data = parse_json_object(text, f"engine sidecar {path}", "; rebuild the engine")
     return EngineSidecar.from_dict(data, source=f"engine sidecar {path}")
+
+
+def model_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of an exported model: model.onnx, followed by its external-data file when it has one (exports
+    of large models keep their weights in `<model>.data`, onnx_graph.EXTERNAL_DATA_SUFFIX)."""
+    digest = hashlib.sha256()
+    for part in (Path(path), Path(str(path) + EXTERNAL_DATA_SUFFIX)):
+        if part.is_file():
+            with open(part, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -28,8 +28,9 @@ _REPO_BUILD_DIR = Path(__file__).resolve().parents[2] / "build"
 
 _log = logging.getLogger(__name__)
 
-# SessionOptions every OrtSession starts from (README "Speed on the edge CPU": chosen by
-# scripts/ort_options_sweep.py on the 169M RWKV-4, bench/results/*-ort-options.json).
+# SessionOptions every OrtSession starts from, chosen by scripts/ort_options_sweep.py on the 169M RWKV-4 (README
+# "Speed on the edge CPU"): no option (spinning, memory patterns, graph optimisation level, prepacking, denormals)
+# beat ORT's defaults beyond the run-to-run noise, one thread instead of two lost 40%, no prepacking 10%.
 SESSION_DEFAULTS: dict = {}
 
 
