@@ -18,12 +18,14 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
 from ..errors import UserError
+from ..metadata import WEIGHT_ONLY_PRECISIONS
 from .worker import serve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +44,10 @@ class Settings:
     agreement_steps: int = 1000
     agreement_prompt: int = 32
     seed: int = 0
+    started: float = field(default_factory=time.monotonic)  # progress lines show the time since
+
+    def log(self, message: str) -> None:
+        click.echo(f"bench: {message} [{time.monotonic() - self.started:.0f} s]", err=True)
 
 
 @dataclass
@@ -227,7 +233,7 @@ def bandwidth_summary(samples: list[dict]) -> dict:
 
 def measure_agreement(model: dict, precisions: tuple[str, ...], settings: Settings) -> dict:
     exports = model["exports"]
-    candidates = {p: exports[p]["dir"] for p in precisions if p != "fp32" and p in exports}
+    candidates = {p: exports[p]["dir"] for p in precisions if p in WEIGHT_ONLY_PRECISIONS and p in exports}
     if not candidates or settings.agreement_steps < 1:
         return {}
     worker = Worker("rrwkv_trt.runtime.bench.accuracy:agreement_probe",
@@ -248,10 +254,10 @@ def bench_model(model: dict, backends: tuple[str, ...], precisions: tuple[str, .
     from .report import summarize_model
 
     vocab = model["config"]["vocab_size"]
-    click.echo(f"bench: {model['name']}: measuring GEMM and GEMV throughput", err=True)
+    settings.log(f"{model['name']}: measuring GEMM and GEMV throughput")
     machine, bounds = start_machine(model, settings)
     variants = variants_for(model, backends, precisions, settings.threads)
-    click.echo(f"bench: {model['name']}: starting {len(variants)} backends", err=True)
+    settings.log(f"{model['name']}: starting {len(variants)} backends")
     workers = start_workers(variants, settings, vocab)
     total = settings.reps * len(workers) * len(measures(settings, vocab))
     try:
@@ -261,7 +267,7 @@ def bench_model(model: dict, backends: tuple[str, ...], precisions: tuple[str, .
     finally:
         for w in (*workers.values(), machine):
             w.close()
-    click.echo(f"bench: {model['name']}: greedy agreement over {settings.agreement_steps} steps", err=True)
+    settings.log(f"{model['name']}: greedy agreement over {settings.agreement_steps} steps")
     agreement = measure_agreement(model, precisions, settings)
     return summarize_model(model, variants, bounds, agreement, settings)
 
@@ -277,9 +283,10 @@ def run_bench(checkpoints: list[Path], random_169m: bool, work_dir: Path, result
     if "fp32" not in precisions:
         raise UserError("--precision must include fp32: it is the reference of the weight-only accuracy check")
     models = prepare_models(checkpoints, random_169m, work_dir, precisions, fresh)
+    settings.log("models ready")
     results = [bench_model(m, backends, precisions, settings) for m in models]
     report = {"date": datetime.date.today().isoformat(), "machine": results[0]["bounds"]["facts"] if results else {},
-              "settings": dataclasses.asdict(settings), "backends": list(backends), "precisions": list(precisions),
+              "settings": {k: v for k, v in dataclasses.asdict(settings).items() if k != "started"}, "backends": list(backends), "precisions": list(precisions),
               "models": results}
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{report['date']}-edge-cpu.json"
@@ -293,4 +300,5 @@ def run_bench(checkpoints: list[Path], random_169m: bool, work_dir: Path, result
         for line in format_model(result, settings):
             click.echo(line)
     click.echo(f"\nwrote {path}")
+    settings.log("done")
     return path
