@@ -134,33 +134,40 @@ def _frac(m: dict) -> str:
     return f"{100 * m['fraction_of_bound']:.0f}%" if "fraction_of_bound" in m else ""
 
 
+def _header(result: dict, settings: Settings) -> list[str]:
+    b, cfg, bw = result["bounds"], result["config"], result["bounds"]["bandwidth"]
+    return [f"{result['name']}: {cfg['family']} {cfg['n_layer']}x{cfg['n_embd']}, vocab {cfg['vocab_size']}; "
+            f"{settings.threads} threads, {settings.reps} reps; bounds: read {bw['read_gb_s']} GB/s "
+            f"[{bw['min_gb_s']}, {bw['max_gb_s']}], GEMV at the model's shapes {b['gemv_model']['read_gb_s']} "
+            f"GB/s, GEMM {b['gemm']['best_gflop_s']} GFLOP/s; baseline (x base): {result['baseline']}",
+            f"{'variant':<19} {'decode b1 tok/s':>22} {'x base':>7} {'bound':>5}  "
+            f"{f'decode b{settings.batch} tok/s':>22} {'x base':>7} {'bound':>5}  "
+            f"{f'prefill {settings.prefill_tokens} tok/s':>22} {'x base':>7} {'bound':>5} "
+            f"{'TTFT ms':>8} {'RSS MB':>7} {'/weights':>8}"]
+
+
+def _variant_row(name: str, v: dict, settings: Settings) -> str:
+    if "error" in v:
+        return f"{name:<19} error: {v['error']}"
+    d1, d8, pf, mem = v["decode_b1"], v[f"decode_b{settings.batch}"], v["prefill"], v.get("memory", {})
+    ttft = f"{pf['ttft_ms']['median']:.0f}" if "ttft_ms" in pf else ""
+    rss = f"{mem['peak_rss_mb']:.0f}" if mem else ""
+    over = f"{mem['added_over_weights']:.2f}" if mem.get("added_over_weights") is not None else ""
+    cells = [f"{_cell(m):>22} {_ratio(m):>7} {_frac(m):>5}" for m in (d1, d8, pf)]
+    return f"{name:<19} {cells[0]}  {cells[1]}  {cells[2]} {ttft:>8} {rss:>7} {over:>8}"
+
+
+def _agreement_line(name: str, a: dict) -> str:
+    return (f"{name} vs fp32 over {a['steps']} greedy steps: agreement {100 * a['greedy_agreement']:.1f}%, "
+            f"max |dlogit| {a['max_abs_logit_err']:.3g}; fp32 top-2 margin median {a['fp32_median_margin']:.3g}, "
+            f"below 2x max |dlogit| at {100 * a['steps_with_margin_below_2x_err']:.1f}% of steps")
+
+
 def format_model(result: dict, settings: Settings) -> list[str]:
-    b, cfg = result["bounds"], result["config"]
-    bn = f"decode_b{settings.batch}"
-    bw = b["bandwidth"]
-    lines = [f"{result['name']}: {cfg['family']} {cfg['n_layer']}x{cfg['n_embd']}, vocab {cfg['vocab_size']}; "
-             f"{settings.threads} threads, {settings.reps} reps; bounds: read {bw['read_gb_s']} GB/s "
-             f"[{bw['min_gb_s']}, {bw['max_gb_s']}], GEMV at the model's shapes {b['gemv_model']['read_gb_s']} GB/s, "
-             f"GEMM {b['gemm']['best_gflop_s']} GFLOP/s; baseline (x base): {result['baseline']}",
-             f"{'variant':<19} {'decode b1 tok/s':>22} {'x base':>7} {'bound':>5}  {f'decode b{settings.batch} tok/s':>22}"
-             f" {'x base':>7} {'bound':>5}  {f'prefill {settings.prefill_tokens} tok/s':>22} {'x base':>7} "
-             f"{'bound':>5} {'TTFT ms':>8} {'RSS MB':>7} {'/weights':>8}"]
-    for name, v in result["variants"].items():
-        if "error" in v:
-            lines.append(f"{name:<19} error: {v['error']}")
-            continue
-        d1, d8, pf, mem = v["decode_b1"], v[bn], v["prefill"], v.get("memory", {})
-        ttft = f"{pf['ttft_ms']['median']:.0f}" if "ttft_ms" in pf else ""
-        rss = f"{mem['peak_rss_mb']:.0f}" if mem else ""
-        over = f"{mem['added_over_weights']:.2f}" if mem.get("added_over_weights") is not None else ""
-        lines.append(f"{name:<19} {_cell(d1):>22} {_ratio(d1):>7} {_frac(d1):>5}  {_cell(d8):>22} {_ratio(d8):>7} "
-                     f"{_frac(d8):>5}  {_cell(pf):>22} {_ratio(pf):>7} {_frac(pf):>5} {ttft:>8} {rss:>7} {over:>8}")
-    for name, a in result["agreement"].items():
-        if isinstance(a, dict):
-            lines.append(f"{name} vs fp32 over {a['steps']} greedy steps: agreement {100 * a['greedy_agreement']:.1f}%, "
-                         f"max |dlogit| {a['max_abs_logit_err']:.3g}; fp32 top-2 margin median "
-                         f"{a['fp32_median_margin']:.3g}, below 2x max |dlogit| at "
-                         f"{100 * a['steps_with_margin_below_2x_err']:.1f}% of steps")
+    """The printed table of one model: header with the bounds, a row per variant, agreement, targets."""
+    lines = _header(result, settings)
+    lines += [_variant_row(name, v, settings) for name, v in result["variants"].items()]
+    lines += [_agreement_line(name, a) for name, a in result["agreement"].items() if isinstance(a, dict)]
     for t in result.get("targets", []):
         mark = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
         lines.append(f"target: {t['target']} {t['rule']}: {t['measured']} -> {mark}")

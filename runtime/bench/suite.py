@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import multiprocessing
@@ -116,14 +117,16 @@ def prepare_models(checkpoints: list[Path], random_169m: bool, work_dir: Path, p
     cmd += [a for c in checkpoints for a in ("--model", str(c))]
     cmd += [a for p in precisions for a in ("--precision", p)]
     cmd += ["--random-169m"] * random_169m + ["--fresh"] * fresh
-    done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        raise UserError(f"preparing the benchmark models failed (exit {done.returncode}): {tail}; the benchmark "
-                        "exports models and needs the [export] extra: pip install 'rrwkv-trt[export,ort,dev]'")
-    for line in done.stderr.splitlines():
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    tail: collections.deque[str] = collections.deque(maxlen=3)  # the last other lines: the error, if it fails
+    for line in proc.stderr:  # progress as it happens: exporting takes minutes
         if line.startswith("bench:"):
-            click.echo(line, err=True)
+            click.echo(line.rstrip("\n"), err=True)
+        elif line.strip():
+            tail.append(line.strip())
+    if proc.wait() != 0:
+        raise UserError(f"preparing the benchmark models failed (exit {proc.returncode}): {' | '.join(tail)}; the "
+                        "benchmark exports models and needs the [export] extra: pip install 'rrwkv-trt[export,ort,dev]'")
     return json.loads((work_dir / "manifest.json").read_text())["models"]
 
 
@@ -286,8 +289,8 @@ def run_bench(checkpoints: list[Path], random_169m: bool, work_dir: Path, result
     settings.log("models ready")
     results = [bench_model(m, backends, precisions, settings) for m in models]
     report = {"date": datetime.date.today().isoformat(), "machine": results[0]["bounds"]["facts"] if results else {},
-              "settings": {k: v for k, v in dataclasses.asdict(settings).items() if k != "started"}, "backends": list(backends), "precisions": list(precisions),
-              "models": results}
+              "settings": {k: v for k, v in dataclasses.asdict(settings).items() if k != "started"},
+              "backends": list(backends), "precisions": list(precisions), "models": results}
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{report['date']}-edge-cpu.json"
     tmp = path.with_name(f".{path.name}.tmp")
