@@ -5,6 +5,7 @@ import onnx
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import REPO
 
 from rrwkv_trt.export.checkpoint import load_checkpoint
 from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
@@ -110,3 +111,23 @@ def test_refusals(fp32_export, tmp_path):
     with pytest.raises(UserError, match="MatMulNBits nodes are ONNX Runtime CPU contrib ops"):
         build_engine(int8, tmp_path / "engine.plan")
     assert not (tmp_path / "engine.plan").exists()
+
+
+@pytest.fixture(scope="module")
+def shipped_fp32(tmp_path_factory):
+    """The shipped checkpoint's fp32 export: runtime/tolerances.json's int8/int4 policies were measured on it."""
+    ckpt = REPO / "models" / "rrwkv-pystdlib"
+    return ckpt, export_checkpoint(load_checkpoint(ckpt), tmp_path_factory.mktemp("shipped") / "fp32")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["int8", "int4"])
+def test_compare_passes_on_the_shipped_model(shipped_fp32, precision, tmp_path):
+    from rrwkv_trt.export.reference import write_reference
+
+    ckpt, fp32 = shipped_fp32
+    out = quantize_export(fp32, tmp_path / precision, precision)
+    write_reference(ckpt, out)
+    result = CliRunner().invoke(main, ["compare", str(out), "--steps", "300", "--checkpoint", str(ckpt)])
+    assert result.exit_code == 0, result.output
+    assert f"compare: PASSED (tolerances: runtime/tolerances.json, {precision})" in result.output
