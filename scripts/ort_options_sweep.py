@@ -5,7 +5,7 @@
 MODEL_DIR defaults to the fp32 export of the random 169M RWKV-4 that `make bench` prepares. Each option set runs
 in its own worker (runtime/bench/worker.py) with the fused kernels; every repetition runs every set once (decode
 of 32 steps at batch 1, a 512-token prefill) in a rotated order. Writes bench/results/<date>-ort-options.json.
-OrtSession's SESSION_DEFAULTS are the options this sweep found worth changing.
+OrtSession keeps ORT's defaults: this sweep found no option worth changing (its session_options argument).
 """
 from __future__ import annotations
 

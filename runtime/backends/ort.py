@@ -28,11 +28,6 @@ _REPO_BUILD_DIR = Path(__file__).resolve().parents[2] / "build"
 
 _log = logging.getLogger(__name__)
 
-# SessionOptions every OrtSession starts from, chosen by scripts/ort_options_sweep.py on the 169M RWKV-4 (README
-# "Speed on the edge CPU"): no option (spinning, memory patterns, graph optimisation level, prepacking, denormals)
-# beat ORT's defaults beyond the run-to-run noise, one thread instead of two lost 40%, no prepacking 10%.
-SESSION_DEFAULTS: dict = {}
-
 
 def custom_ops_search_path() -> list[Path]:
     """Where `find_custom_ops_library` looks, in order: the build/ folder of the source checkout that this
@@ -57,9 +52,11 @@ class OrtSession(BackendSession):
             model's rrwkv FunctionProtos with stock ORT (logging a warning once).
         use_custom_ops: False never registers a library: the FunctionProtos run (a reference path; a model
             whose functions were stripped then fails to load).
-        session_options: overrides of SESSION_DEFAULTS and other SessionOptions: an attribute name
-            ("enable_mem_pattern": False, "graph_optimization_level": "ORT_ENABLE_BASIC") or a session config
-            key with a dot ("session.intra_op.allow_spinning": "0"); `scripts/ort_options_sweep.py` measures them.
+        session_options: SessionOptions to change from ORT's defaults: an attribute name ("enable_mem_pattern":
+            False, "graph_optimization_level": "ORT_ENABLE_BASIC") or a session config key with a dot
+            ("session.intra_op.allow_spinning": "0"). None keeps the defaults, which
+            `scripts/ort_options_sweep.py` found best on the 169M RWKV-4 (README "Speed on the edge CPU"): no
+            option beat them beyond the run-to-run noise; one thread instead of two lost 40%, no prepacking 10%.
 
     Attributes:
         custom_ops_library: the registered library's path, or None when the function bodies run.
@@ -72,7 +69,7 @@ class OrtSession(BackendSession):
         from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
         self.path = resolve_model_path(model)
-        so = make_session_options(ort, {**SESSION_DEFAULTS, **(session_options or {})})
+        so = make_session_options(ort, session_options or {})
         if threads is not None:
             if threads < 1:
                 raise UserError(f"threads must be >= 1 (or unset for ORT's default), got {threads}")
@@ -232,9 +229,10 @@ def make_session_options(ort, options: dict):
             continue
         if not hasattr(so, key):
             raise UserError(f"unknown ONNX Runtime SessionOptions attribute {key!r}")
-        if key == "graph_optimization_level" and isinstance(value, str):
-            value = getattr(ort.GraphOptimizationLevel, value)
-        elif key == "execution_mode" and isinstance(value, str):
-            value = getattr(ort.ExecutionMode, value)
+        enum = {"graph_optimization_level": ort.GraphOptimizationLevel, "execution_mode": ort.ExecutionMode}.get(key)
+        if enum is not None and isinstance(value, str):
+            if not hasattr(enum, value):
+                raise UserError(f"{key} {value!r} is not one of {sorted(n for n in enum.__members__)}")
+            value = getattr(enum, value)
         setattr(so, key, value)
     return so

@@ -111,3 +111,21 @@ def test_missing_model_and_graph_mismatch(tmp_path, make_fake_model):
 def test_custom_ops_library_must_exist(make_fake_model, tmp_path):
     with pytest.raises(UserError, match="custom-op library .*librrwkv_ort_ops.so not found"):
         OrtSession(make_fake_model(), custom_ops_library=tmp_path / "librrwkv_ort_ops.so")
+
+
+def test_session_options(fake_model):
+    import onnxruntime as ort
+
+    from rrwkv_trt.runtime.backends.ort import make_session_options
+
+    so = make_session_options(ort, {"enable_mem_pattern": False, "graph_optimization_level": "ORT_ENABLE_BASIC",
+                                    "session.intra_op.allow_spinning": "0"})
+    assert so.enable_mem_pattern is False
+    assert so.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with pytest.raises(UserError, match="unknown ONNX Runtime SessionOptions attribute 'no_such'"):
+        make_session_options(ort, {"no_such": 1})
+    with pytest.raises(UserError, match="graph_optimization_level 'FAST' is not one of"):
+        make_session_options(ort, {"graph_optimization_level": "FAST"})
+    with OrtSession(fake_model, session_options={"enable_mem_pattern": False}) as s:
+        assert s.run(np.array([[1, 2]]))[0].shape == (1, 2, 256)
