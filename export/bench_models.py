@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     targets = [(Path(m), Path(m).name.removesuffix(Path(m).suffix) or "model") for m in args.model]
     if args.random_169m:
         targets.append((write_random_169m(root / f"{RANDOM_169M_NAME}.pth"), RANDOM_169M_NAME))
+    names = [name for _, name in targets]
+    if len(set(names)) != len(names):
+        p.error(f"two checkpoints share a name ({names}); their exports would share {root}/<name>/")
     models = [prepare_model(ckpt, root, name, precisions, args.fresh) for ckpt, name in targets]
     manifest = root / "manifest.json"
     manifest.write_text(json.dumps({"models": models}, indent=2) + "\n")
