@@ -306,3 +306,26 @@ def test_missing_plugin_layers_reads_inspector_json():
     names_only = {"Layers": ["node_wkv4__3", "{ForeignNode[x...node_wkv4_1__3]}"]}
     assert engine_mod.missing_plugin_layers(json.dumps(names_only), nodes) == []
     assert engine_mod.missing_plugin_layers(json.dumps({"Layers": []}), nodes) == [n.name for n in nodes]
+
+
+def test_build_from_an_external_data_export(trt, tmp_path, monkeypatch):
+    """Large exports keep their weights in model.onnx.data: the build reads them, and the sidecar's source sha256
+    covers them."""
+    pytest.importorskip("torch", reason="exporting the tiny model needs torch ([export] extra)")
+    import torch
+
+    from rrwkv_trt.export import onnx_export
+    from rrwkv_trt.export.checkpoint import load_checkpoint
+    from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
+    from rrwkv_trt.runtime.config import Rwkv4Config
+
+    config = Rwkv4Config(vocab_size=61, n_embd=16, n_layer=1, dim_att=16, dim_ffn=32)
+    torch.save(random_blinkdl_state_dict(config, seed=2), tmp_path / "m.pth")
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_MIN_BYTES", 0)
+    out = onnx_export.export_checkpoint(load_checkpoint(tmp_path / "m.pth"), tmp_path / "onnx")
+    assert (out / "model.onnx.data").is_file()
+    sidecar = build_engine(out, tmp_path / "m.plan", max_batch=2, max_seq=8, plugin_library=rtx.LIBRARY,
+                           compute_capability="8.6", progress=lambda line: None, trt=trt)
+    assert sidecar.engine_bytes > 0 and sidecar.plugin_layers
+    assert sidecar.source_sha256 == metadata.model_sha256(out / "model.onnx")
+    assert sidecar.source_sha256 != metadata.file_sha256(out / "model.onnx")
