@@ -27,7 +27,7 @@ class Unsupported(Exception):
 
 
 def proc_status_mb(field: str) -> float:
-    """VmRSS / VmHWM (peak RSS) of this process in MB, from /proc/self/status."""
+    """VmRSS / VmHWM (peak RSS) of this process in MiB (the JSON's "_mb" fields are MiB), from /proc/self/status."""
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith(field + ":"):
