@@ -1,10 +1,11 @@
 """Measure ONNX Runtime session options for decode and prefill, A/B interleaved (README "Speed on the edge CPU").
 
-    python scripts/ort_options_sweep.py [MODEL_DIR] [--reps 5] [--threads 2]
+    python scripts/ort_options_sweep.py [MODEL_DIR] [--reps 5] [--threads 2] [--out FILE]
 
 MODEL_DIR defaults to the fp32 export of the random 169M RWKV-4 that `make bench` prepares. Each option set runs
 in its own worker (runtime/bench/worker.py) with the fused kernels; every repetition runs every set once (decode
-of 32 steps at batch 1, a 512-token prefill) in a rotated order. Writes bench/results/<date>-ort-options.json.
+of 32 steps at batch 1, a 512-token prefill) in a rotated order. Writes bench/results/<date>-ort-options.json
+(or --out).
 OrtSession keeps ORT's defaults: this sweep found no option worth changing (its session_options argument).
 """
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
     p.add_argument("model", nargs="?", default=str(DEFAULT_MODEL))
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=None, help="[default: bench/results/<date>-ort-options.json]")
     args = p.parse_args()
     vocab = json.loads((Path(args.model) / "config.json").read_text())["vocab_size"]
     workers = {}
@@ -64,7 +66,7 @@ def main() -> None:
     for name, r in rows.items():
         cells = [f"{r[m]['median']:.1f} [{r[m]['min']:.1f}, {r[m]['max']:.1f}]" for m in MEASURES]
         print(f"{name:<20} {cells[0]:>24} {cells[1]:>24}")
-    out = REPO_ROOT / "bench" / "results" / f"{datetime.date.today().isoformat()}-ort-options.json"
+    out = args.out or REPO_ROOT / "bench" / "results" / f"{datetime.date.today().isoformat()}-ort-options.json"
     out.write_text(json.dumps({"model": args.model, "threads": args.threads, "reps": args.reps, "results": rows},
                               indent=2) + "\n")
     print(f"wrote {out}")

@@ -158,3 +158,20 @@ def test_bench_errors(tmp_path):
     assert not (tmp_path / "r").exists()
     missing = CliRunner().invoke(main, ["bench", str(tmp_path / "none.pth")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_ort_options_sweep_script(make_fake_model, tmp_path):
+    """scripts/ort_options_sweep.py runs every option set on a model and writes its JSON."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    model, out = make_fake_model(), tmp_path / "sweep.json"
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "ort_options_sweep.py"), str(model), "--reps", "1",
+                           "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(out.read_text())["results"]
+    assert set(results) >= {"defaults", "no spinning", "basic graph opt"}
+    assert all(r["decode_b1"]["median"] > 0 and r["prefill_512"]["median"] > 0 for r in results.values())
+    assert "defaults" in done.stdout and f"wrote {out}" in done.stdout
