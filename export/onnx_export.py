@@ -6,7 +6,8 @@ MatMul weights quantized for ONNX Runtime's CPU provider, export/quantize.py), r
 rrwkv.precision.
 
 Output folder layout (what the runtime reads):
-  model.onnx      inputs input_ids [batch, seq] + state_in.*, outputs logits [batch, seq, vocab] + state_out.*
+  model.onnx      inputs input_ids [batch, seq], logits_from [1] + state_in.*, outputs logits
+                  [batch, seq - logits_from, vocab] + state_out.*
   model.onnx.data the weights, for models of EXTERNAL_DATA_MIN_BYTES and more (ONNX external data)
   config.json     the config dict (the same JSON as metadata_props["rrwkv.config"])
   tokenizer.json  when the checkpoint came with one or --tokenizer named one
@@ -21,6 +22,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 from torch import Tensor, nn
@@ -28,6 +30,7 @@ from torch import Tensor, nn
 from rrwkv_trt.runtime.config import StateSpec, state_spec
 from rrwkv_trt.runtime.errors import UserError
 from rrwkv_trt.runtime.metadata import EXTERNAL_DATA_SUFFIX, ModelInfo, to_metadata
+from rrwkv_trt.runtime.onnx_graph import LOGITS, LOGITS_FROM
 
 from .checkpoint import TRANSFORMS, Checkpoint
 from .families import build_model
@@ -75,7 +78,36 @@ def trace_to_onnx(model: nn.Module, spec: StateSpec) -> onnx.ModelProto:
             input_names=["input_ids", *names], output_names=["logits", *spec.output_names()],
             dynamic_shapes=(dynamic["input_ids"], tuple(dynamic[n] for n in names)),  # (ids, *state)
             custom_translation_table=CUSTOM_TRANSLATION_TABLE, verbose=False)
-    return attach_functions(program.model_proto)
+    return add_logits_from(attach_functions(program.model_proto))
+
+
+def add_logits_from(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Add the int64 [1] input LOGITS_FROM: the final LayerNorm and the head then run on positions
+    logits_from .. seq-1 only, so a prefill that needs the last position's logits skips the head's work (30% of a
+    169M RWKV-4's prefill FLOPs) and its [B, T, V] output. The recurrence and the state do not depend on it."""
+    graph = proto.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    node, chain = producer[LOGITS], []
+    while node.op_type != "LayerNormalization":  # logits <- [Cast] <- head MatMul <- [Cast] <- ln_out
+        chain.append(node)
+        node = producer[node.input[0]]
+    chain.append(node)
+    end, axis = f"{LOGITS_FROM}.end", f"{LOGITS_FROM}.axis"
+    graph.initializer.extend([onnx.numpy_helper.from_array(np.array([np.iinfo(np.int64).max]), end),
+                              onnx.numpy_helper.from_array(np.array([1]), axis)])
+    graph.input.append(onnx.helper.make_tensor_value_info(LOGITS_FROM, onnx.TensorProto.INT64, [1]))
+    rows = f"{LOGITS_FROM}.rows"
+    graph.node.insert(list(graph.node).index(node), onnx.helper.make_node(
+        "Slice", [node.input[0], LOGITS_FROM, end, axis], [rows], name=f"node_{LOGITS_FROM}"))
+    node.input[0] = rows
+    # The exporter's shapes say these tensors have `seq` positions; they now have seq - logits_from.
+    stale = {out for n in chain for out in n.output}
+    kept = [v for v in graph.value_info if v.name not in stale]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    out = next(o for o in graph.output if o.name == LOGITS)
+    out.type.tensor_type.shape.dim[1].dim_param = "logits_seq"
+    return proto
 
 
 def _quiet_exporter():

@@ -64,12 +64,14 @@ class TorchSession:
         return allocate_state(self.spec, batch)
 
     @torch.no_grad()
-    def run(self, input_ids: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
-        """input_ids [B, T] -> logits [B, T, V] and the new state (numpy, state_in.* names)."""
+    def run(self, input_ids: np.ndarray, state: State | None = None,
+            last_only: bool = False) -> tuple[np.ndarray, State]:
+        """input_ids [B, T] -> logits [B, T, V] ([B, 1, V] with last_only) and the new state (numpy, state_in.*
+        names)."""
         ids = np.asarray(input_ids, dtype=np.int64)
         state = allocate_state(self.spec, ids.shape[0]) if state is None else state
         logits, new = self.model(torch.from_numpy(ids), self._to_torch(state))
-        return logits.numpy(), self._to_numpy(new)
+        return (logits[:, -1:] if last_only else logits).numpy(), self._to_numpy(new)
 
     def start_decode(self, state: State) -> None:
         self._state = self._to_torch(state)
@@ -98,12 +100,14 @@ class TorchSession:
 
 
 def _model_info(model_path: Path):
+    """(ModelInfo, whether the graph has the logits_from input) of an exported model."""
     import onnx
 
     from rrwkv_trt.runtime.metadata import from_metadata
 
     proto = onnx.load(str(model_path), load_external_data=False)
-    return from_metadata({p.key: p.value for p in proto.metadata_props}, source=str(model_path))
+    info = from_metadata({p.key: p.value for p in proto.metadata_props}, source=str(model_path))
+    return info, any(i.name == cmp.LOGITS_FROM for i in proto.graph.input)
 
 
 def default_prompt(vocab_size: int, length: int = DEFAULT_PROMPT_LEN) -> list[int]:
@@ -137,7 +141,7 @@ def write_reference(checkpoint: str | Path, out_dir: str | Path, prompt_ids: lis
     if not model_path.is_file():
         raise UserError(f"{model_path} not found; export the checkpoint first: `rrwkv-trt export {checkpoint} "
                         f"-o {out_dir}`")
-    info = _model_info(model_path)
+    info, logits_from = _model_info(model_path)
     if info.precision not in PRECISIONS:
         raise UserError(f"{model_path} has precision {info.precision!r}; this rrwkv-trt writes references for "
                         f"{list(PRECISIONS)}")
@@ -154,14 +158,15 @@ def write_reference(checkpoint: str | Path, out_dir: str | Path, prompt_ids: lis
     feeds, outputs, decode_ids = [], [], []
     state = allocate_state(spec, 1)
     ids = np.asarray([prompt_ids], dtype=np.int64)  # [1, T]
+    extra = cmp.extra_feeds(logits_from)  # every position's logits: what outputs.json holds
     logits, new_state = session.run(ids, state)
-    feeds.append({cmp.INPUT_IDS: ids, **state})
+    feeds.append({cmp.INPUT_IDS: ids, **extra, **state})
     outputs.append(_outputs(spec, logits, new_state))
     session.start_decode(new_state)
     for _ in range(steps):
         token = int(logits[0, -1].argmax())
         decode_ids.append(token)
-        feeds.append({cmp.INPUT_IDS: np.array([[token]], np.int64), **session.decode_state()})
+        feeds.append({cmp.INPUT_IDS: np.array([[token]], np.int64), **extra, **session.decode_state()})
         logits = session.step(np.array([token]))[:, None, :]  # [1, 1, V], as the ONNX graph returns
         outputs.append(_outputs(spec, logits, session.decode_state()))
 
@@ -174,6 +179,7 @@ def write_reference(checkpoint: str | Path, out_dir: str | Path, prompt_ids: lis
         "config": info.config.to_dict(),
         "state_spec": spec.to_dict(),
         "precision": info.precision,
+        "logits_from": logits_from,
         "prompt_ids": prompt_ids,
         "decode_ids": decode_ids,
     }

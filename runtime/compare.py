@@ -27,6 +27,7 @@ import numpy as np
 from .config import StateSpec
 from .errors import UserError
 from .metadata import model_sha256
+from .onnx_graph import LOGITS_FROM
 from .state import State, allocate_state, validate_state
 from .drift import drift, drift_passed, format_drift
 from .tolerances import CallTolerance, Policy
@@ -142,8 +143,14 @@ def reference_feeds(ref: Reference, outputs: list[dict[str, np.ndarray]]) -> lis
                                 f"{reference_hint(ref.folder.parent)}")
             state = {t.input_name: prev[t.output_name] for t in ref.spec.tensors()}
             validate_state(ref.spec, state, 1, source=f"{ref.folder / OUTPUTS_FILE} iteration {k - 1}")
-        feeds.append({INPUT_IDS: np.asarray([ids], dtype=np.int64), **state})
+        feeds.append({INPUT_IDS: np.asarray([ids], dtype=np.int64), **extra_feeds(ref.manifest.get("logits_from")),
+                      **state})
     return feeds
+
+
+def extra_feeds(logits_from: bool) -> dict[str, np.ndarray]:
+    """The inputs besides ids and state: logits_from = 0 (every position) for graphs that have it."""
+    return {LOGITS_FROM: np.zeros(1, dtype=np.int64)} if logits_from else {}
 
 
 def load_data(reference_dir: str | os.PathLike | None = None) -> list[dict[str, np.ndarray]]:
@@ -261,9 +268,10 @@ def _polygraphy():
                            G_LOGGER=G_LOGGER, comparator_util=comparator_util)
 
 
-def session_runner(session, name: str):
+def session_runner(session, name: str, logits_from: bool = False):
     """A Polygraphy runner over a runtime session (`run(input_ids, state) -> (logits, state)`): TrtSession,
-    or the PyTorch session of rrwkv_trt.export.reference. The session is opened and closed by the caller."""
+    or the PyTorch session of rrwkv_trt.export.reference. The session is opened and closed by the caller.
+    `logits_from`: the feeds carry that input (always 0: every position), which the session does not need."""
     from polygraphy.backend.base import BaseRunner
     from polygraphy.common import TensorMetadata
 
@@ -276,6 +284,8 @@ def session_runner(session, name: str):
 
         def get_input_metadata_impl(self):
             meta = TensorMetadata().add(INPUT_IDS, np.int64, ("batch", "seq"))
+            if logits_from:
+                meta.add(LOGITS_FROM, np.int64, (1,))
             for t in session.spec.tensors():
                 meta.add(t.input_name, np.dtype(t.slot.dtype), t.slot.shape)
             return meta
@@ -380,7 +390,7 @@ def run_compare(out_dir: str | os.PathLike, *, engine: str | os.PathLike | None 
             from .backends.trt import TrtSession
 
             sessions["tensorrt"] = stack.enter_context(TrtSession(engine, plugin_library=plugin_library))
-            runners.append(session_runner(sessions["tensorrt"], "tensorrt"))
+            runners.append(session_runner(sessions["tensorrt"], "tensorrt", bool(ref.manifest.get("logits_from"))))
         reports = compare_calls(ref, runners, policy) + skipped
         for line in format_calls(reports, ref, all_outputs):
             echo(line)

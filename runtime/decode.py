@@ -15,7 +15,8 @@ from .tokenizer import Tokenizer
 class Session(Protocol):
     """What the loop needs from a backend (backends.ort.OrtSession; later TrtSession)."""
 
-    def run(self, input_ids: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]: ...
+    def run(self, input_ids: np.ndarray, state: State | None = None,
+            last_only: bool = False) -> tuple[np.ndarray, State]: ...
     def start_decode(self, state: State) -> None: ...
     def step(self, token_ids: np.ndarray) -> np.ndarray: ...
     def decode_state(self) -> State: ...
@@ -85,7 +86,7 @@ class Generator:
         if ids.size == 0:
             raise UserError("the prompt is empty; the model needs at least one token to predict from")
         self._pending = None
-        logits, state = self.session.run(ids, state)  # prefill: [B, T, V]
+        logits, state = self.session.run(ids, state, last_only=True)  # prefill: [B, 1, V]
         self.session.start_decode(state)
         tokens = np.empty(ids.shape[0], dtype=np.int64)  # [B]
         last = logits[:, -1, :]  # [B, V]

@@ -50,7 +50,7 @@ def drift(sessions: dict, reference: str, prompt_ids: list[int], steps: int, win
     last: dict[str, np.ndarray] = {}
     prefill: dict[str, float] = {}
     for name, session in sessions.items():
-        logits, state = session.run(ids, None)
+        logits, state = session.run(ids, None, last_only=True)
         session.start_decode(state)
         last[name] = np.asarray(logits[0, -1], dtype=np.float64)
     for name in others:

@@ -34,7 +34,14 @@ from .metadata import (
     sidecar_path,
     write_sidecar,
 )
-from .onnx_graph import INPUT_IDS, PLUGIN_NAMESPACE, PLUGIN_VERSION, PluginNode, load_model, strip_functions
+from .onnx_graph import (
+    INPUT_IDS,
+    PLUGIN_NAMESPACE,
+    PLUGIN_VERSION,
+    PluginNode,
+    load_model,
+    tensorrt_graph,
+)
 from .trt_loader import (
     PLUGIN_LIBRARY,
     import_tensorrt,
@@ -230,7 +237,7 @@ def build_engine(model: str | os.PathLike, engine: str | os.PathLike, *, max_bat
 
     start = time.monotonic()
     report(f"parsing {model_path} with {product} {version} ({len(nodes)} rrwkv nodes, functions stripped)")
-    parsed = ParsedNetwork(trt, strip_functions(proto).SerializeToString(), model_path, nodes)
+    parsed = ParsedNetwork(trt, tensorrt_graph(proto).SerializeToString(), model_path, nodes)
     layers = check_plugin_layers(trt, parsed.network, nodes)
     config = parsed.builder.create_builder_config()
     if _aot_builder(trt):

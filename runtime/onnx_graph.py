@@ -16,6 +16,9 @@ from .metadata import ModelInfo, from_metadata
 MODEL_FILE = "model.onnx"  # what `rrwkv-trt export` writes into OUT_DIR
 INPUT_IDS = "input_ids"
 LOGITS = "logits"
+# int64 [1]: logits are computed for positions logits_from .. seq-1 only (0: all; seq-1: the last, what a prefill
+# needs). Exports since 2026-12 have it; the runtime feeds it when the graph has it (older exports do not).
+LOGITS_FROM = "logits_from"
 DOMAIN = "rrwkv"
 PLUGIN_NAMESPACE = "rrwkv"
 PLUGIN_VERSION = "1"
@@ -91,6 +94,27 @@ def strip_functions(model, domain: str = DOMAIN):
     del stripped.functions[:]
     stripped.functions.extend(keep)
     return stripped
+
+
+def freeze_logits_from(model):
+    """A copy of ModelProto `model` whose LOGITS_FROM input is the constant 0 (every position's logits): TensorRT
+    would need a shape-tensor profile for it, and TrtSession selects the positions on the host instead."""
+    frozen = type(model)()
+    frozen.CopyFrom(model)
+    inputs = [i for i in frozen.graph.input if i.name != LOGITS_FROM]
+    if len(inputs) == len(frozen.graph.input):
+        return frozen
+    del frozen.graph.input[:]
+    frozen.graph.input.extend(inputs)
+    zero = frozen.graph.initializer.add()
+    zero.name, zero.data_type, zero.raw_data = LOGITS_FROM, 7, (0).to_bytes(8, "little")  # 7: TensorProto.INT64
+    zero.dims.append(1)
+    return frozen
+
+
+def tensorrt_graph(model):
+    """The ModelProto `rrwkv-trt build` hands TensorRT's parser: rrwkv functions stripped, logits_from frozen."""
+    return freeze_logits_from(strip_functions(model))
 
 
 def load_model(model: str | os.PathLike) -> tuple[object, ModelInfo, Path, list[PluginNode]]:

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import UserError
 from ..logs import log_once
 from ..metadata import ModelInfo, from_metadata
-from ..onnx_graph import INPUT_IDS, LOGITS, resolve_model_path
+from ..onnx_graph import INPUT_IDS, LOGITS, LOGITS_FROM, resolve_model_path
 from ..state import State, allocate_state
 from .session import BackendSession
 
@@ -120,20 +120,27 @@ class OrtSession(BackendSession):
         self._decode = None
         self._sess = None
 
-    def run(self, input_ids: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
+    def run(self, input_ids: np.ndarray, state: State | None = None,
+            last_only: bool = False) -> tuple[np.ndarray, State]:
         """Run T tokens per sequence from `state` (prefill; allocates its outputs).
 
         Args:
             input_ids: [B, T] integer token ids, T >= 1.
             state: {state_in.* name: array}; None starts from the initial state.
+            last_only: return the last position's logits only, all a prefill needs; models with the
+                logits_from input then skip the head for the other positions.
         Returns:
-            logits [B, T, V] and the new state, keyed by state_in.* names so it can be passed back in.
+            logits [B, T, V] ([B, 1, V] with last_only) and the new state, keyed by state_in.* names so it can
+            be passed back in.
         """
         ids, state = self._prefill_inputs(input_ids, state)
         feed = {INPUT_IDS: ids, **{name: np.ascontiguousarray(v) for name, v in state.items()}}
+        if self.has_logits_from:
+            feed[LOGITS_FROM] = np.array([ids.shape[1] - 1 if last_only else 0], dtype=np.int64)
         outputs = self._live().run(self._output_names, feed)
         new_state = {t.input_name: out for t, out in zip(self.spec.tensors(), outputs[1:])}
-        return outputs[0], new_state
+        logits = outputs[0][:, -1:] if last_only and not self.has_logits_from else outputs[0]
+        return logits, new_state
 
     def _new_decode(self, batch: int) -> _DecodeBuffers:
         return _DecodeBuffers(self, batch)
@@ -146,7 +153,8 @@ class OrtSession(BackendSession):
     def _check_io(self) -> None:
         inputs = [i.name for i in self._sess.get_inputs()]
         outputs = [o.name for o in self._sess.get_outputs()]
-        want_in = [INPUT_IDS, *self.spec.input_names()]
+        self.has_logits_from = LOGITS_FROM in inputs  # exports before 2026-12 lack it
+        want_in = [INPUT_IDS, *[LOGITS_FROM] * self.has_logits_from, *self.spec.input_names()]
         self._output_names = [LOGITS, *self.spec.output_names()]
         for kind, have, want in (("inputs", inputs, want_in), ("outputs", outputs, self._output_names)):
             missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
@@ -178,13 +186,16 @@ class _DecodeBuffers:
         self.logits_row = self.logits[:, 0, :]  # [B, V] view returned by step
         self.sets = [allocate_state(spec, batch) for _ in range(2)]
         as_ort = ort.OrtValue.ortvalue_from_numpy
-        self._keep = [as_ort(self.tokens), as_ort(self.logits)]  # the OrtValues must outlive the bindings
+        # The OrtValues must outlive the bindings; logits_from stays 0: a step's one position.
+        self._keep = [as_ort(self.tokens), as_ort(self.logits), as_ort(np.zeros(1, dtype=np.int64))]
         self.bindings = []
         for k in range(2):
             src, dst = self.sets[k], self.sets[1 - k]
             binding = session._live().io_binding()
             binding.bind_ortvalue_input(INPUT_IDS, self._keep[0])
             binding.bind_ortvalue_output(LOGITS, self._keep[1])
+            if session.has_logits_from:
+                binding.bind_ortvalue_input(LOGITS_FROM, self._keep[2])
             for t in spec.tensors():
                 vin, vout = as_ort(src[t.input_name]), as_ort(dst[t.input_name])
                 self._keep += [vin, vout]

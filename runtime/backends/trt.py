@@ -160,12 +160,15 @@ class TrtSession(BackendSession):
         self._runtime = None
         cuda.stream_destroy(self._stream)
 
-    def run(self, input_ids: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
+    def run(self, input_ids: np.ndarray, state: State | None = None,
+            last_only: bool = False) -> tuple[np.ndarray, State]:
         """Run T tokens per sequence from `state` (prefill; allocates). T > max_seq runs in max_seq chunks.
 
         Args:
             input_ids: [B, T] integer token ids, T >= 1, B <= the engine's max_batch.
             state: {state_in.* name: array}; None starts from the initial state.
+            last_only: return the last position's logits only ([B, 1, V]); the engine computes them all (its
+                logits_from input was frozen to 0 at build time, onnx_graph.freeze_logits_from).
         Returns:
             logits [B, T, V] and the new state, keyed by state_in.* names.
         """
@@ -214,7 +217,7 @@ class TrtSession(BackendSession):
             cuda.sync(self._stream)
             for ptr in [ids_dev, logits_dev, *sets[0].values(), *sets[1].values()]:
                 cuda.free(ptr)
-        return logits, new_state
+        return (logits[:, -1:] if last_only else logits), new_state
 
     def _new_decode(self, batch: int) -> _DecodeBuffers:
         return _DecodeBuffers(self, batch)

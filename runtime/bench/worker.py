@@ -102,7 +102,7 @@ class SessionBackend:
         self.session, self.weight_bytes = session, weight_bytes
 
     def prefill(self, ids: np.ndarray) -> np.ndarray:
-        logits, _ = self.session.run(ids)
+        logits, _ = self.session.run(ids, last_only=True)  # as the decode loop prefills (runtime/decode.py)
         return logits[0, -1]
 
     def start(self, batch: int) -> None:

@@ -51,8 +51,32 @@ def test_graph_contract(exported):
     assert info.config == ckpt.config and info.precision == "fp32"
     inputs = {i.name: i.type.tensor_type for i in model.graph.input}
     assert [d.dim_param for d in inputs["input_ids"].shape.dim] == ["batch", "seq"]
-    assert list(inputs) == ["input_ids", *info.state.input_names()]
+    assert list(inputs) == ["input_ids", *info.state.input_names(), "logits_from"]
     assert [o.name for o in model.graph.output] == ["logits", *info.state.output_names()]
+
+
+def test_logits_from_selects_positions(exported):
+    """logits_from = k computes the logits of positions k .. T-1 only; the state does not depend on it."""
+    _, ckpt, out = exported
+    model = onnx.load(out / "model.onnx")
+    lf = {i.name: i.type.tensor_type for i in model.graph.input}["logits_from"]
+    assert lf.elem_type == onnx.TensorProto.INT64 and [d.dim_value for d in lf.shape.dim] == [1]
+    logits = {o.name: o.type.tensor_type for o in model.graph.output}["logits"]
+    assert [d.dim_param for d in logits.shape.dim[:2]] == ["batch", "logits_seq"]
+    V = ckpt.config.vocab_size
+    ids = np.random.default_rng(3).integers(0, V, (2, 11))
+    with OrtSession(out) as session:
+        full, state = session.run(ids)
+        last, last_state = session.run(ids, last_only=True)
+        assert full.shape == (2, 11, V) and last.shape == (2, 1, V)
+        assert_close("last-only logits", full[:, -1:], last, atol=1e-6, rtol=1e-6)
+        for name in state:
+            np.testing.assert_array_equal(state[name], last_state[name], err_msg=name)
+        raw = session._sess  # the graph input itself: positions 4..10
+        feed = {"input_ids": ids, "logits_from": np.array([4]), **session.initial_state(2)}
+        tail = raw.run(["logits"], feed)[0]
+        assert tail.shape == (2, 7, V)
+        assert_close("logits_from=4", full[:, 4:], tail, atol=1e-6, rtol=1e-6)
 
 
 @torch.no_grad()

@@ -178,7 +178,7 @@ def test_tensorrt_rtx_builds_fp16_engine(exported, tmp_path):
     rtx.load_plugins(trt)  # the process's one plugin load, shared with tests/plugins and tests/runtime
     _, _, ckpt, out = exported
     proto, info, path, nodes = onnx_graph.load_model(out)
-    parsed = engine_mod.ParsedNetwork(trt, onnx_graph.strip_functions(proto).SerializeToString(), path, nodes)
+    parsed = engine_mod.ParsedNetwork(trt, onnx_graph.tensorrt_graph(proto).SerializeToString(), path, nodes)
     net = parsed.network
     dtypes = {t.name: t.dtype for t in [*(net.get_input(i) for i in range(net.num_inputs)),
                                         *(net.get_output(i) for i in range(net.num_outputs))]}

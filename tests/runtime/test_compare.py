@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from click.testing import CliRunner
 from helpers import REPO, op_spec
@@ -18,6 +19,7 @@ from test_trt_backend import fakes, make_sidecar  # noqa: F401 - `fakes` is a fi
 
 from rrwkv_trt.runtime import compare as cmp
 from rrwkv_trt.runtime import drift as drift_mod
+from rrwkv_trt.runtime import onnx_graph
 from rrwkv_trt.runtime.backends import ort as ort_backend
 from rrwkv_trt.runtime.cli import main
 from rrwkv_trt.runtime.config import RrwkvConfig
@@ -76,7 +78,8 @@ def test_reference_layout_and_feeds(exported):
     assert len(feeds) == len(saved) == ref.iterations
     initial = allocate_state(ref.spec, 1)
     for k, (feed, want) in enumerate(zip(feeds, saved)):
-        assert list(feed) == list(want) == [cmp.INPUT_IDS, *ref.spec.input_names()]
+        assert list(feed) == list(want) == [cmp.INPUT_IDS, cmp.LOGITS_FROM, *ref.spec.input_names()]
+        assert feed[cmp.LOGITS_FROM].tolist() == [0]  # every position's logits, as outputs.json holds them
         for name in feed:
             np.testing.assert_array_equal(feed[name], want[name], err_msg=f"iteration {k} {name}")
         for t in ref.spec.tensors():  # state chains from PyTorch's previous outputs, by spec name
@@ -160,8 +163,8 @@ class _Offset:
     def __init__(self, inner, offset, start):
         self.inner, self.offset, self.start, self.n = inner, offset, start, 0
 
-    def run(self, ids, state=None):
-        return self.inner.run(ids, state)
+    def run(self, ids, state=None, last_only=False):
+        return self.inner.run(ids, state, last_only)
 
     def start_decode(self, state):
         self.inner.start_decode(state)
@@ -192,7 +195,8 @@ def test_tensorrt_backend_through_fakes(exported, fakes, tmp_path, monkeypatch):
     """--engine on the CPU: the fake TensorRT runs the function-body model, so it matches like ort-function."""
     _, out = exported
     engine = tmp_path / "fake.plan"
-    shutil.copyfile(out / "model.onnx", engine)
+    # The fake engine runs the graph `rrwkv-trt build` hands TensorRT: logits_from frozen to 0.
+    engine.write_bytes(onnx_graph.freeze_logits_from(onnx.load(str(out / "model.onnx"))).SerializeToString())
     write_sidecar(sidecar_path(engine), make_sidecar(out, engine))
     monkeypatch.setattr(ort_backend, "find_custom_ops_library", lambda: None)
     result = _compare(out, "--engine", engine, "--steps", 20, "--window", 10)

@@ -19,9 +19,9 @@ class CountingSession:
     def __init__(self, session):
         self.inner, self.runs, self.steps = session, [], 0
 
-    def run(self, ids, state=None):
+    def run(self, ids, state=None, last_only=False):
         self.runs.append(ids.shape)
-        return self.inner.run(ids, state)
+        return self.inner.run(ids, state, last_only)
 
     def start_decode(self, state):
         self.inner.start_decode(state)

@@ -108,7 +108,7 @@ def test_parsed_network_binds_plugins_with_profiles(trt, exported):
     family, model_dir = exported
     proto, info, path, nodes = onnx_graph.load_model(model_dir)
     assert [n.op_type for n in nodes] == [OP_TYPE[family]] * 2
-    parsed = engine_mod.ParsedNetwork(trt, onnx_graph.strip_functions(proto).SerializeToString(), path, nodes)
+    parsed = engine_mod.ParsedNetwork(trt, onnx_graph.tensorrt_graph(proto).SerializeToString(), path, nodes)
     assert engine_mod.check_plugin_layers(trt, parsed.network, nodes) == [n.name for n in nodes]
     with pytest.raises(UserError, match=f"TensorRT inlined the function body of rrwkv::{OP_TYPE[family]} "
                                         r"\(node 'ghost'\) instead of using the plugin"):
@@ -126,9 +126,9 @@ def test_unbound_plugin_fails_loudly_in_fresh_process(exported):
     proc = _run_python(f"""
         import tensorrt_rtx as trt
         from rrwkv_trt.runtime import engine as e
-        from rrwkv_trt.runtime.onnx_graph import load_model, strip_functions
+        from rrwkv_trt.runtime.onnx_graph import freeze_logits_from, load_model, tensorrt_graph
         proto, info, path, nodes = load_model({str(model_dir)!r})
-        for variant, model in (("functions", proto), ("stripped", strip_functions(proto))):
+        for variant, model in (("functions", freeze_logits_from(proto)), ("stripped", tensorrt_graph(proto))):
             try:
                 parsed = e.ParsedNetwork(trt, model.SerializeToString(), path, nodes)
                 e.check_plugin_layers(trt, parsed.network, nodes)

@@ -129,3 +129,14 @@ def test_session_options(fake_model):
         make_session_options(ort, {"graph_optimization_level": "FAST"})
     with OrtSession(fake_model, session_options={"enable_mem_pattern": False}) as s:
         assert s.run(np.array([[1, 2]]))[0].shape == (1, 2, 256)
+
+
+def test_last_only_without_logits_from_input(fake_model):
+    """Exports older than the logits_from input: run(last_only=True) still returns the last position only."""
+    with OrtSession(fake_model) as s:
+        assert not s.has_logits_from
+        ids = np.array([[1, 2, 3], [4, 5, 6]])
+        full, state = s.run(ids)
+        last, last_state = s.run(ids, last_only=True)
+        np.testing.assert_array_equal(last, full[:, -1:])
+        assert all(np.array_equal(state[k], last_state[k]) for k in state)
