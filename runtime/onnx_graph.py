@@ -101,20 +101,24 @@ def freeze_logits_from(model):
     would need a shape-tensor profile for it, and TrtSession selects the positions on the host instead."""
     frozen = type(model)()
     frozen.CopyFrom(model)
-    inputs = [i for i in frozen.graph.input if i.name != LOGITS_FROM]
-    if len(inputs) == len(frozen.graph.input):
-        return frozen
-    del frozen.graph.input[:]
-    frozen.graph.input.extend(inputs)
-    zero = frozen.graph.initializer.add()
-    zero.name, zero.data_type, zero.raw_data = LOGITS_FROM, 7, (0).to_bytes(8, "little")  # 7: TensorProto.INT64
-    zero.dims.append(1)
-    return frozen
+    return _freeze_logits_from_(frozen)
 
 
 def tensorrt_graph(model):
-    """The ModelProto `rrwkv-trt build` hands TensorRT's parser: rrwkv functions stripped, logits_from frozen."""
-    return freeze_logits_from(strip_functions(model))
+    """The ModelProto `rrwkv-trt build` hands TensorRT's parser: rrwkv functions stripped, logits_from frozen
+    (one copy of the model, not two: the weights of a large model are hundreds of MB)."""
+    return _freeze_logits_from_(strip_functions(model))
+
+
+def _freeze_logits_from_(model):
+    inputs = [i for i in model.graph.input if i.name != LOGITS_FROM]
+    if len(inputs) < len(model.graph.input):
+        del model.graph.input[:]
+        model.graph.input.extend(inputs)
+        zero = model.graph.initializer.add()
+        zero.name, zero.data_type, zero.raw_data = LOGITS_FROM, 7, (0).to_bytes(8, "little")  # 7: TensorProto.INT64
+        zero.dims.append(1)
+    return model
 
 
 def load_model(model: str | os.PathLike) -> tuple[object, ModelInfo, Path, list[PluginNode]]:
