@@ -32,12 +32,12 @@ from rrwkv_trt.runtime.metadata import from_metadata
 
 from .checkpoint import load_checkpoint, resolve_checkpoint_file
 from .onnx_export import export_checkpoint
+from .precision import PRECISIONS
 from .quantize import quantize_export
 
 RANDOM_SEED = 0
 RANDOM_169M = Rwkv4Config(vocab_size=50277, n_embd=768, n_layer=12, dim_att=768, dim_ffn=3072)
 RANDOM_169M_NAME = "rwkv4-169m-random"
-PRECISIONS = ("fp32", "fp16", "int8", "int4")
 WEIGHT_OPS = ("MatMul", "MatMulNBits")  # what a decode step reads in full; Gather reads one embedding row
 
 

@@ -29,13 +29,13 @@ from torch import Tensor, nn
 
 from rrwkv_trt.runtime.config import StateSpec, state_spec
 from rrwkv_trt.runtime.errors import UserError
-from rrwkv_trt.runtime.metadata import EXTERNAL_DATA_SUFFIX, ModelInfo, to_metadata
+from rrwkv_trt.runtime.metadata import EXTERNAL_DATA_SUFFIX, WEIGHT_ONLY_PRECISIONS, ModelInfo, to_metadata
 from rrwkv_trt.runtime.onnx_graph import LOGITS, LOGITS_FROM
 
 from .checkpoint import TRANSFORMS, Checkpoint
 from .families import build_model
 from .ops import CUSTOM_TRANSLATION_TABLE, attach_functions, register_schemas
-from .precision import WEIGHT_ONLY, activation_dtype, apply_precision_
+from .precision import activation_dtype, apply_precision_
 from .quantize import quantize_matmul_weights
 
 OPSET = 18
@@ -134,9 +134,7 @@ def export_checkpoint(ckpt: Checkpoint, out_dir: str | Path, tokenizer: str | Pa
         residual: fp16 only; None is the fp32 residual stream, "rescale" ChatRWKV's RESCALE_LAYER (for
             precision_check's measurements).
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise UserError(f"output folder {out_dir} already exists and is not empty; pick another -o or remove it")
+    out_dir = check_output_folder(out_dir)
     tokenizer = Path(tokenizer) if tokenizer is not None else ckpt.tokenizer
     if tokenizer is not None and not tokenizer.is_file():
         raise UserError(f"tokenizer file {tokenizer} does not exist")
@@ -148,11 +146,19 @@ def export_checkpoint(ckpt: Checkpoint, out_dir: str | Path, tokenizer: str | Pa
         raise UserError(str(err)) from None
     spec = state_spec(ckpt.config, act)
     proto = trace_to_onnx(model, spec)
-    if precision in WEIGHT_ONLY:
+    if precision in WEIGHT_ONLY_PRECISIONS:  # fp32 graph, MatMul weights quantized after tracing
         proto, quantized = quantize_matmul_weights(proto, precision)
         transforms += quantized
     info = ModelInfo(ckpt.config, spec, precision, transforms)
     return write_export(proto, info, out_dir, tokenizer)
+
+
+def check_output_folder(out_dir: str | Path) -> Path:
+    """`out_dir` as a Path, if it does not exist or is an empty folder (checked before any slow work)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise UserError(f"output folder {out_dir} already exists and is not empty; pick another -o or remove it")
+    return out_dir
 
 
 def save_model(proto: onnx.ModelProto, path: Path) -> None:

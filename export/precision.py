@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-PRECISIONS = ("fp32", "fp16", "int8", "int4")
-WEIGHT_ONLY = ("int8", "int4")  # fp32 model; MatMul weights quantized after tracing (export/quantize.py)
+from rrwkv_trt.runtime.metadata import PRECISIONS
+
 RESIDUAL_FP32 = "fp32"
 RESIDUAL_RESCALE = "rescale"
 RESIDUALS = (RESIDUAL_FP32, RESIDUAL_RESCALE)

@@ -68,14 +68,12 @@ def quantize_export(fp32_model: str | Path, out_dir: str | Path, precision: str)
     graph and metadata as `rrwkv-trt export --precision <precision>` of the same checkpoint.
 
     The import is deferred because onnx_export imports torch, which quantizing an export does not need."""
-    from .onnx_export import write_export
+    from .onnx_export import check_output_folder, write_export
 
     if precision not in WEIGHT_ONLY_BITS:
         raise UserError(f"precision must be one of {sorted(WEIGHT_ONLY_BITS)}, got {precision!r}")
     path = resolve_model_path(fp32_model)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise UserError(f"output folder {out_dir} already exists and is not empty; pick another -o or remove it")
+    out_dir = check_output_folder(out_dir)
     proto = onnx.load(path)
     info = from_metadata({p.key: p.value for p in proto.metadata_props}, source=str(path))
     if info.precision != "fp32":

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import sys
-
 from pathlib import Path
 
 import click
 
 from .errors import UserError
+from .metadata import PRECISIONS
 
-# The benchmark's choices (runtime/bench/suite.py: BACKENDS, PRECISIONS), here so that `--help` imports nothing.
+# The benchmark's backends (runtime/bench/suite.py: variants_for), here so that `--help` imports nothing.
 BENCH_BACKENDS = ("ort-kernel", "ort-function", "torch-eager", "rwkv-package")
-BENCH_PRECISIONS = ("fp32", "fp16", "int8", "int4")
 
 EXIT_USER_ERROR = 2
 
@@ -40,7 +39,7 @@ def main() -> None:
 @click.option("--family", default=None, help="Model family (rwkv4 or rrwkv) [default: detected from the keys].")
 @click.option("--tokenizer", default=None, type=click.Path(dir_okay=False, path_type=str),
               help="tokenizer.json to ship beside the model [default: the one beside the checkpoint].")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8", "int4"]), default="fp32", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="fp16: fp16 weights and activations; LayerNorm, WKV/medium arithmetic, recurrent state, residual "
                    "stream and logits stay fp32 (README \"Precision\"). int8/int4: weight-only quantized MatMuls "
                    "for ONNX Runtime on the CPU, everything else fp32 (README \"Speed on the edge CPU\").")
@@ -195,7 +194,7 @@ def compare(out_dir: str, engine: str | None, steps: int, window: int, checkpoin
               help="Also a seeded random RWKV-4 of the 169M shape (12x768, vocab 50277), generated as a BlinkDL .pth.")
 @click.option("--backend", "backends", multiple=True, type=click.Choice(BENCH_BACKENDS),
               help="Backends to measure (repeatable) [default: all].")
-@click.option("--precision", "precisions", multiple=True, type=click.Choice(BENCH_PRECISIONS),
+@click.option("--precision", "precisions", multiple=True, type=click.Choice(PRECISIONS),
               help="ONNX Runtime precisions (repeatable; fp32 always) [default: all].")
 @click.option("--reps", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
@@ -224,8 +223,7 @@ def bench(checkpoints: tuple[str, ...], random_169m: bool, backends: tuple[str, 
 
     settings = Settings(reps=reps, threads=threads, decode_steps=decode_steps, batch=batch, batch_steps=batch_steps,
                         prefill_tokens=prefill_tokens, agreement_steps=agreement_steps)
-    precisions = ("fp32", *[p for p in BENCH_PRECISIONS if p in precisions and p != "fp32"]) if precisions \
-        else BENCH_PRECISIONS
+    precisions = ("fp32", *[p for p in PRECISIONS if p in precisions and p != "fp32"]) if precisions else PRECISIONS
     run_bench([Path(c) for c in checkpoints] or [SHIPPED_MODEL], random_169m, work_dir, results_dir,
               backends or BENCH_BACKENDS, precisions, settings, fresh)
 

@@ -133,6 +133,7 @@ def reference_feeds(ref: Reference, outputs: list[dict[str, np.ndarray]]) -> lis
     """The feed of every iteration, built from the state spec: iteration 0 starts from the spec's initial values,
     iteration k >= 1 takes the state_out.* of PyTorch's iteration k-1 as its state_in.* (matched by spec name)."""
     feeds = []
+    extra = extra_feeds(ref.manifest.get("logits_from"))
     state: State = allocate_state(ref.spec, 1)
     for k, ids in enumerate([ref.prompt_ids, *([t] for t in ref.decode_ids)]):
         if k:
@@ -143,8 +144,7 @@ def reference_feeds(ref: Reference, outputs: list[dict[str, np.ndarray]]) -> lis
                                 f"{reference_hint(ref.folder.parent)}")
             state = {t.input_name: prev[t.output_name] for t in ref.spec.tensors()}
             validate_state(ref.spec, state, 1, source=f"{ref.folder / OUTPUTS_FILE} iteration {k - 1}")
-        feeds.append({INPUT_IDS: np.asarray([ids], dtype=np.int64), **extra_feeds(ref.manifest.get("logits_from")),
-                      **state})
+        feeds.append({INPUT_IDS: np.asarray([ids], dtype=np.int64), **extra, **state})
     return feeds
 
 

@@ -37,6 +37,7 @@ KEY_CONFIG = "rrwkv.config"
 KEY_STATE = "rrwkv.state_spec"
 KEY_PRECISION = "rrwkv.precision"
 KEY_TRANSFORMS = "rrwkv.transforms"
+PRECISIONS = ("fp32", "fp16", "int8", "int4")  # rrwkv.precision values (export/precision.py)
 WEIGHT_ONLY_PRECISIONS = ("int8", "int4")  # ONNX Runtime CPU only: not TensorRT-buildable
 
 
@@ -175,20 +176,20 @@ def read_sidecar(engine: str | os.PathLike) -> EngineSidecar:
 
 def model_sha256(path: str | os.PathLike) -> str:
     """Hex sha256 of an exported model: model.onnx, followed by its external-data file when it has one (exports
-    of large models keep their weights in `<model>.data`, onnx_graph.EXTERNAL_DATA_SUFFIX)."""
-    digest = hashlib.sha256()
-    for part in (Path(path), Path(str(path) + EXTERNAL_DATA_SUFFIX)):
-        if part.is_file():
-            with open(part, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
+    of large models keep their weights in `<model>` + EXTERNAL_DATA_SUFFIX)."""
+    data = Path(str(path) + EXTERNAL_DATA_SUFFIX)
+    return _sha256([Path(path), *[data] * data.is_file()])
 
 
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex sha256 of a file: sidecars and references record those of models, checkpoints and libraries."""
+    return _sha256([Path(path)])
+
+
+def _sha256(paths: list[Path]) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
