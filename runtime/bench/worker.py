@@ -26,13 +26,15 @@ class Unsupported(Exception):
     """The backend cannot run this measurement; the message says why (it is reported, not an error)."""
 
 
-def proc_status_mb(field: str) -> float:
-    """VmRSS / VmHWM (peak RSS) of this process in MiB (the JSON's "_mb" fields are MiB), from /proc/self/status."""
+def proc_status_mb(*fields: str) -> dict[str, float]:
+    """VmRSS / VmHWM (peak RSS) of this process in MiB (the JSON's "_mb" fields are MiB), from one read of
+    /proc/self/status, so VmHWM >= VmRSS holds between them."""
     with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise KeyError(field)
+        values = {k: int(v.split()[0]) / 1024 for k, _, v in (line.partition(":") for line in f) if k in fields}
+    missing = set(fields) - set(values)
+    if missing:
+        raise KeyError(sorted(missing))
+    return values
 
 
 def time_decode(backend, batch: int, steps: int) -> float:
@@ -69,7 +71,8 @@ def handle(backend, cmd: dict) -> dict:
         prefill, ttft = time_prefill(backend, ids)
         return {"seconds": prefill, "ttft_seconds": ttft}
     if op == "memory":
-        return {"peak_rss_mb": proc_status_mb("VmHWM"), "rss_mb": proc_status_mb("VmRSS")}
+        mb = proc_status_mb("VmHWM", "VmRSS")
+        return {"peak_rss_mb": mb["VmHWM"], "rss_mb": mb["VmRSS"]}
     if op in getattr(backend, "extra_ops", ()):  # e.g. MachineProbe.bounds
         return getattr(backend, op)(**cmd.get("args", {}))
     raise ValueError(f"unknown worker command {op!r}")
@@ -78,7 +81,8 @@ def handle(backend, cmd: dict) -> dict:
 def serve(conn, factory: str, kwargs: dict) -> None:
     """Worker process main: build the backend, report load figures, then answer commands until None."""
     try:
-        baseline = proc_status_mb("VmRSS")  # interpreter + numpy, before the backend's libraries and weights
+        # interpreter + numpy, before the backend's libraries and weights
+        baseline = proc_status_mb("VmRSS")["VmRSS"]
         start = time.perf_counter()
         backend = build_backend(factory, kwargs)
         conn.send({"ok": True, "load_seconds": time.perf_counter() - start, "baseline_rss_mb": baseline,
