@@ -33,7 +33,7 @@ extern "C" __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL Regist
     {
         std::lock_guard<std::mutex> lock(gMutex);
         Ort::CustomOpDomain domain{"rrwkv"};
-        for (auto const& ops : {rrwkv::wkv4OrtOps(), rrwkv::wkv4MediumOrtOps()})
+        for (auto const& ops : {rrwkv::wkv4OrtOps(), rrwkv::wkv4MediumOrtOps(), rrwkv::matmulW8OrtOps()})
         {
             for (OrtCustomOp const* op : ops)
             {

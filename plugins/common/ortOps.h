@@ -22,6 +22,7 @@ namespace rrwkv
 // The lite custom ops of each op folder, created once and alive for the whole process (ORT keeps pointers).
 std::vector<OrtCustomOp const*> wkv4OrtOps();
 std::vector<OrtCustomOp const*> wkv4MediumOrtOps();
+std::vector<OrtCustomOp const*> matmulW8OrtOps();
 
 inline std::string shapeString(std::vector<int64_t> const& shape)
 {
@@ -91,6 +92,21 @@ inline Ort::Status checkInt32Dims(char const* op, std::vector<Dim> const& dims)
         }
     }
     return Ort::Status{nullptr};
+}
+
+// An INT attribute, or `fallback` when the node does not carry it (missing = false then).
+inline int64_t intAttribute(
+    OrtApi const* api, OrtKernelInfo const* info, char const* name, int64_t fallback, bool& present)
+{
+    int64_t value = 0;
+    OrtStatus* status = api->KernelInfoGetAttribute_int64(info, name, &value);
+    present = status == nullptr;
+    if (status != nullptr)
+    {
+        api->ReleaseStatus(status);
+        return fallback;
+    }
+    return value;
 }
 
 #define RRWKV_ORT_RETURN_IF_ERROR(expr)                                                                                \

@@ -17,20 +17,6 @@ namespace
 
 using Ort::Custom::Tensor;
 
-// An INT attribute, or `fallback` when the node does not carry it (missing = false then).
-int64_t intAttribute(OrtApi const* api, OrtKernelInfo const* info, char const* name, int64_t fallback, bool& present)
-{
-    int64_t value = 0;
-    OrtStatus* status = api->KernelInfoGetAttribute_int64(info, name, &value);
-    present = status == nullptr;
-    if (status != nullptr)
-    {
-        api->ReleaseStatus(status);
-        return fallback;
-    }
-    return value;
-}
-
 template <typename OrtT, typename KernelT>
 struct Wkv4MediumKernel
 {

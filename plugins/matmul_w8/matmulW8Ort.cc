@@ -1,0 +1,109 @@
+/*
+ * rrwkv::MatMulW8 for ONNX Runtime (CPU): a lite custom op (struct form, for the attributes) over the two passes
+ * of matmulW8Cpu.h, each on ORT's intra-op thread pool. Attributes: N (INT, required) and block_size (INT,
+ * default 128, even, 2..256); plugin_namespace / plugin_version are ignored. Invalid attributes are reported at
+ * the first Compute (the constructor cannot return a status); shapes are checked against x [..., K] with errors
+ * naming the input.
+ */
+#include "common/ortOps.h"
+#include "matmul_w8/matmulW8Cpu.h"
+#include "matmul_w8/matmulW8Math.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rrwkv
+{
+namespace
+{
+
+using Ort::Custom::Tensor;
+
+constexpr int64_t kDefaultBlock = 128;
+
+struct MatMulW8Kernel
+{
+    MatMulW8Kernel(OrtApi const* api, OrtKernelInfo const* info)
+    {
+        bool hasN = false;
+        bool hasBlock = false;
+        int64_t const n = intAttribute(api, info, "N", 0, hasN);
+        int64_t const block = intAttribute(api, info, "block_size", kDefaultBlock, hasBlock);
+        if (!hasN)
+        {
+            mError = "MatMulW8: required INT attribute 'N' (output features) is missing";
+        }
+        else if (n < 1 || n > std::numeric_limits<int32_t>::max())
+        {
+            mError = "MatMulW8: attribute N = " + std::to_string(n) + " is invalid; expected N >= 1";
+        }
+        else if (block < 2 || block > kW8MaxBlock || block % 2 != 0)
+        {
+            mError = "MatMulW8: attribute block_size = " + std::to_string(block)
+                + " is invalid; expected an even value in [2, " + std::to_string(kW8MaxBlock) + "]";
+        }
+        mN = static_cast<int32_t>(n);
+        mBlock = static_cast<int32_t>(block);
+    }
+
+    Ort::Status Compute(OrtKernelContext* context, Tensor<float> const& x, Tensor<int8_t> const& w,
+        Tensor<float> const& scale, Tensor<float>& y)
+    {
+        char const* op = "MatMulW8";
+        if (!mError.empty())
+        {
+            return Ort::Status{mError.c_str(), ORT_INVALID_ARGUMENT};
+        }
+        return guardedCompute(op, [&]() {
+            std::vector<int64_t> const& xShape = x.Shape();
+            if (xShape.empty())
+            {
+                return Ort::Status{"MatMulW8: input 'x' is a scalar, expected [..., K]", ORT_INVALID_ARGUMENT};
+            }
+            int64_t const K = xShape.back();
+            int64_t const M = K > 0 ? x.NumberOfElement() / K : 0;
+            RRWKV_ORT_RETURN_IF_ERROR(checkInt32Dims(op, {{"K", K}, {"M", M}}));
+            int64_t const NB = w8BlockCount(static_cast<int32_t>(K), mBlock), G = w8GroupCount(mN);
+            int64_t const Kpad = NB * mBlock;
+            RRWKV_ORT_RETURN_IF_ERROR(checkShape(op, "w", w.Shape(),
+                {{"G = ceil(N / 64)", G}, {"Kpad / 2", Kpad / 2}, {"64", kW8GroupCols}, {"2", 2}}));
+            RRWKV_ORT_RETURN_IF_ERROR(
+                checkShape(op, "scale", scale.Shape(), {{"G", G}, {"NB = ceil(K / block_size)", NB}, {"64", 64}}));
+            std::vector<int64_t> yShape(xShape);
+            yShape.back() = mN;
+            float* Y = y.Allocate(yShape);
+            if (M == 0)
+            {
+                return Ort::Status{nullptr};
+            }
+            auto const m32 = static_cast<int32_t>(M), k32 = static_cast<int32_t>(K);
+            auto const kpad32 = static_cast<int32_t>(Kpad);
+            std::vector<int16_t> xq(static_cast<size_t>(M * Kpad));
+            std::vector<float> xScale(static_cast<size_t>(M));
+            parallelSlices(context, M, [&](int64_t begin, int64_t end) {
+                matmulW8QuantizeRowsCpu(m32, k32, kpad32, x.Data(), xq.data(), xScale.data(), true, begin, end);
+            });
+            parallelSlices(context, matmulW8CpuSliceCount(m32, mN), [&](int64_t begin, int64_t end) {
+                matmulW8ForwardCpu(m32, mN, kpad32, mBlock, xq.data(), xScale.data(), w.Data(), scale.Data(), Y,
+                    true, begin, end);
+            });
+            return Ort::Status{nullptr};
+        });
+    }
+
+    std::string mError;
+    int32_t mN = 1;
+    int32_t mBlock = kDefaultBlock;
+};
+
+} // namespace
+
+std::vector<OrtCustomOp const*> matmulW8OrtOps()
+{
+    static std::unique_ptr<Ort::Custom::OrtLiteCustomOp> const f32{
+        Ort::Custom::CreateLiteCustomOp<MatMulW8Kernel>("MatMulW8", "CPUExecutionProvider")};
+    return {f32.get()};
+}
+
+} // namespace rrwkv
