@@ -33,6 +33,8 @@ from rrwkv_trt.runtime.errors import UserError
 from rrwkv_trt.runtime.metadata import from_metadata
 from rrwkv_trt.runtime.onnx_graph import resolve_model_path
 
+from .matmul_w8 import quantize_matmuls_w8
+
 WEIGHT_ONLY_BITS = {"int8": 8, "int4": 4}
 BLOCK_SIZE = 128
 ACCURACY_LEVEL = 4
@@ -40,27 +42,38 @@ CONTRIB_DOMAIN = "com.microsoft"
 
 
 def quantize_matmul_weights(proto: onnx.ModelProto, precision: str) -> tuple[onnx.ModelProto, tuple[str, ...]]:
-    """Replace every constant-weight MatMul of `proto` by MatMulNBits at `precision` ("int8" or "int4").
+    """Quantize every constant-weight MatMul of `proto` at `precision`: "int8" -> rrwkv::MatMulW8 (in place),
+    "int4" -> com.microsoft::MatMulNBits (a new model).
 
     Returns:
         the quantized model (model-local functions and metadata kept) and the transform it records.
     """
-    bits = WEIGHT_ONLY_BITS[precision]
-    DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer = _import_quantizer(precision)
     before = _constant_matmuls(proto)
-    config = DefaultWeightOnlyQuantConfig(block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL,
-                                          bits=bits)
-    quantizer = MatMulNBitsQuantizer(proto, algo_config=config)
-    quantizer.process()
-    out = quantizer.model.model
+    if precision == "int8":
+        converted = quantize_matmuls_w8(proto, BLOCK_SIZE)
+        out, op = proto, f"rrwkv::MatMulW8 (int16 activations, plugins/matmul_w8), 8-bit symmetric, block {BLOCK_SIZE}"
+    else:
+        out, converted = _matmul_nbits(proto, precision), None
+        op = (f"com.microsoft::MatMulNBits, {WEIGHT_ONLY_BITS[precision]}-bit symmetric, block {BLOCK_SIZE}, "
+              f"accuracy_level {ACCURACY_LEVEL}")
     left = _constant_matmuls(out)
-    converted = sum(n.op_type == "MatMulNBits" for n in out.graph.node)
+    if converted is None:
+        converted = sum(n.op_type == "MatMulNBits" for n in out.graph.node)
     if left or converted != len(before):
         raise RuntimeError(f"quantizer converted {converted} of {len(before)} constant-weight MatMuls; "
                            f"left as MatMul: {left[:4]}")
-    transform = (f"MatMul weights -> com.microsoft::MatMulNBits, {bits}-bit symmetric, block {BLOCK_SIZE} along "
-                 f"the input dim, fp32 scales, accuracy_level {ACCURACY_LEVEL} ({converted} MatMuls)")
+    transform = f"MatMul weights -> {op} along the input dim, fp32 scales ({converted} MatMuls)"
     return out, (transform,)
+
+
+def _matmul_nbits(proto: onnx.ModelProto, precision: str) -> onnx.ModelProto:
+    """ONNX Runtime's MatMulNBits quantizer over `proto` (a new model)."""
+    DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer = _import_quantizer(precision)
+    config = DefaultWeightOnlyQuantConfig(block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL,
+                                          bits=WEIGHT_ONLY_BITS[precision])
+    quantizer = MatMulNBitsQuantizer(proto, algo_config=config)
+    quantizer.process()
+    return quantizer.model.model
 
 
 def quantize_export(fp32_model: str | Path, out_dir: str | Path, precision: str) -> Path:

@@ -9,6 +9,7 @@
 #include "onnxruntime_cxx_api.h"
 #include "onnxruntime_lite_custom_op.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <limits>
@@ -154,8 +155,11 @@ KernelT* kernelAllocate(Ort::Custom::Tensor<OrtT>& tensor, std::vector<int64_t> 
 }
 
 // Run fn(sliceBegin, sliceEnd) over [0, total) slices on ORT's intra-op thread pool, one slice per task.
+// batches = 0: the pool hands out slices one by one; batches > 0: [0, total) is cut into that many contiguous
+// ranges first (ORT's TryBatchParallelFor), so consecutive slices run on one thread (a kernel streaming its
+// slices' data in order keeps one sequential stream per thread).
 template <typename Fn>
-void parallelSlices(OrtKernelContext* context, int64_t total, Fn const& fn)
+void parallelSlices(OrtKernelContext* context, int64_t total, Fn const& fn, int64_t batches = 0)
 {
     if (total <= 1)
     {
@@ -165,8 +169,8 @@ void parallelSlices(OrtKernelContext* context, int64_t total, Fn const& fn)
     auto trampoline = [](void* data, size_t i) {
         (*static_cast<Fn const*>(data))(static_cast<int64_t>(i), static_cast<int64_t>(i) + 1);
     };
-    Ort::KernelContext(context).ParallelFor(
-        trampoline, static_cast<size_t>(total), 0, const_cast<void*>(static_cast<void const*>(&fn)));
+    Ort::KernelContext(context).ParallelFor(trampoline, static_cast<size_t>(total),
+        static_cast<size_t>(std::min(batches, total)), const_cast<void*>(static_cast<void const*>(&fn)));
 }
 
 } // namespace rrwkv
