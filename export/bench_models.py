@@ -38,7 +38,7 @@ from .quantize import quantize_export
 RANDOM_SEED = 0
 RANDOM_169M = Rwkv4Config(vocab_size=50277, n_embd=768, n_layer=12, dim_att=768, dim_ffn=3072)
 RANDOM_169M_NAME = "rwkv4-169m-random"
-WEIGHT_OPS = ("MatMul", "MatMulNBits")  # what a decode step reads in full; Gather reads one embedding row
+WEIGHT_OPS = ("MatMul", "MatMulNBits", "MatMulW8")  # what a decode step reads in full; Gather reads one embedding row
 
 
 def log(message: str) -> None:
@@ -61,7 +61,7 @@ def write_random_169m(path: Path) -> Path:
 
 
 def weight_stats(model_path: Path) -> dict:
-    """Bytes of all initializers, and of those a decode step reads in full (MatMul / MatMulNBits weights)."""
+    """Bytes of all initializers, and of those a decode step reads in full (MatMul / MatMulNBits / MatMulW8 weights)."""
     proto = onnx.load(model_path)
     sizes = {i.name: len(i.raw_data) or onnx.numpy_helper.to_array(i).nbytes for i in proto.graph.initializer}
     step = {name for n in proto.graph.node if n.op_type in WEIGHT_OPS for name in n.input[1:] if name in sizes}

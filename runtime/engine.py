@@ -228,8 +228,8 @@ def build_engine(model: str | os.PathLike, engine: str | os.PathLike, *, max_bat
         raise UserError(f"engine path {engine} is a folder; name the file to write, e.g. {engine / 'model.plan'}")
     proto, info, model_path, nodes = load_model(model)
     if info.precision in WEIGHT_ONLY_PRECISIONS:
-        raise UserError(f"{model_path} is a {info.precision} export: its MatMulNBits nodes are ONNX Runtime CPU "
-                        "contrib ops that TensorRT cannot parse; build the engine from an fp32 or fp16 export")
+        raise UserError(f"{model_path} is a {info.precision} export for ONNX Runtime on the CPU (weight-only "
+                        "quantized MatMuls); build the engine from an fp32 or fp16 export")
     trt = import_tensorrt() if trt is None else trt
     product, version = tensorrt_product(trt)
     target = _target_compute_capability(trt, compute_capability)

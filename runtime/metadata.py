@@ -6,7 +6,8 @@ Keys written into every exported model:
   rrwkv.state_spec      state slots JSON (names, symbolic shapes, dtypes, initial values)
   rrwkv.precision       "fp32" or "fp16": the dtype of weights and activations (export/precision.py); the state
                         spec carries each slot's dtype, and logits are fp32 at both precisions. "int8" / "int4":
-                        an fp32 graph whose MatMul weights are com.microsoft::MatMulNBits (export/quantize.py)
+                        an fp32 graph whose MatMul weights are rrwkv::MatMulW8 (int8) or
+                        com.microsoft::MatMulNBits (int4) nodes (export/quantize.py)
   rrwkv.transforms      JSON list of the one-time checkpoint transforms applied at export
 
 The engine sidecar <engine>.json (EngineSidecar) carries the same config, state spec and precision, plus what

@@ -53,20 +53,23 @@ def test_graph_and_metadata(fp32_export, precision, tmp_path):
     weights = {i.name for i in ref.graph.initializer}
     matmuls = [n.name for n in ref.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
     computed = [n.name for n in ref.graph.node if n.op_type == "MatMul" and n.input[1] not in weights]  # RRWKV
-    nbits = [n for n in model.graph.node if n.op_type == "MatMulNBits"]
-    assert matmuls and len(nbits) == len(matmuls)
+    op_type = {"int8": "MatMulW8", "int4": "MatMulNBits"}[precision]
+    quantized = [n for n in model.graph.node if n.op_type == op_type]
+    assert matmuls and len(quantized) == len(matmuls)
     assert [n.name for n in model.graph.node if n.op_type == "MatMul"] == computed
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in nbits[0].attribute}
-    assert attrs["bits"] == {"int8": 8, "int4": 4}[precision] and attrs["block_size"] == BLOCK_SIZE
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in quantized[0].attribute}
+    assert attrs["block_size"] == BLOCK_SIZE and attrs.get("bits", 8) == {"int8": 8, "int4": 4}[precision]
     # Everything else is the fp32 graph: the rrwkv nodes and functions, the embedding, the state contract.
-    assert [f.name for f in model.functions] == [f.name for f in ref.functions]
-    assert sum(n.domain == "rrwkv" for n in model.graph.node) == sum(n.domain == "rrwkv" for n in ref.graph.node)
+    added = ["MatMulW8"] if precision == "int8" else []
+    assert [f.name for f in model.functions] == [f.name for f in ref.functions] + added
+    rrwkv_nodes = sum(n.domain == "rrwkv" for n in ref.graph.node) + len(quantized) * bool(added)
+    assert sum(n.domain == "rrwkv" for n in model.graph.node) == rrwkv_nodes
     assert [i.name for i in model.graph.input] == [i.name for i in ref.graph.input]
     assert [o.name for o in model.graph.output] == [o.name for o in ref.graph.output]
     emb = {i.name: i for i in ref.graph.initializer}["model.emb.weight"]
     assert {i.name: i for i in model.graph.initializer}["model.emb.weight"] == emb
     assert info.precision == precision and info.state == ref_info.state and info.config == ref_info.config
-    assert info.transforms[:-1] == ref_info.transforms and "MatMulNBits" in info.transforms[-1]
+    assert info.transforms[:-1] == ref_info.transforms and op_type in info.transforms[-1]
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.onnx"]
 
 
@@ -108,7 +111,7 @@ def test_refusals(fp32_export, tmp_path):
     with pytest.raises(UserError, match="precision must be one of"):
         quantize_export(fp32, tmp_path / "fp8", "fp8")
     assert quantize_main([str(fp32), "-o", str(tmp_path / "busy")]) == 2
-    with pytest.raises(UserError, match="MatMulNBits nodes are ONNX Runtime CPU contrib ops"):
+    with pytest.raises(UserError, match="export for ONNX Runtime on the CPU"):
         build_engine(int8, tmp_path / "engine.plan")
     assert not (tmp_path / "engine.plan").exists()
 
