@@ -1,10 +1,14 @@
 /*
  * Just enough CUDA to compile a .cuh kernel file with g++ and run it on the CPU: __global__/__device__/__host__
  * vanish, threadIdx/blockIdx/blockDim/gridDim are thread_local variables that the launch loop sets before
- * calling the kernel body once per CUDA thread, and __half is the host IEEE fp16 (common/hostHalf.h) with
- * round-to-nearest-even conversion like __float2half_rn. Valid for kernels without shared memory, barriers or
- * warp intrinsics (each CUDA thread then runs independently, so a sequential loop is a legal schedule).
- * Include it before the .cuh; it defines RRWKV_CUDA_EMULATION and RRWKV_LAUNCH. Tests only.
+ * running the kernel body once per CUDA thread, and __half is the host IEEE fp16 (common/hostHalf.h) with
+ * round-to-nearest-even conversion like __float2half_rn.
+ * Shared memory and __syncthreads(): every CUDA thread of a block is a fiber (POSIX ucontext) on the launching host
+ * thread. The launch loop runs the block in passes: each pass resumes every unfinished thread in threadIdx order
+ * until it reaches its next __syncthreads() or returns, so no thread passes a barrier before all have reached it.
+ * __shared__ variables are static thread_local: one copy per host thread, and blocks run one at a time.
+ * Warp intrinsics are not emulated. Include it before the .cuh; it defines RRWKV_CUDA_EMULATION and RRWKV_LAUNCH.
+ * Tests only.
  */
 #ifndef RRWKV_CUDA_EMULATION_H
 #define RRWKV_CUDA_EMULATION_H
@@ -15,13 +19,18 @@
 
 #include "common/hostHalf.h"
 
+#include <ucontext.h>
+
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #define RRWKV_CUDA_EMULATION 1
 #define __global__
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __shared__ static thread_local
 
 struct dim3
 {
@@ -84,6 +93,37 @@ struct LaunchRecord
 inline thread_local LaunchRecord lastLaunch;
 inline thread_local cudaError_t lastError = cudaSuccess;
 
+// The fibers of the block being run on this host thread: the launch loop's context, and per CUDA thread its context,
+// stack and whether it has returned.
+struct BlockFibers
+{
+    static constexpr size_t kSTACK_BYTES = 64 * 1024;
+
+    ucontext_t loop{};
+    std::vector<ucontext_t> threads;
+    std::vector<std::unique_ptr<char[]>> stacks;
+    std::vector<bool> done;
+    uint32_t current = 0;
+    void (*run)(void*) = nullptr; // run(body): the kernel body of the current launch
+    void* body = nullptr;
+};
+
+inline thread_local BlockFibers blockFibers;
+
+inline void fiberMain()
+{
+    BlockFibers& f = blockFibers;
+    f.run(f.body);
+    f.done[f.current] = true; // then back to f.loop (uc_link)
+}
+
+// __syncthreads(): suspend this CUDA thread; the launch loop resumes it in the block's next pass.
+inline void syncThreads()
+{
+    BlockFibers& f = blockFibers;
+    swapcontext(&f.threads[f.current], &f.loop);
+}
+
 // Run body() once per CUDA thread of a 1-D grid, with the built-in index variables set. The launch limits of
 // real hardware are checked: block size 1..1024, grid 1..2^31-1.
 template <typename Body>
@@ -98,14 +138,49 @@ void launch(dim3 grid, dim3 block, Body body)
     gridDim = grid;
     blockDim = block;
     lastLaunch = LaunchRecord{grid.x, block.x, 0, lastLaunch.launches + 1};
+    BlockFibers& f = blockFibers;
+    f.run = [](void* b) { (*static_cast<Body*>(b))(); };
+    f.body = &body;
+    f.threads.resize(block.x);
+    f.done.assign(block.x, false);
+    while (f.stacks.size() < block.x)
+    {
+        f.stacks.emplace_back(new char[BlockFibers::kSTACK_BYTES]);
+    }
     for (uint32_t bx = 0; bx < grid.x; ++bx)
     {
         for (uint32_t tx = 0; tx < block.x; ++tx)
         {
-            blockIdx = uint3{bx, 0, 0};
-            threadIdx = uint3{tx, 0, 0};
-            body();
-            ++lastLaunch.threadsRun;
+            ucontext_t& t = f.threads[tx];
+            getcontext(&t);
+            t.uc_stack.ss_sp = f.stacks[tx].get();
+            t.uc_stack.ss_size = BlockFibers::kSTACK_BYTES;
+            t.uc_link = &f.loop;
+            makecontext(&t, fiberMain, 0);
+            f.done[tx] = false;
+        }
+        for (bool pending = true; pending;)
+        {
+            pending = false;
+            for (uint32_t tx = 0; tx < block.x; ++tx)
+            {
+                if (f.done[tx])
+                {
+                    continue;
+                }
+                blockIdx = uint3{bx, 0, 0};
+                threadIdx = uint3{tx, 0, 0};
+                f.current = tx;
+                swapcontext(&f.loop, &f.threads[tx]);
+                if (f.done[tx])
+                {
+                    ++lastLaunch.threadsRun;
+                }
+                else
+                {
+                    pending = true; // waiting at a __syncthreads()
+                }
+            }
         }
     }
 }
@@ -118,6 +193,11 @@ inline cudaError_t cudaGetLastError()
     cudaError_t const e = rrwkv::emu::lastError;
     rrwkv::emu::lastError = cudaSuccess;
     return e;
+}
+
+inline void __syncthreads()
+{
+    rrwkv::emu::syncThreads();
 }
 
 #define RRWKV_LAUNCH(kernel, grid, block, stream, ...)                                                                 \
