@@ -1,10 +1,13 @@
 /*
- * extern "C" entry points for the CPU tests (tests/plugins/, ctypes): the CPU kernels of wkv4Cpu.h, the CUDA
- * kernels of wkv4Kernel.cuh compiled for the CPU under cudaEmulation.h, and the host fp16 conversions.
- * Pointers are host buffers in the layouts of wkv4Kernel.h; fp16 tensors are passed as uint16 bits.
+ * extern "C" entry points for the CPU tests (tests/plugins/, ctypes): the CPU kernels of wkv4Cpu.h and
+ * matmulW8Cpu.h, the CUDA kernels of wkv4Kernel.cuh and matmulW8Kernel.cuh compiled for the CPU under
+ * cudaEmulation.h, and the host fp16 conversions. Pointers are host buffers in the layouts of wkv4Kernel.h and
+ * matmulW8Kernel.h; fp16 tensors are passed as uint16 bits.
  */
 #include "tests/cudaEmulation.h"
 
+#include "matmul_w8/matmulW8Cpu.h"
+#include "matmul_w8/matmulW8Kernel.cuh"
 #include "wkv4/wkv4Cpu.h"
 #include "wkv4/wkv4Kernel.cuh"
 
@@ -100,6 +103,37 @@ extern "C"
     {
         return rrwkv::wkv4MediumForwardLaunch<__half>(nullptr, B, T, C, M, s, mediumDecays, w, u, asHalf(k),
             asHalf(v), kM, vM, aa, bb, pp, pos0, asHalf(y), aaOut, bbOut, ppOut);
+    }
+
+    // MatMulW8: y [M, N] and the quantised rows xq [M, Kpad], xScale [M] (matmulW8Kernel.h). The CPU kernels run
+    // both passes, all slices; allowSimd = 0 forces the scalar path. Return 0, or for the emulated launcher its
+    // cudaError_t.
+    int rrwkv_cpu_matmul_w8(int32_t M, int32_t K, int32_t N, int32_t blockSize, float const* x, int8_t const* w,
+        float const* scale, int16_t* xq, float* xScale, float* y, int32_t allowSimd)
+    {
+        int32_t const Kpad = rrwkv::w8BlockCount(K, blockSize) * blockSize;
+        rrwkv::matmulW8QuantizeRowsCpu(M, K, Kpad, x, xq, xScale, allowSimd != 0);
+        rrwkv::matmulW8ForwardCpu(M, N, Kpad, blockSize, xq, xScale, w, scale, y, allowSimd != 0);
+        return 0;
+    }
+
+    int rrwkv_emu_matmul_w8(int32_t M, int32_t K, int32_t N, int32_t blockSize, float const* x, int8_t const* w,
+        float const* scale, int16_t* xq, float* xScale, float* y)
+    {
+        return rrwkv::matmulW8ForwardLaunch(nullptr, M, K, N, blockSize, x, w, scale, xq, xScale, y);
+    }
+
+    // 1 when the CPU kernels take the AVX-512 VNNI path on this machine.
+    int32_t rrwkv_cpu_matmul_w8_has_simd()
+    {
+        return rrwkv::matmulW8CpuHasSimd() ? 1 : 0;
+    }
+
+    // Threads per block of the emulated MatMulW8 kernels: row quantisation, GEMM.
+    void rrwkv_emu_matmul_w8_threads(int32_t* quantize, int32_t* gemm)
+    {
+        *quantize = rrwkv::kW8_QUANT_THREADS;
+        *gemm = rrwkv::kW8_GEMM_THREADS;
     }
 
     // The last emulated launch on this thread: grid and block size, CUDA threads run, launches so far.

@@ -1,5 +1,6 @@
-"""ctypes access to build/librrwkv_cpu_testshim.so: the CPU kernels (plugins/wkv4/wkv4Cpu.h) and the CUDA
-kernels of plugins/wkv4/wkv4Kernel.cuh compiled for the CPU under plugins/tests/cudaEmulation.h.
+"""ctypes access to build/librrwkv_cpu_testshim.so: the CPU kernels (plugins/wkv4/wkv4Cpu.h,
+plugins/matmul_w8/matmulW8Cpu.h) and the CUDA kernels of plugins/wkv4/wkv4Kernel.cuh and
+plugins/matmul_w8/matmulW8Kernel.cuh compiled for the CPU under plugins/tests/cudaEmulation.h.
 
 Tests build nothing: a missing library fails with "run `make plugins`". Outputs are NaN-poisoned before every
 call, so an element a kernel never writes fails the comparison.
@@ -21,6 +22,8 @@ BACKENDS = ("cpu", "emu")  # CPU kernel, emulated CUDA kernel
 _i32, _i64, _p = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
 _WKV4_ARGS = [_i32] * 3 + [_p] * 11
 _MEDIUM_ARGS = [_i32] * 6 + [_p] * 14
+_W8_ARGS = [_i32] * 4 + [_p] * 6
+XQ_POISON = -32768  # no quantised activation takes it (w8QuantizeActivation: [-32767, 32767])
 
 
 def require_library(path: Path) -> Path:
@@ -38,6 +41,11 @@ def shim() -> ctypes.CDLL:
                                (f"rrwkv_{backend}_wkv4_medium_{dt}", _MEDIUM_ARGS)):
                 fn = getattr(lib, name)
                 fn.argtypes, fn.restype = args, ctypes.c_int
+    lib.rrwkv_cpu_matmul_w8.argtypes, lib.rrwkv_cpu_matmul_w8.restype = _W8_ARGS + [_i32], ctypes.c_int
+    lib.rrwkv_emu_matmul_w8.argtypes, lib.rrwkv_emu_matmul_w8.restype = _W8_ARGS, ctypes.c_int
+    lib.rrwkv_cpu_matmul_w8_has_simd.restype = _i32
+    lib.rrwkv_emu_matmul_w8_threads.argtypes = [ctypes.POINTER(_i32)] * 2
+    lib.rrwkv_emu_matmul_w8_threads.restype = None
     lib.rrwkv_emu_last_launch.argtypes = [ctypes.POINTER(ctypes.c_uint32)] * 2 + [
         ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int32)]
     lib.rrwkv_emu_last_launch.restype = None
@@ -101,6 +109,50 @@ def run_wkv4_medium(backend: str, w, u, k, v, k_m, v_m, aa, bb, pp, pos0, s: int
     rc = fn(B, T, C, k_m.shape[1], s, medium_decays, *map(_ptr, (w, u, k, v, k_m, v_m, aa, bb, pp, pos0, *out)))
     assert rc == expect_rc, f"{fn.__name__} returned {rc}, expected {expect_rc}"
     return out
+
+
+def run_matmul_w8(backend: str, x, w, scale, N: int, block_size: int,
+                  simd: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MatMulW8 through `backend` ("cpu", or "emu" for the CUDA kernels); simd=False forces the CPU scalar path.
+
+    x [..., K] f32; w int8 [G, P, 64, 2], scale f32 [G, NB, 64] (export.w8_pack.quantize_w8). Returns
+    (y [..., N], xq int16 [M, Kpad], x_scale [M]), each poisoned before the call (NaN; xq XQ_POISON).
+    """
+    x, w, scale = _as_np(x, np.float32), _as_np(w, np.int8), _as_np(scale, np.float32)
+    K = x.shape[-1]
+    M = int(np.prod(x.shape[:-1], dtype=np.int64))
+    kpad = 2 * w.shape[1]
+    y = poisoned((*x.shape[:-1], N), np.float32)
+    xq = np.full((M, kpad), XQ_POISON, np.int16)
+    x_scale = poisoned((M,), np.float32)
+    args = (M, K, N, block_size, *map(_ptr, (x, w, scale, xq, x_scale, y)))
+    if backend == "cpu":
+        rc = shim().rrwkv_cpu_matmul_w8(*args, int(simd))
+    elif backend == "emu":
+        rc = shim().rrwkv_emu_matmul_w8(*args)
+    else:
+        raise ValueError(f"backend must be 'cpu' or 'emu', got {backend!r}")
+    assert rc == 0, f"matmul_w8 on {backend} returned {rc}"
+    return y, xq, x_scale
+
+
+def emu_matmul_w8_status(M: int, K: int, N: int, block_size: int) -> int:
+    """The emulated launcher's return code (cudaError_t) for these sizes, on dummy buffers: for argument checks
+    that must fail before any buffer is touched."""
+    dummy = np.zeros(16, np.float32)
+    return shim().rrwkv_emu_matmul_w8(M, K, N, block_size, *(_ptr(dummy),) * 6)
+
+
+def matmul_w8_has_simd() -> bool:
+    """Whether the CPU kernels take the AVX-512 VNNI path on this machine."""
+    return bool(shim().rrwkv_cpu_matmul_w8_has_simd())
+
+
+def matmul_w8_threads() -> tuple[int, int]:
+    """Threads per block of the emulated MatMulW8 kernels: (row quantisation, GEMM)."""
+    q, g = _i32(), _i32()
+    shim().rrwkv_emu_matmul_w8_threads(ctypes.byref(q), ctypes.byref(g))
+    return q.value, g.value
 
 
 def last_launch() -> dict[str, int]:

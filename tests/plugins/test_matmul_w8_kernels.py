@@ -1,0 +1,160 @@
+"""MatMulW8 kernels on the CPU: the CPU kernels (plugins/matmul_w8/matmulW8Cpu.cc, scalar and AVX-512 VNNI) and the
+CUDA kernel source (plugins/matmul_w8/matmulW8Kernel.cuh) compiled for the CPU under plugins/tests/cudaEmulation.h.
+The integer part is exact (matmulW8Math.h), so all three agree bit for bit, in y and in the quantised rows (xq,
+x_scale); the CPU kernel matches the PyTorch reference naive_matmul_w8 within cpu_kernel_fp32 of
+plugins/matmul_w8/spec.yaml. Outputs are poisoned before every call. Library: build/librrwkv_cpu_testshim.so
+(`make plugins`)."""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+import torch
+from helpers import assert_close, tolerance
+from kernel_shim import emu_matmul_w8_status, last_launch, matmul_w8_has_simd, matmul_w8_threads, run_matmul_w8
+
+from rrwkv_trt.export.ops.matmul_w8 import naive_matmul_w8, quantize_rows
+from rrwkv_trt.export.w8_pack import quantize_w8
+
+# Odd sizes: every M x K x N x block_size below (K = 5 and 130 leave a partial last block for most block sizes,
+# N = 1, 63, 65, 200 a partial last column group), then the 169M RWKV-4 projections at decode (M = 1).
+SHAPES = ([(M, K, N, bs) for M in (1, 3, 7, 70) for K in (5, 130, 768) for N in (1, 63, 65, 200)
+           for bs in (2, 32, 128, 256)]
+          + [(1, 768, 768, 128), (1, 768, 3072, 128), (1, 3072, 768, 128)])
+SHAPE_IDS = [f"M{M}-K{K}-N{N}-bs{bs}" for M, K, N, bs in SHAPES]
+SIMD_SKIP = "this CPU has no AVX-512 VNNI (AVX512F/BW/DQ/VL + VNNI): the CPU kernels run the scalar path only"
+
+
+def make_inputs(M: int, K: int, N: int, block_size: int, seed: int):
+    """The data spec.yaml's tolerances are stated for: x [M, K] ~ N(0, 1), rows r % 3 == 1 scaled by 1e-3 and rows
+    r % 3 == 2 by 1e3, and (w, scale) of a weight [K, N] ~ N(0, 1 / K) (quantize_w8)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((M, K)) * np.array([1.0, 1e-3, 1e3])[np.arange(M) % 3, None]).astype(np.float32)
+    weight = (rng.standard_normal((K, N)) / np.sqrt(K)).astype(np.float32)
+    w, scale = quantize_w8(weight, block_size)
+    return x, w, scale
+
+
+@functools.cache
+def case(M: int, K: int, N: int, block_size: int):
+    """Inputs and the CPU scalar kernel's outputs (y, xq, x_scale)."""
+    x, w, scale = make_inputs(M, K, N, block_size, seed=M * 7 + K * 3 + N + block_size)
+    return (x, w, scale), run_matmul_w8("cpu", x, w, scale, N, block_size, simd=False)
+
+
+def assert_same_bits(name: str, ref: tuple, out: tuple) -> None:
+    """y, xq and x_scale identical bit for bit (NaNs included: a poisoned element fails)."""
+    for label, r, o in zip(("y", "xq", "x_scale"), ref, out):
+        assert r.shape == o.shape and r.dtype == o.dtype, f"{name}/{label}: {o.shape} {o.dtype} != {r.shape} {r.dtype}"
+        bits = {2: np.uint16, 4: np.uint32}[r.itemsize]
+        bad = np.flatnonzero(r.view(bits) != o.view(bits))
+        assert bad.size == 0, (f"{name}/{label}: {bad.size}/{r.size} elements differ, first at flat index "
+                               f"{bad[0]}: {r.reshape(-1)[bad[:3]]} vs {o.reshape(-1)[bad[:3]]}")
+
+
+@pytest.mark.parametrize("M,K,N,bs", SHAPES, ids=SHAPE_IDS)
+def test_cpu_scalar_matches_naive(M, K, N, bs):
+    (x, w, scale), (y, xq, x_scale) = case(M, K, N, bs)
+    ref_xq, ref_scale = quantize_rows(torch.from_numpy(x))
+    kpad = xq.shape[1]
+    assert np.array_equal(xq[:, :K], ref_xq.numpy()), "quantised rows differ from quantize_rows"
+    assert (xq[:, K:] == 0).all(), f"padding columns {K}..{kpad - 1} of xq are not 0"
+    assert np.array_equal(x_scale.view(np.uint32), ref_scale.numpy().view(np.uint32)), "x_scale differs"
+    ref = naive_matmul_w8(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(scale), N, bs)
+    assert_close("matmul_w8/cpu_kernel_fp32/y", ref, y, *tolerance("matmul_w8", "cpu_kernel_fp32", "y"))
+
+
+@pytest.mark.parametrize("M,K,N,bs", SHAPES, ids=SHAPE_IDS)
+def test_cpu_simd_matches_scalar(M, K, N, bs):
+    if not matmul_w8_has_simd():
+        pytest.skip(SIMD_SKIP)
+    (x, w, scale), scalar = case(M, K, N, bs)
+    assert_same_bits("simd vs scalar", scalar, run_matmul_w8("cpu", x, w, scale, N, bs, simd=True))
+
+
+@pytest.mark.parametrize("M,K,N,bs", SHAPES, ids=SHAPE_IDS)
+def test_emulated_cuda_matches_cpu(M, K, N, bs):
+    (x, w, scale), scalar = case(M, K, N, bs)
+    assert_same_bits("emulated CUDA vs CPU scalar", scalar, run_matmul_w8("emu", x, w, scale, N, bs))
+
+
+BACKENDS = [("cpu", False), ("cpu", True), ("emu", True)]
+BACKEND_IDS = ["cpu-scalar", "cpu-simd", "emu"]
+
+
+def run(backend: tuple[str, bool], x, w, scale, N: int, bs: int):
+    name, simd = backend
+    if name == "cpu" and simd and not matmul_w8_has_simd():
+        pytest.skip(SIMD_SKIP)
+    return run_matmul_w8(name, x, w, scale, N, bs, simd=simd)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=BACKEND_IDS)
+def test_zero_and_non_finite_rows(backend):
+    """An all-zero row gives y = 0; a row with a NaN or an infinity gives a NaN row, and only that row: every
+    other row is bit-identical to the same rows computed without the bad ones."""
+    M, K, N, bs = 9, 130, 65, 32
+    x, w, scale = make_inputs(M, K, N, bs, seed=11)
+    x[1] = 0.0
+    x[2, 7] = np.nan
+    x[4, 0] = np.inf
+    x[5, K - 1] = -np.inf
+    x[6] = np.nan
+    y, _, x_scale = run(backend, x, w, scale, N, bs)
+    assert (y[1] == 0).all() and x_scale[1] == 0, y[1]
+    bad = [2, 4, 5, 6]
+    assert np.isnan(y[bad]).all() and np.isnan(x_scale[bad]).all(), "a non-finite row must give a NaN row"
+    good = [r for r in range(M) if r not in bad]
+    y_good, _, _ = run(backend, np.ascontiguousarray(x[good]), w, scale, N, bs)
+    assert np.array_equal(y[good].view(np.uint32), y_good.view(np.uint32)), "a bad row changed another row"
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=BACKEND_IDS)
+def test_leading_dims_are_rows(backend):
+    """x [2, 5, K] is M = 10 rows: y [2, 5, N] equals the flat [10, K] product bit for bit."""
+    K, N, bs = 130, 200, 128
+    x, w, scale = make_inputs(10, K, N, bs, seed=5)
+    y3, _, _ = run(backend, x.reshape(2, 5, K), w, scale, N, bs)
+    y2, _, _ = run(backend, x, w, scale, N, bs)
+    assert y3.shape == (2, 5, N)
+    assert np.array_equal(y3.reshape(10, N).view(np.uint32), y2.view(np.uint32))
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=BACKEND_IDS)
+def test_empty_rows_and_columns(backend):
+    """M = 0 writes nothing (and launches nothing); K = 0 (no weight rows, Kpad = 0) gives y = 0."""
+    N = 65
+    w = np.zeros((2, 0, 64, 2), np.int8)
+    scale = np.zeros((2, 0, 64), np.float32)
+    before = last_launch()["launches"]
+    y, _, _ = run(backend, np.zeros((0, 7), np.float32), *quantize_w8(np.ones((7, N), np.float32), 2), N, 2)
+    assert y.shape == (0, N)
+    assert last_launch()["launches"] == before
+    y, _, x_scale = run(backend, np.zeros((3, 0), np.float32), w, scale, N, 2)
+    assert (y == 0).all() and (x_scale == 0).all(), y
+
+
+@pytest.mark.parametrize("M,N", [(1, 1), (1, 768), (3, 65), (70, 200), (2, 64)])
+def test_emulated_launch_covers_any_rows_times_columns(M, N):
+    """Two launches: one block per row for the quantisation, then blocks of the GEMM's threads over M * N, rounded
+    up: M * N need not be a multiple of the block size (the surplus threads return at the guard)."""
+    x, w, scale = make_inputs(M, 40, N, 32, seed=M + N)
+    _, gemm_threads = matmul_w8_threads()
+    before = last_launch()["launches"]
+    run_matmul_w8("emu", x, w, scale, N, 32)
+    launch = last_launch()
+    assert launch["launches"] == before + 2
+    assert launch["block"] == gemm_threads and launch["grid"] == math.ceil(M * N / gemm_threads), launch
+    assert launch["threads_run"] == launch["grid"] * gemm_threads
+
+
+@pytest.mark.parametrize("M,K,N,bs", [(2, 8, 3, 3), (2, 8, 3, 0), (2, 8, 3, 258), (2, 8, 0, 2), (-1, 8, 3, 2),
+                                      (2, -1, 3, 2), (2, 2 ** 30 + 1, 3, 2)],
+                         ids=["bs-odd", "bs0", "bs258", "N0", "M-neg", "K-neg", "K-huge"])
+def test_emulated_launcher_rejects_bad_arguments(M, K, N, bs):
+    """Invalid sizes give cudaErrorInvalidValue (1) before anything is launched or read."""
+    before = last_launch()["launches"]
+    assert emu_matmul_w8_status(M, K, N, bs) == 1
+    assert last_launch()["launches"] == before
