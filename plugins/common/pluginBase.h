@@ -9,10 +9,12 @@
  * Each plugin keeps its op-specific parts; the base calls these members of Derived (they may throw PluginError):
  *   kNAME, kNB_INPUTS, kNB_OUTPUTS, kINPUT_CONTRACT[kNB_INPUTS] (rank and named axes of each input);
  *   inferOutputTypes(outputTypes, inputTypes): checks the input dtypes, sets the output dtypes;
- *   inferOutputShapes(inputs, outputs): after the contract check, any further checks, then the output shapes;
+ *   inferOutputShapes(inputs, outputs, exprBuilder): after the contract check, any further checks, then the output
+ *     shapes;
  *   supportsTensor(pos, desc, inOut): the dtype at pos, one case per position (pos in range, format kLINEAR);
- *   forward(inputDesc, inputs, outputs, stream): the kernel launch;
- *   optionally checkConfiguredShapes(in) / checkRuntimeShapes(in): checks beyond the contract at build / run time.
+ *   forward(inputDesc, inputs, outputs, workspace, stream): the kernel launch;
+ *   optionally checkConfiguredShapes(in) / checkRuntimeShapes(in): checks beyond the contract at build / run time,
+ *     and workspaceBytes(in): the scratch memory forward needs for the profile's max shapes (default none).
  * A creator passes its op attributes to the base constructor and provides create(fc), which reads them with
  * readFields.
  */
@@ -146,14 +148,14 @@ public:
 
     int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
         nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/, nvinfer1::DimsExprs* outputs,
-        int32_t nbOutputs, nvinfer1::IExprBuilder& /*exprBuilder*/) noexcept override
+        int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept override
     {
         try
         {
             validateCounts(nbInputs, nbOutputs);
             validateInputs([&](int32_t i) { return inputs[i].nbDims; },
                 [&](int32_t i, int32_t a) { return constantOrUnknown(inputs[i].d[a]); });
-            derived().inferOutputShapes(inputs, outputs);
+            derived().inferOutputShapes(inputs, outputs, exprBuilder);
             return 0;
         }
         catch (std::exception const& e)
@@ -184,9 +186,18 @@ public:
         return Derived::kNB_OUTPUTS;
     }
 
-    size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
-        nvinfer1::DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept override
+    size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+        nvinfer1::DynamicPluginTensorDesc const* /*outputs*/, int32_t nbOutputs) const noexcept override
     {
+        try
+        {
+            validateCounts(nbInputs, nbOutputs);
+            return derived().workspaceBytes(inputs);
+        }
+        catch (std::exception const& e)
+        {
+            caughtError(e); // no way to fail here: forward checks that it got a workspace
+        }
         return 0;
     }
 
@@ -210,11 +221,11 @@ public:
     }
 
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* /*outputDesc*/,
-        void const* const* inputs, void* const* outputs, void* /*workspace*/, cudaStream_t stream) noexcept override
+        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override
     {
         try
         {
-            derived().forward(inputDesc, inputs, outputs, stream);
+            derived().forward(inputDesc, inputs, outputs, workspace, stream);
             return 0;
         }
         catch (std::exception const& e)
@@ -254,9 +265,13 @@ protected:
         mFCToSerialize.fields = mDataToSerialize.data();
     }
 
-    // Default hooks: no checks beyond the input contract.
+    // Default hooks: no checks beyond the input contract, no workspace.
     void checkConfiguredShapes(nvinfer1::DynamicPluginTensorDesc const* /*in*/) const {}
     void checkRuntimeShapes(nvinfer1::PluginTensorDesc const* /*in*/) const {}
+    size_t workspaceBytes(nvinfer1::DynamicPluginTensorDesc const* /*in*/) const
+    {
+        return 0;
+    }
 
 private:
     Derived& derived() noexcept

@@ -196,12 +196,20 @@ private:
     char const* mTensor{""};
 };
 
-//! One input of an op contract: its name and one letter per axis, e.g. {"k", "BTC"}.
+//! One input of an op contract: its name and one letter per axis, e.g. {"k", "BTC"}. A leading "..." stands for
+//! any number of leading axes, which are not checked: {"x", "...K"} is rank >= 1 with K the last axis.
 struct InputContract
 {
     char const* name;
     char const* dims;
 };
+
+//! The axis letters of a contract entry, without the "..." of an open-rank entry.
+inline std::string contractAxes(InputContract const& input)
+{
+    std::string const dims{input.dims};
+    return dims.rfind("...", 0) == 0 ? dims.substr(3) : dims;
+}
 
 //! Check every input's rank against the contract, then that the axes sharing a letter agree wherever both
 //! extents are known. rank(i) -> int32_t; extent(i, axis) -> int64_t, -1 when unknown (dynamic).
@@ -212,30 +220,35 @@ void validateContract(
     std::string letters;
     for (int32_t i = 0; i < nbInputs; ++i)
     {
-        std::string const dims{contract[i].dims};
+        std::string const axes = contractAxes(contract[i]);
+        bool const open = axes.size() != std::strlen(contract[i].dims);
         std::ostringstream msg;
-        msg << "input " << i << " '" << contract[i].name << "' must have rank " << dims.size() << " [";
-        for (size_t a = 0; a < dims.size(); ++a)
+        msg << "input " << i << " '" << contract[i].name << "' must have rank " << (open ? ">= " : "") << axes.size()
+            << " [" << (open ? "...," : "");
+        for (size_t a = 0; a < axes.size(); ++a)
         {
-            msg << (a ? "," : "") << dims[a];
-            if (letters.find(dims[a]) == std::string::npos)
+            msg << (a ? "," : "") << axes[a];
+            if (letters.find(axes[a]) == std::string::npos)
             {
-                letters.push_back(dims[a]);
+                letters.push_back(axes[a]);
             }
         }
         msg << "], got rank " << rank(i);
-        validate(rank(i) == static_cast<int32_t>(dims.size()), plugin, msg.str());
+        auto const need = static_cast<int32_t>(axes.size());
+        validate(open ? rank(i) >= need : rank(i) == need, plugin, msg.str());
     }
     for (char const letter : letters)
     {
         DimAgreement agree(plugin, letter);
         for (int32_t i = 0; i < nbInputs; ++i)
         {
-            for (int32_t a = 0; contract[i].dims[a] != '\0'; ++a)
+            std::string const axes = contractAxes(contract[i]);
+            int32_t const first = rank(i) - static_cast<int32_t>(axes.size()); // the axis of axes[0]
+            for (size_t a = 0; a < axes.size(); ++a)
             {
-                if (contract[i].dims[a] == letter)
+                if (axes[a] == letter)
                 {
-                    agree.add(extent(i, a), contract[i].name);
+                    agree.add(extent(i, first + static_cast<int32_t>(a)), contract[i].name);
                 }
             }
         }

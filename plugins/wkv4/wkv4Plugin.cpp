@@ -40,7 +40,7 @@ void Wkv4Plugin::inferOutputTypes(DataType* outputTypes, DataType const* inputTy
     outputTypes[3] = DataType::kFLOAT; // pp_out
 }
 
-void Wkv4Plugin::inferOutputShapes(DimsExprs const* inputs, DimsExprs* outputs) const
+void Wkv4Plugin::inferOutputShapes(DimsExprs const* inputs, DimsExprs* outputs, IExprBuilder& /*exprBuilder*/) const
 {
     outputs[0] = inputs[kK]; // y [B,T,C]
     outputs[1] = inputs[kAA]; // aa_out [B,C]
@@ -68,8 +68,8 @@ bool Wkv4Plugin::supportsTensor(int32_t pos, PluginTensorDesc const& desc, Dynam
     }
 }
 
-void Wkv4Plugin::forward(
-    PluginTensorDesc const* inputDesc, void const* const* inputs, void* const* outputs, cudaStream_t stream) const
+void Wkv4Plugin::forward(PluginTensorDesc const* inputDesc, void const* const* inputs, void* const* outputs,
+    void* /*workspace*/, cudaStream_t stream) const
 {
     Dims const& kDims = inputDesc[kK].dims; // [B,T,C]; onShapeChange checked the rest
     int32_t const B = toInt32(kDims.d[0], kNAME, "B");

@@ -40,11 +40,12 @@ private:
     friend class RrwkvPluginBase<Wkv4Plugin>;
 
     void inferOutputTypes(nvinfer1::DataType* outputTypes, nvinfer1::DataType const* inputTypes) const;
-    void inferOutputShapes(nvinfer1::DimsExprs const* inputs, nvinfer1::DimsExprs* outputs) const;
+    void inferOutputShapes(
+        nvinfer1::DimsExprs const* inputs, nvinfer1::DimsExprs* outputs, nvinfer1::IExprBuilder& exprBuilder) const;
     bool supportsTensor(
         int32_t pos, nvinfer1::PluginTensorDesc const& desc, nvinfer1::DynamicPluginTensorDesc const* inOut) const;
     void forward(nvinfer1::PluginTensorDesc const* inputDesc, void const* const* inputs, void* const* outputs,
-        cudaStream_t stream) const;
+        void* workspace, cudaStream_t stream) const;
 };
 
 class Wkv4PluginCreator : public RrwkvPluginCreatorBase<Wkv4PluginCreator, Wkv4Plugin>

@@ -58,7 +58,8 @@ void Wkv4MediumPlugin::inferOutputTypes(DataType* outputTypes, DataType const* i
     outputTypes[3] = DataType::kFLOAT; // pp_out
 }
 
-void Wkv4MediumPlugin::inferOutputShapes(DimsExprs const* inputs, DimsExprs* outputs) const
+void Wkv4MediumPlugin::inferOutputShapes(
+    DimsExprs const* inputs, DimsExprs* outputs, IExprBuilder& /*exprBuilder*/) const
 {
     validate(constantOrUnknown(inputs[kKM].d[1]) != 0, kNAME, kNEEDS_MEDIUM_ROW);
     outputs[0] = inputs[kK]; // y [B,T,C]
@@ -101,8 +102,8 @@ void Wkv4MediumPlugin::checkRuntimeShapes(PluginTensorDesc const* in) const
     validate(in[kKM].dims.d[1] >= 1, kNAME, kNEEDS_MEDIUM_ROW);
 }
 
-void Wkv4MediumPlugin::forward(
-    PluginTensorDesc const* inputDesc, void const* const* inputs, void* const* outputs, cudaStream_t stream) const
+void Wkv4MediumPlugin::forward(PluginTensorDesc const* inputDesc, void const* const* inputs, void* const* outputs,
+    void* /*workspace*/, cudaStream_t stream) const
 {
     Dims const& kDims = inputDesc[kK].dims; // [B,T,C]; onShapeChange checked the rest
     int32_t const B = toInt32(kDims.d[0], kNAME, "B");

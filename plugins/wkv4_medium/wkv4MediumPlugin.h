@@ -44,13 +44,14 @@ private:
     friend class RrwkvPluginBase<Wkv4MediumPlugin>;
 
     void inferOutputTypes(nvinfer1::DataType* outputTypes, nvinfer1::DataType const* inputTypes) const;
-    void inferOutputShapes(nvinfer1::DimsExprs const* inputs, nvinfer1::DimsExprs* outputs) const;
+    void inferOutputShapes(
+        nvinfer1::DimsExprs const* inputs, nvinfer1::DimsExprs* outputs, nvinfer1::IExprBuilder& exprBuilder) const;
     bool supportsTensor(
         int32_t pos, nvinfer1::PluginTensorDesc const& desc, nvinfer1::DynamicPluginTensorDesc const* inOut) const;
     void checkConfiguredShapes(nvinfer1::DynamicPluginTensorDesc const* in) const;
     void checkRuntimeShapes(nvinfer1::PluginTensorDesc const* in) const;
     void forward(nvinfer1::PluginTensorDesc const* inputDesc, void const* const* inputs, void* const* outputs,
-        cudaStream_t stream) const;
+        void* workspace, cudaStream_t stream) const;
 
     int32_t mS;
     int32_t mMediumDecays;
