@@ -6,6 +6,7 @@
 #include "NvInferRuntime.h"
 
 #include "common/pluginUtils.h"
+#include "matmul_w8/matmulW8Plugin.h"
 #include "wkv4/wkv4Plugin.h"
 #include "wkv4_medium/wkv4MediumPlugin.h"
 
@@ -35,7 +36,8 @@ extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCrea
 {
     static rrwkv::Wkv4PluginCreator wkv4Creator;
     static rrwkv::Wkv4MediumPluginCreator wkv4MediumCreator;
-    static nvinfer1::IPluginCreatorInterface* const kCREATORS[] = {&wkv4Creator, &wkv4MediumCreator};
+    static rrwkv::MatMulW8PluginCreator matmulW8Creator;
+    static nvinfer1::IPluginCreatorInterface* const kCREATORS[] = {&wkv4Creator, &wkv4MediumCreator, &matmulW8Creator};
     nbCreators = static_cast<int32_t>(sizeof(kCREATORS) / sizeof(kCREATORS[0]));
     return kCREATORS;
 }

@@ -6,6 +6,7 @@
 #include "NvInferRuntime.h"
 
 #include "common/pluginUtils.h"
+#include "matmul_w8/matmulW8Plugin.h"
 #include "wkv4/wkv4Plugin.h"
 #include "wkv4_medium/wkv4MediumPlugin.h"
 
@@ -19,8 +20,10 @@ nvinfer1::ILogger* getPluginLogger() noexcept
 
 } // namespace rrwkv
 
+using rrwkv::MatMulW8PluginCreator;
 using rrwkv::Wkv4MediumPluginCreator;
 using rrwkv::Wkv4PluginCreator;
 
 REGISTER_TENSORRT_PLUGIN(Wkv4PluginCreator);
 REGISTER_TENSORRT_PLUGIN(Wkv4MediumPluginCreator);
+REGISTER_TENSORRT_PLUGIN(MatMulW8PluginCreator);
