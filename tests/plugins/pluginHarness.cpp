@@ -2,7 +2,8 @@
  * Host-only harness for librrwkv_trt_plugins_dyn.so: loads it with dlopen, hands it a recording ILoggerFinder, and
  * drives the creators and plugins through the TensorRT interfaces (no libnvinfer, no GPU). Checks the parts the
  * TensorRT-RTX Python bindings cannot reach: getFieldsToSerialize -> createPlugin round trips, the logger route of
- * setLoggerFinder, and supportsFormatCombination position by position.
+ * setLoggerFinder, supportsFormatCombination position by position, and MatMulW8's configurePlugin /
+ * getWorkspaceSize / onShapeChange on hand-made tensor descriptions.
  * Usage: pluginHarness LIBRARY. Prints "PASS <check>" / "FAIL <check>: <detail>"; exit status 1 on any failure.
  */
 #include "NvInferRuntime.h"
@@ -208,6 +209,22 @@ bool formats(IPluginV3* plugin, int32_t nbInputs, std::vector<DataType> const& t
     return true;
 }
 
+// Each change of `base` must be rejected at the changed position.
+void formatRejections(IPluginV3* plugin, std::string const& name, std::vector<DataType> const& base, int32_t nbInputs,
+    std::map<std::string, std::pair<int32_t, DataType>> const& rejectedWith)
+{
+    int32_t rejected{};
+    for (auto const& [label, change] : rejectedWith)
+    {
+        std::vector<DataType> types = base;
+        types[change.first] = change.second;
+        bool const accepted = formats(plugin, nbInputs, types, &rejected);
+        check(!accepted && rejected == change.first, name + ".formats.reject." + label,
+            "expected a rejection at position " + std::to_string(change.first) + ", got "
+                + (accepted ? std::string("all accepted") : "position " + std::to_string(rejected)));
+    }
+}
+
 void formatChecks(IPluginV3* plugin, std::string const& name, std::vector<DataType> const& base, int32_t nbInputs,
     std::map<std::string, std::pair<int32_t, DataType>> const& rejectedWith, int32_t kPos, int32_t yPos)
 {
@@ -220,15 +237,72 @@ void formatChecks(IPluginV3* plugin, std::string const& name, std::vector<DataTy
     check(f16, name + ".formats.float16", "rejected at " + std::to_string(rejected));
     bool const nonLinear = formats(plugin, nbInputs, base, &rejected, 0);
     check(!nonLinear && rejected == 0, name + ".formats.nonlinear");
-    for (auto const& [label, change] : rejectedWith)
+    formatRejections(plugin, name, base, nbInputs, rejectedWith);
+}
+
+Dims dims(std::initializer_list<int64_t> extents)
+{
+    Dims d{};
+    d.nbDims = static_cast<int32_t>(extents.size());
+    int32_t a = 0;
+    for (int64_t const e : extents)
     {
-        std::vector<DataType> types = base;
-        types[change.first] = change.second;
-        bool const accepted = formats(plugin, nbInputs, types, &rejected);
-        check(!accepted && rejected == change.first, name + ".formats.reject." + label,
-            "expected a rejection at position " + std::to_string(change.first) + ", got "
-                + (accepted ? std::string("all accepted") : "position " + std::to_string(rejected)));
+        d.d[a++] = e;
     }
+    return d;
+}
+
+// A build-time tensor: `desc` dims (-1 where dynamic) with the profile's min and max.
+DynamicPluginTensorDesc tensor(DataType type, Dims const& desc, Dims const& min, Dims const& max)
+{
+    DynamicPluginTensorDesc t{};
+    t.desc.type = type;
+    t.desc.format = TensorFormat::kLINEAR;
+    t.desc.dims = desc;
+    t.min = t.opt = min;
+    t.max = max;
+    return t;
+}
+
+// MatMulW8 (N = 65, block_size = 32: G = 2; K = 130: NB = 5, Kpad = 160) with x [B, T, 130], B in 1..4, T in 1..64:
+// configurePlugin, getWorkspaceSize (xq int16 [256, 160] = 81920 bytes, 256-aligned, then xScale fp32 [256]),
+// onShapeChange, each also with an x whose K does not fit the weights.
+void matmulW8BuildChecks(IPluginV3* plugin)
+{
+    auto* build = static_cast<IPluginV3OneBuild*>(plugin->getCapabilityInterface(PluginCapabilityType::kBUILD));
+    auto* runtime = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    DataType const F = DataType::kFLOAT;
+    Dims const w = dims({2, 80, 64, 2});
+    Dims const scale = dims({2, 5, 64});
+    auto inputs = [&](int64_t K) {
+        return std::vector<DynamicPluginTensorDesc>{tensor(F, dims({-1, -1, K}), dims({1, 1, K}), dims({4, 64, K})),
+            tensor(DataType::kINT8, w, w, w), tensor(F, scale, scale, scale)};
+    };
+    std::vector<DynamicPluginTensorDesc> out{tensor(F, dims({-1, -1, 65}), dims({1, 1, 65}), dims({4, 64, 65}))};
+    std::vector<DynamicPluginTensorDesc> in = inputs(130);
+    gFinder.mLogger.mText.clear();
+    check(build->configurePlugin(in.data(), 3, out.data(), 1) == 0, "MatMulW8.configure", gFinder.mLogger.mText);
+    size_t const bytes = build->getWorkspaceSize(in.data(), 3, out.data(), 1);
+    check(bytes == 81920 + 256 * 4, "MatMulW8.workspace", std::to_string(bytes));
+
+    std::vector<DynamicPluginTensorDesc> const badK = inputs(100); // NB = 4: w needs Kpad / 2 = 64 pairs
+    gFinder.mLogger.mText.clear();
+    bool const rejected = build->configurePlugin(badK.data(), 3, out.data(), 1) != 0;
+    char const* const expected = "MatMulW8: input 1 'w' has dim 1 = 80, expected 64";
+    check(rejected && gFinder.mLogger.mText.find(expected) != std::string::npos, "MatMulW8.configure.rejectK",
+        gFinder.mLogger.mText);
+
+    std::vector<PluginTensorDesc> run{in[0].desc, in[1].desc, in[2].desc};
+    PluginTensorDesc y = out[0].desc;
+    run[0].dims = dims({3, 7, 130});
+    y.dims = dims({3, 7, 65});
+    gFinder.mLogger.mText.clear();
+    check(runtime->onShapeChange(run.data(), 3, &y, 1) == 0, "MatMulW8.onShapeChange", gFinder.mLogger.mText);
+    run[0].dims = dims({3, 7, 100});
+    gFinder.mLogger.mText.clear();
+    bool const runtimeRejected = runtime->onShapeChange(run.data(), 3, &y, 1) != 0;
+    check(runtimeRejected && gFinder.mLogger.mText.find(expected) != std::string::npos,
+        "MatMulW8.onShapeChange.rejectK", gFinder.mLogger.mText);
 }
 } // namespace
 
@@ -259,8 +333,9 @@ int main(int argc, char** argv)
     IPluginCreatorInterface* const* creators = getCreators(n);
     IPluginCreatorV3One* wkv4 = findCreator(creators, n, "WKV4");
     IPluginCreatorV3One* medium = findCreator(creators, n, "WKV4Medium");
-    check(n == 2 && wkv4 != nullptr && medium != nullptr, "creators", std::to_string(n));
-    if (wkv4 == nullptr || medium == nullptr)
+    IPluginCreatorV3One* w8 = findCreator(creators, n, "MatMulW8");
+    check(n == 3 && wkv4 != nullptr && medium != nullptr && w8 != nullptr, "creators", std::to_string(n));
+    if (wkv4 == nullptr || medium == nullptr || w8 == nullptr)
     {
         return 1;
     }
@@ -269,6 +344,8 @@ int main(int argc, char** argv)
     check(medNames == "s:5;medium_decays:5;plugin_namespace:6;plugin_version:6;", "WKV4Medium.fieldNames", medNames);
     std::string const wkvNames = names(wkv4->getFieldNames());
     check(wkvNames == "plugin_namespace:6;plugin_version:6;", "WKV4.fieldNames", wkvNames);
+    std::string const w8Names = names(w8->getFieldNames());
+    check(w8Names == "N:5;block_size:5;plugin_namespace:6;plugin_version:6;", "MatMulW8.fieldNames", w8Names);
 
     std::string const ids = "plugin_namespace='rrwkv';plugin_version='1';";
     roundTrip(wkv4, Fields{}, "WKV4.noFields", ids);
@@ -277,6 +354,10 @@ int main(int argc, char** argv)
         Fields{}.i32("s", 5).i32("medium_decays", 1).str("plugin_namespace", "rrwkv").str("plugin_version", "1"),
         "WKV4Medium.s5", "s=5;medium_decays=1;" + ids);
     roundTrip(medium, Fields{}.i32("s", 3), "WKV4Medium.defaults", "s=3;medium_decays=0;" + ids);
+    roundTrip(w8,
+        Fields{}.i32("N", 65).i32("block_size", 32).str("plugin_namespace", "rrwkv").str("plugin_version", "1"),
+        "MatMulW8.n65", "N=65;block_size=32;" + ids);
+    roundTrip(w8, Fields{}.i32("N", 3), "MatMulW8.defaults", "N=3;block_size=128;" + ids);
 
     int64_t const s64{4};
     float const sF{4.F};
@@ -292,6 +373,21 @@ int main(int argc, char** argv)
     expectRejected(wkv4, Fields{}.i32("plugin_namespace", 1), "WKV4.reject.namespaceType",
         "attribute 'plugin_namespace' must be a kCHAR string");
     expectRejected(wkv4, Fields{}.i32("s", 1), "WKV4.reject.unknown", "unknown attribute 's'");
+    expectRejected(w8, Fields{}.i32("block_size", 32), "MatMulW8.reject.missingN",
+        "required attribute 'N' (output features, INT >= 1) is missing");
+    expectRejected(
+        w8, Fields{}.i32("N", 0), "MatMulW8.reject.n0", "attribute 'N' (output features) must be >= 1, got 0");
+    for (int32_t const bad : {0, 3, 258, -2})
+    {
+        std::string const expected
+            = "attribute 'block_size' must be an even value in [2, 256], got " + std::to_string(bad);
+        expectRejected(w8, Fields{}.i32("N", 4).i32("block_size", bad),
+            "MatMulW8.reject.blockSize" + std::to_string(bad), expected.c_str());
+    }
+    expectRejected(w8, Fields{}.raw("N", &s64, sizeof(s64), PluginFieldType::kINT64, 1), "MatMulW8.reject.nInt64",
+        "attribute 'N' must be one kINT32 value (ONNX INT), got kINT64");
+    expectRejected(w8, Fields{}.i32("N", 4).i32("s", 1), "MatMulW8.reject.unknown",
+        "unknown attribute 's'; accepted: N, block_size, plugin_namespace, plugin_version");
 
     // supportsFormatCombination, position by position (inputs then outputs).
     DataType const F = DataType::kFLOAT;
@@ -311,6 +407,20 @@ int main(int argc, char** argv)
             {"yHalf", {10, DataType::kHALF}}, {"ppOutHalf", {13, DataType::kHALF}}},
         2, 10);
     delete pm;
+    Fields n65;
+    n65.i32("N", 65).i32("block_size", 32);
+    IPluginV3* pw = w8->createPlugin("f", &n65.fc, TensorRTPhase::kBUILD);
+    DataType const I8 = DataType::kINT8;
+    int32_t rejected{};
+    bool const w8Formats = formats(pw, 3, {F, I8, F, F}, &rejected);
+    check(w8Formats, "MatMulW8.formats.int8Weight", "rejected at " + std::to_string(rejected));
+    bool const nonLinear = formats(pw, 3, {F, I8, F, F}, &rejected, 1);
+    check(!nonLinear && rejected == 1, "MatMulW8.formats.nonlinear");
+    formatRejections(pw, "MatMulW8", {F, I8, F, F}, 3,
+        {{"xHalf", {0, DataType::kHALF}}, {"wFloat", {1, F}}, {"wUint8", {1, DataType::kUINT8}},
+            {"wInt32", {1, DataType::kINT32}}, {"scaleHalf", {2, DataType::kHALF}}, {"yHalf", {3, DataType::kHALF}}});
+    matmulW8BuildChecks(pw);
+    delete pw;
 
     std::printf("%d failure(s)\n", gFailures);
     return gFailures == 0 ? 0 : 1;

@@ -5,6 +5,8 @@ engines: createPlugin with the node's attributes, getOutputDataTypes, getOutputS
 supportsFormatCombination, configurePlugin (profile min/max), getWorkspaceSize, getFieldsToSerialize. Nothing is
 deserialised or run (no GPU). TensorRT ignores the ONNX-declared output shapes, so every output is checked here
 against the op contract (plugins/<op>/spec.yaml). pluginHarness.cpp covers what the Python bindings cannot reach.
+MatMulW8's int8 weight reaches the plugin both as an int8 initializer (a Constant layer, the exported form) and as
+an int8 graph input, in this strongly typed network, with no Q/DQ around it.
 """
 from __future__ import annotations
 
@@ -13,11 +15,11 @@ import subprocess
 import pytest
 
 import trt_rtx_support as rtx
-from trt_rtx_support import Case
+from trt_rtx_support import Case, W8Case
 
 pytestmark = pytest.mark.skipif(rtx.skip_reason() is not None, reason=str(rtx.skip_reason()))
 
-OPS = ("WKV4", "WKV4Medium")
+OPS = ("WKV4", "WKV4Medium", "MatMulW8")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,10 @@ def test_registry_resolves_creators(trt):
     fields = {"WKV4": [("plugin_namespace", trt.PluginFieldType.CHAR), ("plugin_version", trt.PluginFieldType.CHAR)],
               "WKV4Medium": [("s", trt.PluginFieldType.INT32), ("medium_decays", trt.PluginFieldType.INT32),
                              ("plugin_namespace", trt.PluginFieldType.CHAR),
-                             ("plugin_version", trt.PluginFieldType.CHAR)]}
+                             ("plugin_version", trt.PluginFieldType.CHAR)],
+              "MatMulW8": [("N", trt.PluginFieldType.INT32), ("block_size", trt.PluginFieldType.INT32),
+                           ("plugin_namespace", trt.PluginFieldType.CHAR),
+                           ("plugin_version", trt.PluginFieldType.CHAR)]}
     for op in OPS:
         creator = reg.get_creator(op, "1", "rrwkv")
         assert creator is not None, f"{op} v1 in namespace rrwkv not registered by {rtx.LIBRARY}"
@@ -80,6 +85,44 @@ def test_parse_and_build_follow_contract(trt, case):
     assert not logger.errors(), logger.errors()
 
 
+# x [*lead, K] with rank 1..3, odd K and N, every block-size bound, the 169M projections; weights as initializers
+# (the exported form) and as graph inputs; static and dynamic leading dims.
+W8_BUILD_CASES = [
+    W8Case(K=K, N=N, block_size=bs, lead=lead, dynamic=dyn, weights=weights)
+    for K, N, bs, lead in ((130, 65, 32, (2, 5)), (5, 1, 2, (3,)), (768, 3072, 128, (1, 1)), (3072, 768, 256, ()),
+                           (768, 200, 128, (7,)))
+    for dyn in ((False, True) if lead else (False,)) for weights in ("initializer", "input")
+]
+
+
+def _w8_id(c: W8Case) -> str:
+    return (f"K{c.K}-N{c.N}-bs{c.block_size}-x{'x'.join(map(str, c.lead)) or 'vec'}-"
+            f"{'dyn' if c.dynamic else 'static'}-{c.weights}")
+
+
+@pytest.mark.parametrize("case", W8_BUILD_CASES, ids=_w8_id)
+def test_matmul_w8_parse_and_build_follow_contract(trt, case):
+    logger = rtx.recording_logger(trt)
+    builder, network, errors = rtx.parse(trt, logger, case)
+    assert not errors, errors
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    constants = 2 if case.weights == "initializer" else 0
+    assert [la.type for la in layers] == [trt.LayerType.CONSTANT] * constants + [trt.LayerType.PLUGIN_V3], \
+        "the rrwkv node did not become one plugin layer fed by the weight constants"
+    plugin = layers[-1]
+    assert [plugin.get_input(i).dtype for i in range(3)] == [trt.DataType.FLOAT, trt.DataType.INT8,
+                                                            trt.DataType.FLOAT]
+    y = network.get_output(0)
+    lead = tuple(-1 if case.dynamic else d for d in case.lead)
+    assert (network.num_outputs, y.name, tuple(y.shape), y.dtype) == (1, "y", (*lead, case.N), trt.DataType.FLOAT)
+    plan = rtx.build(trt, builder, network, case)
+    assert plan is not None and plan.nbytes > 0, logger.errors()
+    assert not logger.errors(), logger.errors()
+    if case.weights == "initializer":
+        w_bytes = -(-case.N // 64) * 64 * -(-case.K // case.block_size) * case.block_size  # int8 [G, Kpad/2, 64, 2]
+        assert plan.nbytes > w_bytes, "the engine does not hold the int8 weight"
+
+
 # (id, case, TensorRT's report of the failing plugin hook, the plugin's own message).
 NEGATIVE = [
     ("C-k-vs-w", Case("WKV4", overrides={"w": ("float32", [17]), "u": ("float32", [17])}),
@@ -108,6 +151,38 @@ NEGATIVE = [
      "Could not create the plugin", "WKV4Medium: attribute 'medium_decays' must be 0 or 1, got 2"),
     ("missing-s", Case("WKV4Medium"),
      "Could not create the plugin", "WKV4Medium: required attribute 's' (medium interval, INT >= 1) is missing"),
+    # MatMulW8 with K = 130, N = 65, block_size = 32: G = 2, NB = 5, Kpad / 2 = 80.
+    ("w8-G", W8Case(overrides={"w": ("int8", [1, 80, 64, 2]), "scale": ("float32", [1, 5, 64])}),
+     "output shape computation failed",
+     "MatMulW8: input 1 'w' has dim 0 = 1, expected 2 (G = ceil(N / 64) for N = 65)"),
+    ("w8-P", W8Case(overrides={"w": ("int8", [2, 65, 64, 2])}), "output shape computation failed",
+     "MatMulW8: input 1 'w' has dim 1 = 65, expected 80 (Kpad / 2 = NB * block_size / 2 for x's last dim K = 130"),
+    ("w8-NB", W8Case(overrides={"scale": ("float32", [2, 4, 64])}), "output shape computation failed",
+     "MatMulW8: input 2 'scale' has dim 1 = 4, expected 5 (NB = ceil(K / block_size)"),
+    ("w8-pair", W8Case(overrides={"w": ("int8", [2, 80, 64, 1])}), "output shape computation failed",
+     "MatMulW8: input 1 'w' has dim 3 = 1, expected 2 (the rows of a pair)"),
+    ("w8-G-w-vs-scale", W8Case(overrides={"scale": ("float32", [3, 5, 64])}), "output shape computation failed",
+     "MatMulW8: dimension G of input 'scale' is 3 but 2 in input 'w'"),
+    ("w8-K-in-profile", W8Case(lead=(2,), dynamic=True, x_K=100, overrides={"x": ("float32", ["B", "K"])}),
+     "output shape computation failed", "MatMulW8: input 1 'w' has dim 1 = 80, expected 64"),
+    ("w8-x-scalar", W8Case(overrides={"x": ("float32", [])}),
+     "output shape computation failed", "MatMulW8: input 0 'x' must have rank >= 1 [...,K], got rank 0"),
+    ("w8-scale-rank", W8Case(overrides={"scale": ("float32", [2, 320])}),
+     "output shape computation failed", "MatMulW8: input 2 'scale' must have rank 3 [G,B,L], got rank 2"),
+    ("w8-w-float", W8Case(overrides={"w": ("float32", [2, 80, 64, 2])}),
+     "getOutputDataTypes", "MatMulW8: input 1 'w' must be int8, got float32"),
+    ("w8-w-uint8", W8Case(weights="input", overrides={"w": ("uint8", [2, 80, 64, 2])}),
+     "getOutputDataTypes", "MatMulW8: input 1 'w' must be int8, got uint8"),
+    ("w8-x-half", W8Case(overrides={"x": ("float16", [2, 5, 130])}),
+     "getOutputDataTypes", "MatMulW8: input 0 'x' must be float32, got float16"),
+    ("w8-missing-N", W8Case(attrs={"block_size": 32}),
+     "Could not create the plugin", "MatMulW8: required attribute 'N' (output features, INT >= 1) is missing"),
+    ("w8-N0", W8Case(attrs={"N": 0, "block_size": 32}),
+     "Could not create the plugin", "MatMulW8: attribute 'N' (output features) must be >= 1, got 0"),
+    ("w8-block-odd", W8Case(attrs={"N": 65, "block_size": 33}),
+     "Could not create the plugin", "MatMulW8: attribute 'block_size' must be an even value in [2, 256], got 33"),
+    ("w8-block-512", W8Case(attrs={"N": 65, "block_size": 512}),
+     "Could not create the plugin", "MatMulW8: attribute 'block_size' must be an even value in [2, 256], got 512"),
 ]
 
 
@@ -167,5 +242,7 @@ def test_field_round_trip_and_formats_harness(trt):
     assert proc.returncode == 0, report
     for check in ("WKV4Medium.s5.recreate", "WKV4Medium.defaults.fields", "WKV4.noFields.recreate",
                   "WKV4Medium.reject.missingS", "WKV4Medium.reject.sInt64", "WKV4Medium.formats.reject.pos0Int32",
-                  "WKV4.formats.float16"):
+                  "WKV4.formats.float16", "MatMulW8.n65.recreate", "MatMulW8.defaults.fields",
+                  "MatMulW8.reject.blockSize3", "MatMulW8.formats.int8Weight", "MatMulW8.formats.reject.wUint8",
+                  "MatMulW8.workspace", "MatMulW8.configure.rejectK", "MatMulW8.onShapeChange.rejectK"):
         assert f"PASS {check}\n" in report, report

@@ -3,8 +3,10 @@
 - `skip_reason()`: why the RTX tests cannot run here (no nvcc, no tensorrt_rtx), or None.
 - `ensure_unversioned_lib()`: the libtensorrt_rtx.so -> libtensorrt_rtx.so.1 link the ONNX parser needs.
 - `plugin_library()`: build/rtx/librrwkv_trt_plugins_dyn.so for sm_86 (RTX has no SM90), rebuilt when a source changes.
-- `one_node_model()`: a one-node rrwkv ONNX graph (no FunctionProto) with static or symbolic B/T/Mmax.
-- `RecordingLogger`, `parse()`, `build()`: the builder calls, with every log message kept for assertions.
+- `one_node_model()`: a one-node WKV4 / WKV4Medium ONNX graph (no FunctionProto) with static or symbolic B/T/Mmax;
+  `w8_model()`: a one-node MatMulW8 graph with its int8 weight as initializers (as exported) or graph inputs.
+- `RecordingLogger`, `parse()` / `parse_model()`, `build()` / `build_profile()`: the builder calls, with every log
+  message kept for assertions.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from onnx import TensorProto, helper
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGINS = REPO / "plugins"
@@ -24,8 +27,8 @@ RTX_DIR = REPO / "build" / "rtx"
 LIBRARY = RTX_DIR / "librrwkv_trt_plugins_dyn.so"
 RTX_ARCH = "86"  # TensorRT-RTX 1.7 targets SM75/80/86/89/120/121, not SM90
 PLUGIN_ATTRS = {"plugin_namespace": "rrwkv", "plugin_version": "1"}
-ONNX_DTYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16,
-               "int32": TensorProto.INT32, "int64": TensorProto.INT64}
+ONNX_DTYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "int8": TensorProto.INT8,
+               "uint8": TensorProto.UINT8, "int32": TensorProto.INT32, "int64": TensorProto.INT64}
 
 
 def skip_reason() -> str | None:
@@ -118,6 +121,18 @@ class Case:
             out.append((name, *self.overrides.get(name, (dtype[kind], self.dims(axes)))))
         return out
 
+    def model(self):
+        return one_node_model(self)
+
+    def profile(self) -> dict:
+        """{input: (min, opt, max)} for a dynamic case: B 1..4, T 1..64, M 1..16."""
+        if not self.dynamic:
+            return {}
+        lo, opt, hi = ({"B": 1, "T": 1, "M": 1}, {"B": 2, "T": 8, "M": 3}, {"B": 4, "T": 64, "M": 16})
+        sizes = lambda axes, s: [s.get(a, self.C) for a in axes]  # noqa: E731
+        return {name: (sizes(axes, lo), sizes(axes, opt), sizes(axes, hi))
+                for name, _, axes in OP_INPUTS[self.op] if any(a in "BTM" for a in axes)}
+
 
 def one_node_model(case: Case):
     """ModelProto: one rrwkv node with the plugin attributes plus case.attrs, and no FunctionProto."""
@@ -176,28 +191,94 @@ def recording_logger(trt):
     return RecordingLogger()
 
 
-def parse(trt, logger, case: Case):
-    """(builder, network, parser errors): the one-node model parsed into a fresh strongly typed network."""
+def parse_model(trt, logger, model):
+    """(builder, network, parser errors): `model` (ModelProto) parsed into a fresh strongly typed network."""
     builder = trt.Builder(logger)
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
-    ok = parser.parse(one_node_model(case).SerializeToString())
+    ok = parser.parse(model.SerializeToString())
     errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
     assert ok == (not errors), (ok, errors)
     return builder, network, errors
 
 
-def build(trt, builder, network, case: Case):
-    """Serialized plan (IHostMemory) for SM86, or None; dynamic cases get a profile B 1..4, T 1..64, M 1..16."""
+def parse(trt, logger, case):
+    """parse_model of the one-node model of a Case or W8Case."""
+    return parse_model(trt, logger, case.model())
+
+
+def build_profile(trt, builder, network, shapes: dict | None = None):
+    """Serialized plan (IHostMemory) for SM86, or None. shapes: {input name: (min, opt, max)} of one optimisation
+    profile, for the inputs with dynamic dims."""
     config = builder.create_builder_config()
     config.num_compute_capabilities = 1
     config.set_compute_capability(trt.ComputeCapability.SM86, 0)
-    if case.dynamic:
+    if shapes:
         profile = builder.create_optimization_profile()
-        lo, opt, hi = ({"B": 1, "T": 1, "M": 1}, {"B": 2, "T": 8, "M": 3}, {"B": 4, "T": 64, "M": 16})
-        sizes = lambda axes, s: [s.get(a, case.C) for a in axes]  # noqa: E731
-        for name, _, axes in OP_INPUTS[case.op]:
-            if any(a in "BTM" for a in axes):
-                profile.set_shape(name, sizes(axes, lo), sizes(axes, opt), sizes(axes, hi))
+        for name, (lo, opt, hi) in shapes.items():
+            profile.set_shape(name, lo, opt, hi)
         config.add_optimization_profile(profile)
     return builder.build_serialized_network(network, config)
+
+
+def build(trt, builder, network, case):
+    """build_profile with the case's profile (Case or W8Case)."""
+    return build_profile(trt, builder, network, case.profile())
+
+
+@dataclass
+class W8Case:
+    """One one-node MatMulW8 graph: x [*lead, K] f32 (lead symbolic when dynamic) and the (w, scale) of a seeded
+    random [K, N] weight (export.w8_pack.quantize_w8), as initializers the way an export stores them
+    (weights="initializer") or as graph inputs (weights="input"). attrs: the node's op attributes (None: N and
+    block_size); overrides: {input name: (dtype, shape)} makes that input a graph input of that type, and x_K gives
+    x (and its profile) another last dim than the weight's K, for invalid graphs."""
+    K: int = 130
+    N: int = 65
+    block_size: int = 32
+    lead: tuple = (2, 5)
+    dynamic: bool = False
+    weights: str = "initializer"
+    attrs: dict | None = None
+    overrides: dict = field(default_factory=dict)
+    x_K: int | None = None
+
+    def node_attrs(self) -> dict:
+        return {"N": self.N, "block_size": self.block_size} if self.attrs is None else self.attrs
+
+    def x_shape(self) -> list:
+        return [f"d{i}" if self.dynamic else d for i, d in enumerate(self.lead)] + [self.x_K or self.K]
+
+    def model(self):
+        return w8_model(self)
+
+    def profile(self) -> dict:
+        """{"x": (min, opt, max)} for a dynamic case: every leading dim from 1 to 4x its size."""
+        if not self.dynamic:
+            return {}
+        K = self.x_K or self.K
+        return {"x": ([1] * len(self.lead) + [K], [*self.lead, K], [4 * d for d in self.lead] + [K])}
+
+
+def w8_model(case: W8Case):
+    """ModelProto: one rrwkv::MatMulW8 node with the plugin attributes plus the op attributes, no FunctionProto."""
+    from rrwkv_trt.export.w8_pack import quantize_w8
+
+    weight = np.random.default_rng(0).standard_normal((case.K, case.N)).astype(np.float32)
+    packed = dict(zip(("w", "scale"), quantize_w8(weight, case.block_size)))
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, case.x_shape())]
+    initializers = []
+    for name, array in packed.items():
+        if case.weights == "initializer":
+            initializers.append(numpy_helper.from_array(array, name))
+        else:
+            inputs.append(helper.make_tensor_value_info(name, ONNX_DTYPES[str(array.dtype)], list(array.shape)))
+    for name, (dtype, shape) in case.overrides.items():
+        inputs = [i for i in inputs if i.name != name]
+        inputs.append(helper.make_tensor_value_info(name, ONNX_DTYPES[dtype], shape))
+        initializers = [i for i in initializers if i.name != name]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]  # type and shape come from the plugin
+    node = helper.make_node("MatMulW8", ["x", "w", "scale"], ["y"], name="MatMulW8_0", domain="rrwkv",
+                            **PLUGIN_ATTRS, **case.node_attrs())
+    graph = helper.make_graph([node], "one_MatMulW8", inputs, outputs, initializer=initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("rrwkv", 1)])
