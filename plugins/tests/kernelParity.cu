@@ -1,10 +1,15 @@
 /*
- * GPU hosts: the CUDA kernels (wkv4Kernel.h launchers) against the CPU kernels (wkv4Cpu.h) on random inputs,
- * no TensorRT or ONNX Runtime. Odd sizes, fp32 and fp16 I/O, WKV4 and WKV4Medium (both medium_decays, per-batch
- * pos0), outputs NaN-poisoned. Prints the max errors; exit code 0 when every case is within tolerance.
+ * GPU hosts: the CUDA kernels (wkv4Kernel.h, matmulW8Kernel.h launchers) against the CPU kernels (wkv4Cpu.h,
+ * matmulW8Cpu.h) on random inputs, no TensorRT or ONNX Runtime. Odd sizes; WKV4 and WKV4Medium in fp32 and fp16
+ * I/O (both medium_decays, per-batch pos0), MatMulW8 over every block-size bound; outputs poisoned. Prints the max
+ * errors; exit code 0 when every case is within tolerance.
  * Build: cmake --build build/plugins --target rrwkv_kernel_parity; run: build/plugins/rrwkv_kernel_parity.
- * The tolerances are those of kernel_fp32 / kernel_fp16 in plugins/wkv4/spec.yaml (GPU vs reference).
+ * The WKV tolerances are those of kernel_fp32 / kernel_fp16 in plugins/wkv4/spec.yaml (GPU vs reference); MatMulW8
+ * must match bit for bit (its integer part is exact, matmulW8Math.h), NaNs compared as NaN (CUDA's are canonical).
  */
+#include "matmul_w8/matmulW8Cpu.h"
+#include "matmul_w8/matmulW8Kernel.h"
+#include "matmul_w8/matmulW8Math.h"
 #include "wkv4/wkv4Cpu.h"
 #include "wkv4/wkv4Kernel.h"
 
@@ -15,6 +20,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -173,6 +179,83 @@ bool runCase(int32_t B, int32_t T, int32_t C, int32_t s, int32_t md, bool medium
     return ok;
 }
 
+// Elements of gpu that are not cpu's bits; two NaNs count as equal (a CUDA NaN result is canonical, x86 keeps the
+// operand's payload).
+template <typename T>
+size_t differing(std::vector<T> const& gpu, std::vector<T> const& cpu)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < gpu.size(); ++i)
+    {
+        bool const bothNan = std::isnan(static_cast<double>(gpu[i])) && std::isnan(static_cast<double>(cpu[i]));
+        n += (bothNan || std::memcmp(&gpu[i], &cpu[i], sizeof(T)) == 0) ? 0 : 1;
+    }
+    return n;
+}
+
+// MatMulW8 on the GPU against the CPU kernels' scalar path: y, and the quantised rows (xq, xScale) the GPU left in
+// its workspace. Random int8 weights and positive scales (any packed values are valid inputs), rows of different
+// magnitudes; with M >= 4 also an all-zero row and rows holding a NaN and an infinity.
+bool runMatMulW8Case(int32_t M, int32_t K, int32_t N, int32_t bs, std::mt19937& rng)
+{
+    std::normal_distribution<float> normal;
+    std::uniform_real_distribution<float> uniform(0.f, 1.f);
+    std::uniform_int_distribution<int32_t> q8(-127, 127);
+    int32_t const NB = rrwkv::w8BlockCount(K, bs);
+    int32_t const Kpad = NB * bs;
+    int32_t const G = rrwkv::w8GroupCount(N);
+    size_t const nx = size_t(M) * K, nq = size_t(M) * Kpad, ny = size_t(M) * N;
+    std::vector<float> x(nx), scale(size_t(G) * NB * rrwkv::kW8GroupCols);
+    std::vector<int8_t> w(size_t(G) * Kpad * rrwkv::kW8GroupCols); // [G, Kpad / 2, 64, 2]
+    for (int32_t r = 0; r < M; ++r)
+    {
+        float const magnitude = std::exp(uniform(rng) * 6.f - 3.f);
+        for (int32_t k = 0; k < K; ++k)
+        {
+            x[size_t(r) * K + k] = magnitude * normal(rng);
+        }
+    }
+    if (M >= 4 && K >= 1)
+    {
+        std::fill(x.begin() + K, x.begin() + 2 * K, 0.f);
+        x[size_t(2) * K + K / 2] = std::numeric_limits<float>::quiet_NaN();
+        x[size_t(3) * K] = -std::numeric_limits<float>::infinity();
+    }
+    for (int8_t& q : w)
+    {
+        q = static_cast<int8_t>(q8(rng));
+    }
+    for (float& s : scale)
+    {
+        s = std::exp(uniform(rng) * 4.f - 7.f);
+    }
+
+    std::vector<int16_t> xqCpu(nq);
+    std::vector<float> xsCpu(M), yCpu(ny);
+    rrwkv::matmulW8QuantizeRowsCpu(M, K, Kpad, x.data(), xqCpu.data(), xsCpu.data(), false);
+    rrwkv::matmulW8ForwardCpu(M, N, Kpad, bs, xqCpu.data(), xsCpu.data(), w.data(), scale.data(), yCpu.data(), false);
+
+    float *dX = toDevice(x), *dS = toDevice(scale);
+    int8_t* dW = toDevice(w);
+    int16_t* dXq = toDevice(std::vector<int16_t>(nq, -32768)); // no quantised value is -32768
+    float* dXs = toDevice(std::vector<float>(M, std::numeric_limits<float>::quiet_NaN()));
+    float* dY = toDevice(std::vector<float>(ny, std::numeric_limits<float>::quiet_NaN()));
+    PARITY_CHECK(rrwkv::matmulW8Forward(nullptr, M, K, N, bs, dX, dW, dS, dXq, dXs, dY));
+    PARITY_CHECK(cudaDeviceSynchronize());
+    size_t const badY = differing(toHost(dY, ny), yCpu);
+    size_t const badXq = differing(toHost(dXq, nq), xqCpu);
+    size_t const badXs = differing(toHost(dXs, size_t(M)), xsCpu);
+    bool const ok = badY == 0 && badXq == 0 && badXs == 0;
+    std::printf("fp32 MatMulW8   M=%-3d K=%-4d N=%-4d bs=%-3d  differing y %zu/%zu  xq %zu/%zu  xScale %zu/%d  %s\n", M,
+        K, N, bs, badY, ny, badXq, nq, badXs, M, ok ? "ok" : "FAIL");
+    for (void* p : {static_cast<void*>(dX), static_cast<void*>(dS), static_cast<void*>(dW), static_cast<void*>(dXq),
+             static_cast<void*>(dXs), static_cast<void*>(dY)})
+    {
+        PARITY_CHECK(cudaFree(p));
+    }
+    return ok;
+}
+
 } // namespace
 
 int main()
@@ -191,6 +274,12 @@ int main()
                 ok = runCase<__half, rrwkv::HostHalf>(sh[0], sh[1], sh[2], s, md, medium, rng) && ok;
             }
         }
+    }
+    int const w8Shapes[][4] = {{1, 5, 1, 2}, {3, 130, 63, 32}, {7, 768, 65, 128}, {70, 768, 200, 256},
+        {70, 130, 200, 2}, {1, 768, 768, 128}, {1, 768, 3072, 128}, {1, 3072, 768, 128}, {64, 3072, 768, 128}};
+    for (auto const& sh : w8Shapes)
+    {
+        ok = runMatMulW8Case(sh[0], sh[1], sh[2], sh[3], rng) && ok;
     }
     std::printf("%s\n", ok ? "kernel parity: all cases within tolerance" : "kernel parity: FAILED");
     return ok ? 0 : 1;
