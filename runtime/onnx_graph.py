@@ -22,7 +22,7 @@ LOGITS_FROM = "logits_from"
 DOMAIN = "rrwkv"
 PLUGIN_NAMESPACE = "rrwkv"
 PLUGIN_VERSION = "1"
-PLUGIN_OPS = ("WKV4", "WKV4Medium")  # rrwkv op_type == TensorRT plugin name (plugins/README.md)
+PLUGIN_OPS = ("WKV4", "WKV4Medium", "MatMulW8")  # rrwkv op_type == TensorRT plugin name (plugins/README.md)
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ def quantize_rows(x: Tensor) -> tuple[Tensor, Tensor]:
 def naive_matmul_w8(x: Tensor, w: Tensor, scale: Tensor, N: int, block_size: int = 128) -> Tensor:
     """y [..., N] f32 = MatMulW8(x [..., K] f32, w int8 [G, P, 64, 2], scale f32 [G, NB, 64]).
 
-    The block sum is fp32 as in the kernels (fmaf emulated in float64, then rounded: equal except for rare
-    double-rounding ties)."""
+    The block sum is fp32 as in the kernels: fmaf(float(dot), scale, sum) emulated in float64 (the product of two
+    floats is exact there) and rounded to float32, equal to the kernels' fmaf except for rare double-rounding ties."""
     check_block_size(block_size)
     G, P, _, _ = w.shape
     NB = scale.shape[1]
@@ -48,7 +48,7 @@ def naive_matmul_w8(x: Tensor, w: Tensor, scale: Tensor, N: int, block_size: int
     total = torch.zeros(rows.shape[0], G * GROUP_COLS, dtype=torch.float32)
     for b in range(NB):
         rows_b = slice(b * block_size, (b + 1) * block_size)
-        dot = (xq[:, rows_b] @ q[rows_b]).to(torch.float64)                  # exact int64 sums
+        dot = (xq[:, rows_b] @ q[rows_b]).to(torch.float32).to(torch.float64)  # exact sums, rounded like float(dot)
         total = (dot * s[b] + total.to(torch.float64)).to(torch.float32)
     y = total[:, :N] * x_scale[:, None]
     return y.reshape(*x.shape[:-1], N)

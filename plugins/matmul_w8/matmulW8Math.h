@@ -72,10 +72,12 @@ RRWKV_HD inline void w8RowScale(float maxAbs, float& inv, float& xScale)
     xScale = w8DivRn(maxAbs, static_cast<float>(kW8ActMax));
 }
 
-// |x * inv| <= 32767 (up to one rounding of the product, which rint cannot push past 32767).
+// |x * inv| <= 32767 (up to one rounding of the product, which rint cannot push past 32767). A NaN product (a
+// non-finite row, whose inv is 0) gives 0, as the AVX-512 and CUDA conversions do, instead of an undefined cast.
 RRWKV_HD inline int16_t w8QuantizeActivation(float x, float inv)
 {
-    return static_cast<int16_t>(rintf(x * inv));
+    float const scaled = x * inv;
+    return scaled == scaled ? static_cast<int16_t>(rintf(scaled)) : int16_t{0};
 }
 
 // Offsets of q[k, n] in `w` and of the scale of (block b, column n) in `scale`.

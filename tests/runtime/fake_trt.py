@@ -138,7 +138,7 @@ class FakeTensorRT:
 
         def load_library(path):
             self.loaded.append(path)
-            registry.all_creators += [_Creator("WKV4"), _Creator("WKV4Medium")]
+            registry.all_creators += [_Creator("WKV4"), _Creator("WKV4Medium"), _Creator("MatMulW8")]
             return object()
 
         registry.load_library = load_library

@@ -229,7 +229,8 @@ def test_compute_capability_rtx_cannot_target(trt, exported, tmp_path):
 def test_model_without_rrwkv_nodes(make_fake_model, tmp_path):
     """Checked before TensorRT is imported, so this runs everywhere."""
     out = make_fake_model()
-    with pytest.raises(UserError, match=r"has no rrwkv nodes \(domain 'rrwkv', ops \['WKV4', 'WKV4Medium'\]\)"):
+    ops = r"\['WKV4', 'WKV4Medium', 'MatMulW8'\]"
+    with pytest.raises(UserError, match=rf"has no rrwkv nodes \(domain 'rrwkv', ops {ops}\)"):
         build_engine(out, tmp_path / "x.plan")
     result = CliRunner().invoke(main, ["build", str(out), "-o", str(tmp_path / "x.plan")])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "has no rrwkv nodes" in result.stderr
