@@ -51,24 +51,13 @@ void quantizeRowScalar(int32_t K, int32_t Kpad, float const* x, int16_t* xq, flo
 void groupScalar(int32_t r0, int32_t r1, int32_t g, int32_t N, int32_t Kpad, int32_t blockSize, int16_t const* xq,
     float const* xScale, int8_t const* w, float const* scale, float* y)
 {
-    int32_t const P = Kpad / 2, NB = Kpad / blockSize;
     int32_t const n1 = std::min(N, (g + 1) * kW8GroupCols);
     for (int32_t r = r0; r < r1; ++r)
     {
         int16_t const* xr = xq + static_cast<int64_t>(r) * Kpad;
         for (int32_t n = g * kW8GroupCols; n < n1; ++n)
         {
-            float sum = 0.0f;
-            for (int32_t b = 0; b < NB; ++b)
-            {
-                int32_t dot = 0;
-                for (int32_t k = b * blockSize; k < (b + 1) * blockSize; ++k)
-                {
-                    dot += static_cast<int32_t>(xr[k]) * static_cast<int32_t>(w[w8WeightIndex(P, k, n)]);
-                }
-                sum = w8AccumulateBlock(sum, dot, scale[w8ScaleIndex(NB, b, n)]);
-            }
-            y[static_cast<int64_t>(r) * N + n] = w8Finish(sum, xScale[r]);
+            y[static_cast<int64_t>(r) * N + n] = w8Finish(w8ColumnSum(xr, w, scale, Kpad, blockSize, n), xScale[r]);
         }
     }
 }

@@ -85,19 +85,8 @@ __global__ void matmulW8GemmKernel(int32_t M, int32_t N, int32_t Kpad, int32_t b
     }
     int64_t const r = idx / N;
     int32_t const n = static_cast<int32_t>(idx % N);
-    int32_t const P = Kpad / 2;
-    int32_t const NB = Kpad / blockSize;
     int16_t const* xr = xq + r * Kpad;
-    float sum = 0.0f;
-    for (int32_t b = 0; b < NB; ++b)
-    {
-        int32_t dot = 0;
-        for (int32_t k = b * blockSize; k < (b + 1) * blockSize; ++k)
-        {
-            dot += static_cast<int32_t>(xr[k]) * static_cast<int32_t>(w[w8WeightIndex(P, k, n)]);
-        }
-        sum = w8AccumulateBlock(sum, dot, scale[w8ScaleIndex(NB, b, n)]);
-    }
+    float const sum = w8ColumnSum(xr, w, scale, Kpad, blockSize, n);
     y[idx] = w8Finish(sum, xScale[r]);
 }
 

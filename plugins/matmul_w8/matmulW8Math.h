@@ -99,6 +99,24 @@ RRWKV_HD inline float w8AccumulateBlock(float sum, int32_t blockDot, float block
     return fmaf(static_cast<float>(blockDot), blockScale, sum);
 }
 
+// Column n's sum over the blocks for one quantised row xr [Kpad]: the scalar loop every kernel's result equals.
+RRWKV_HD inline float w8ColumnSum(
+    int16_t const* xr, int8_t const* w, float const* scale, int32_t Kpad, int32_t blockSize, int32_t n)
+{
+    int32_t const P = Kpad / 2, NB = Kpad / blockSize;
+    float sum = 0.0f;
+    for (int32_t b = 0; b < NB; ++b)
+    {
+        int32_t dot = 0;
+        for (int32_t k = b * blockSize; k < (b + 1) * blockSize; ++k)
+        {
+            dot += static_cast<int32_t>(xr[k]) * static_cast<int32_t>(w[w8WeightIndex(P, k, n)]);
+        }
+        sum = w8AccumulateBlock(sum, dot, scale[w8ScaleIndex(NB, b, n)]);
+    }
+    return sum;
+}
+
 // The output: the blocks' sum times the row's activation scale.
 RRWKV_HD inline float w8Finish(float sum, float xScale)
 {
