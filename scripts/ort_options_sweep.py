@@ -6,7 +6,8 @@ MODEL_DIR defaults to the fp32 export of the random 169M RWKV-4 that `make bench
 in its own worker (runtime/bench/worker.py) with the fused kernels; every repetition runs every set once (decode
 of 32 steps at batch 1, a 512-token prefill) in a rotated order. Writes bench/results/<date>-ort-options.json
 (or --out).
-OrtSession keeps ORT's defaults: this sweep found no option worth changing (its session_options argument).
+"defaults" are OrtSession's (ORT's, with memory patterns off: backends/ort.py DEFAULT_SESSION_OPTIONS); the sweep
+found no other option worth changing (its session_options argument).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ OPTION_SETS = {  # name -> (threads offset from --threads, session options)
     "defaults": (0, {}),
     "1 thread": (-1, {}),
     "no spinning": (0, {"session.intra_op.allow_spinning": "0"}),
-    "no memory pattern": (0, {"enable_mem_pattern": False}),
+    "memory pattern": (0, {"enable_mem_pattern": True}),
     "basic graph opt": (0, {"graph_optimization_level": "ORT_ENABLE_BASIC"}),
     "extended graph opt": (0, {"graph_optimization_level": "ORT_ENABLE_EXTENDED"}),
     "no prepacking": (0, {"session.disable_prepacking": "1"}),
