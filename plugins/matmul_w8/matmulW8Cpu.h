@@ -7,7 +7,7 @@
  *   2. matmulW8ForwardCpu: y [M, N] = the blocks of xq . q, scaled; slice = (block of kW8_CPU_ROWS rows,
  *      one group of 64 columns), so a single row (decode) still spreads over the column groups.
  * Both pick an AVX-512 VNNI path at run time where the CPU has one (vpdpwssd on int16 x int16 pairs, software
- * prefetch of the weight stream) and a scalar path otherwise; `allowSimd = false` forces the scalar path (tests).
+ * prefetch of the weight stream) and a portable C++ path otherwise; `allowSimd = false` forces the portable path.
  * The two produce identical bits (matmulW8Math.h: exact int32 block sums, one fmaf per block in block order).
  */
 #ifndef RRWKV_MATMUL_W8_CPU_H
