@@ -1,23 +1,24 @@
 """Weight-only int8 / int4 exports for ONNX Runtime on the CPU (`rrwkv-trt export --precision int8|int4`).
 
 Every MatMul whose weight is a constant initializer (time-mix r/k/v/output, channel-mix key/receptance/value, the
-head; RRWKV's medium projections too) becomes one `com.microsoft::MatMulNBits` node: the weight is stored as
-symmetric `bits`-bit integers with one fp32 scale per BLOCK_SIZE inputs of each output column (round to nearest,
-ONNX Runtime's own quantizer). Activations, the embedding table, LayerNorms, the WKV/medium parameters and
-arithmetic, the recurrent state and the logits stay fp32, so the state spec and the ONNX contract are those of
-an fp32 export.
+head; RRWKV's medium projections too) becomes one node whose weight is stored as symmetric integers with one fp32
+scale per BLOCK_SIZE inputs of each output column (round half to even):
+  * int8: `rrwkv::MatMulW8` (export/matmul_w8.py, plugins/matmul_w8/): the fused CPU kernel of librrwkv_ort_ops.so,
+    or its FunctionProto in stock ONNX Runtime;
+  * int4: `com.microsoft::MatMulNBits` with ACCURACY_LEVEL 4 (ONNX Runtime's own quantizer).
+Activations, the embedding table, LayerNorms, the WKV/medium parameters and arithmetic, the recurrent state and the
+logits stay fp32, so the state spec and the ONNX contract are those of an fp32 export.
 
-Why MatMulNBits, measured on the project's 2-core machine (2 threads; README "Speed on the edge CPU"):
-  * ACCURACY_LEVEL 4 lets ORT quantise each BLOCK_SIZE block of the activation row to int8 on the fly and use
-    VNNI dot products; with fp32 compute (levels 0/1) the 8-bit kernel ran ~100x slower than an fp32 MatMul.
+Measured on the project's 2-core machine (2 threads; README "Speed on the edge CPU"):
+  * int8 MatMulW8 vs MatMulNBits (8 bits, accuracy level 4, which quantises each activation block to int8 and uses
+    VNNI; levels 0/1 ran ~100x slower than an fp32 MatMul): the 85 weights of the 169M RWKV-4 in 6.4-8.1 ms per
+    token against 8.2-10.0, with int16 instead of int8 activations (max |dlogit| vs fp32 0.10 instead of 0.14).
   * Weight-only QDQ (int8 DequantizeLinear per column -> MatMul) is rewritten by ORT 1.32 itself into a
     MatMulNBits with its own block and accuracy settings; it took 69 us per 768x768 weight in a chain of 300
-    DRAM-resident weights, against 38-44 us for this module's MatMulNBits and 92 us for fp32 MatMul. Writing
-    MatMulNBits directly fixes the block size and accuracy level that were measured.
-  * BLOCK_SIZE 128 decoded the 169M RWKV-4 13% faster than 32 (94 vs 83 tok/s) with the same greedy agreement
-    with fp32 (95.0% vs 94.7% over 300 steps of the random model).
-The result runs only where ONNX Runtime's com.microsoft contrib ops exist (its CPU provider); TensorRT engines
-are built from fp32 or fp16 exports.
+    DRAM-resident weights, against 38-44 us for MatMulNBits as written here and 92 us for fp32 MatMul.
+  * BLOCK_SIZE 128 decoded the 169M RWKV-4 13% faster than 32 with MatMulNBits (94 vs 83 tok/s) with the same
+    greedy agreement with fp32 (95.0% vs 94.7% over 300 steps of the random model).
+TensorRT engines are built from fp32 or fp16 exports.
 """
 from __future__ import annotations
 
