@@ -1,8 +1,8 @@
 /*
- * CPU kernels of matmulW8Cpu.h: a scalar path that spells out matmulW8Math.h, and an AVX-512 VNNI path that
- * computes the same integers with vpdpwssd (16 columns x one row pair per instruction) and therefore the same bits.
- * The VNNI path is compiled with a target attribute and chosen at run time, so the library still loads on CPUs
- * without AVX-512.
+ * CPU kernels of matmulW8Cpu.h: a portable path that spells out matmulW8Math.h in the packed order, an AVX2 path
+ * (vpmaddwd, 8 columns x one row pair per instruction) and an AVX-512 VNNI path (vpdpwssd, 16 columns), which
+ * compute the same integers and therefore the same bits. The SIMD paths are compiled with target attributes and
+ * chosen at run time, so the library loads on any x86-64 CPU.
  *
  * Why the VNNI path looks the way it does (measured on the project's 2-core Xeon, 169M RWKV-4 weights, 2 threads):
  * at one row the product is bound by reading the 130 MB of int8 weights, and the hardware prefetcher alone kept
@@ -31,7 +31,10 @@ constexpr int32_t kSimdRows = 4;                  // rows that share one load of
 
 // ---- scalar ----
 
-void quantizeRowScalar(int32_t K, int32_t Kpad, float const* x, int16_t* xq, float& xScale)
+// always_inline: the AVX2 wrappers below recompile these loops for AVX2 + FMA by inlining them.
+#define RRWKV_W8_INLINE __attribute__((always_inline)) inline
+
+RRWKV_W8_INLINE void quantizeRowScalar(int32_t K, int32_t Kpad, float const* x, int16_t* xq, float& xScale)
 {
     float maxAbs = 0.0f;
     for (int32_t k = 0; k < K; ++k)
@@ -49,8 +52,8 @@ void quantizeRowScalar(int32_t K, int32_t Kpad, float const* x, int16_t* xq, flo
 
 // Rows [r0, r1) x the columns of group g, in the packed order (row pair outer, the 64 columns inner, stride 1):
 // the compiler vectorises the column loop where it can, and the integer sums are those of w8ColumnSum.
-void groupScalar(int32_t r0, int32_t r1, int32_t g, int32_t N, int32_t Kpad, int32_t blockSize, int16_t const* xq,
-    float const* xScale, int8_t const* w, float const* scale, float* y)
+RRWKV_W8_INLINE void groupScalar(int32_t r0, int32_t r1, int32_t g, int32_t N, int32_t Kpad, int32_t blockSize,
+    int16_t const* xq, float const* xScale, int8_t const* w, float const* scale, float* y)
 {
     int32_t const P = Kpad / 2, NB = Kpad / blockSize, pairsPerBlock = blockSize / 2;
     int8_t const* wg = w + static_cast<int64_t>(g) * P * kPairBytes;
@@ -81,6 +84,121 @@ void groupScalar(int32_t r0, int32_t r1, int32_t g, int32_t N, int32_t Kpad, int
         {
             y[static_cast<int64_t>(r) * N + g * kW8GroupCols + j] = w8Finish(sum[j], xScale[r]);
         }
+    }
+}
+
+// ---- AVX2 + FMA ----
+
+#define RRWKV_W8_AVX2 __attribute__((target("avx2,fma")))
+
+// The portable row quantisation, recompiled for AVX2 (vectorised rint, max and stores).
+RRWKV_W8_AVX2 void quantizeRowAvx2(int32_t K, int32_t Kpad, float const* x, int16_t* xq, float& xScale)
+{
+    quantizeRowScalar(K, Kpad, x, xq, xScale);
+}
+
+// R rows x V vectors of 8 columns, starting at column c0 of group g: per row pair, each vector is 16 weight bytes
+// sign-extended to 8 columns x 2 rows, multiplied with a row's broadcast (x[k], x[k+1]) by vpmaddwd (the same int32
+// pair sums as vpdpwssd) and added. R * V accumulators + V weights + 1 broadcast fit AVX2's 16 registers.
+template <int R, int V>
+RRWKV_W8_AVX2 void tileAvx2(int32_t r0, int32_t g, int32_t c0, int32_t N, int32_t Kpad, int32_t blockSize,
+    int16_t const* xq, float const* xScale, int8_t const* w, float const* scale, float* y)
+{
+    int32_t const P = Kpad / 2, NB = Kpad / blockSize, pairsPerBlock = blockSize / 2;
+    int8_t const* wg = w + static_cast<int64_t>(g) * P * kPairBytes + 2 * c0;
+    float const* sg = scale + static_cast<int64_t>(g) * NB * kW8GroupCols + c0;
+    int32_t const* xr[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+    {
+        xr[r] = reinterpret_cast<int32_t const*>(xq + static_cast<int64_t>(r0 + r) * Kpad);
+    }
+    __m256 sum[R][V];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+    {
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v)
+        {
+            sum[r][v] = _mm256_setzero_ps();
+        }
+    }
+    for (int32_t b = 0; b < NB; ++b)
+    {
+        __m256i dot[R][V];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r)
+        {
+#pragma GCC unroll 8
+            for (int v = 0; v < V; ++v)
+            {
+                dot[r][v] = _mm256_setzero_si256();
+            }
+        }
+        for (int32_t p = b * pairsPerBlock; p < (b + 1) * pairsPerBlock; ++p)
+        {
+            int8_t const* wp = wg + static_cast<int64_t>(p) * kPairBytes;
+            _mm_prefetch(reinterpret_cast<char const*>(wp + kPrefetchBytes), _MM_HINT_T0);
+            __m256i wv[V];
+#pragma GCC unroll 8
+            for (int v = 0; v < V; ++v)
+            {
+                wv[v] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<__m128i const*>(wp + 16 * v)));
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r)
+            {
+                __m256i const xv = _mm256_set1_epi32(xr[r][p]);
+#pragma GCC unroll 8
+                for (int v = 0; v < V; ++v)
+                {
+                    dot[r][v] = _mm256_add_epi32(dot[r][v], _mm256_madd_epi16(wv[v], xv));
+                }
+            }
+        }
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v)
+        {
+            __m256 const s = _mm256_loadu_ps(sg + b * kW8GroupCols + 8 * v);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r)
+            {
+                sum[r][v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][v]), s, sum[r][v]); // w8AccumulateBlock
+            }
+        }
+    }
+    int32_t const n0 = g * kW8GroupCols + c0;
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+    {
+        float out[8 * V];
+        __m256 const xs = _mm256_set1_ps(xScale[r0 + r]);
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v)
+        {
+            _mm256_storeu_ps(out + 8 * v, _mm256_mul_ps(sum[r][v], xs)); // w8Finish
+        }
+        int32_t const cols = std::min(8 * V, N - n0);
+        std::copy(out, out + std::max(cols, 0), y + static_cast<int64_t>(r0 + r) * N + n0);
+    }
+}
+
+// One row: all 64 columns at once (8 accumulators). Four rows: 16 columns at a time, each weight load serving 4 rows.
+RRWKV_W8_AVX2 void groupAvx2(int32_t r0, int32_t r1, int32_t g, int32_t N, int32_t Kpad, int32_t blockSize,
+    int16_t const* xq, float const* xScale, int8_t const* w, float const* scale, float* y)
+{
+    int32_t const cols = std::min(N - g * kW8GroupCols, kW8GroupCols);
+    int32_t r = r0;
+    for (; r + 4 <= r1; r += 4)
+    {
+        for (int32_t c0 = 0; c0 < cols; c0 += 16)
+        {
+            tileAvx2<4, 2>(r, g, c0, N, Kpad, blockSize, xq, xScale, w, scale, y);
+        }
+    }
+    for (; r < r1; ++r)
+    {
+        tileAvx2<1, 8>(r, g, 0, N, Kpad, blockSize, xq, xScale, w, scale, y);
     }
 }
 
@@ -227,12 +345,20 @@ void groupRowsSimd(int32_t r0, int32_t r1, int32_t g, int32_t N, int32_t Kpad, i
     }
 }
 
-bool detectSimd()
+W8Isa detectIsa()
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")
-        && __builtin_cpu_supports("avx512vnni");
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
+        && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+    {
+        return W8Isa::kAvx512Vnni;
+    }
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? W8Isa::kAvx2 : W8Isa::kPortable;
+}
+
+W8Isa pathFor(W8Isa maxIsa)
+{
+    return std::min(maxIsa, matmulW8CpuIsa());
 }
 
 int64_t sliceEndOr(int64_t sliceEnd, int64_t count)
@@ -242,27 +368,25 @@ int64_t sliceEndOr(int64_t sliceEnd, int64_t count)
 
 } // namespace
 
-bool matmulW8CpuHasSimd()
+W8Isa matmulW8CpuIsa()
 {
-    static bool const has = detectSimd();
-    return has;
+    static W8Isa const isa = detectIsa();
+    return isa;
 }
 
 void matmulW8QuantizeRowsCpu(int32_t M, int32_t K, int32_t Kpad, float const* x, int16_t* xq, float* xScale,
-    bool allowSimd, int64_t sliceBegin, int64_t sliceEnd)
+    W8Isa maxIsa, int64_t sliceBegin, int64_t sliceEnd)
 {
-    bool const simd = allowSimd && matmulW8CpuHasSimd();
+    W8Isa const isa = pathFor(maxIsa);
     for (int64_t r = sliceBegin; r < sliceEndOr(sliceEnd, M); ++r)
     {
         float const* xr = x + r * K;
         int16_t* qr = xq + r * Kpad;
-        if (simd)
+        switch (isa)
         {
-            quantizeRowSimd(K, Kpad, xr, qr, xScale[r]);
-        }
-        else
-        {
-            quantizeRowScalar(K, Kpad, xr, qr, xScale[r]);
+        case W8Isa::kAvx512Vnni: quantizeRowSimd(K, Kpad, xr, qr, xScale[r]); break;
+        case W8Isa::kAvx2: quantizeRowAvx2(K, Kpad, xr, qr, xScale[r]); break;
+        case W8Isa::kPortable: quantizeRowScalar(K, Kpad, xr, qr, xScale[r]); break;
         }
     }
 }
@@ -274,10 +398,10 @@ int64_t matmulW8CpuSliceCount(int32_t M, int32_t N)
 }
 
 void matmulW8ForwardCpu(int32_t M, int32_t N, int32_t Kpad, int32_t blockSize, int16_t const* xq,
-    float const* xScale, int8_t const* w, float const* scale, float* y, bool allowSimd, int64_t sliceBegin,
+    float const* xScale, int8_t const* w, float const* scale, float* y, W8Isa maxIsa, int64_t sliceBegin,
     int64_t sliceEnd)
 {
-    bool const simd = allowSimd && matmulW8CpuHasSimd();
+    W8Isa const isa = pathFor(maxIsa);
     int64_t const groups = w8GroupCount(N);
     for (int64_t s = sliceBegin; s < sliceEndOr(sliceEnd, matmulW8CpuSliceCount(M, N)); ++s)
     {
@@ -285,13 +409,11 @@ void matmulW8ForwardCpu(int32_t M, int32_t N, int32_t Kpad, int32_t blockSize, i
         auto const g = static_cast<int32_t>(s % groups);
         auto const r0 = static_cast<int32_t>((s / groups) * kW8_CPU_ROWS);
         int32_t const r1 = std::min(M, r0 + kW8_CPU_ROWS);
-        if (simd)
+        switch (isa)
         {
-            groupRowsSimd(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y);
-        }
-        else
-        {
-            groupScalar(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y);
+        case W8Isa::kAvx512Vnni: groupRowsSimd(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
+        case W8Isa::kAvx2: groupAvx2(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
+        case W8Isa::kPortable: groupScalar(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
         }
     }
 }

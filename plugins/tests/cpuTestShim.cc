@@ -106,14 +106,15 @@ extern "C"
     }
 
     // MatMulW8: y [M, N] and the quantised rows xq [M, Kpad], xScale [M] (matmulW8Kernel.h). The CPU kernels run
-    // both passes, all slices; allowSimd = 0 forces the scalar path. Return 0, or for the emulated launcher its
-    // cudaError_t.
+    // both passes, all slices, on the best path up to maxIsa (rrwkv::W8Isa: 0 portable, 1 AVX2, 2 AVX-512 VNNI).
+    // Return 0, or for the emulated launcher its cudaError_t.
     int rrwkv_cpu_matmul_w8(int32_t M, int32_t K, int32_t N, int32_t blockSize, float const* x, int8_t const* w,
-        float const* scale, int16_t* xq, float* xScale, float* y, int32_t allowSimd)
+        float const* scale, int16_t* xq, float* xScale, float* y, int32_t maxIsa)
     {
         int32_t const Kpad = rrwkv::w8BlockCount(K, blockSize) * blockSize;
-        rrwkv::matmulW8QuantizeRowsCpu(M, K, Kpad, x, xq, xScale, allowSimd != 0);
-        rrwkv::matmulW8ForwardCpu(M, N, Kpad, blockSize, xq, xScale, w, scale, y, allowSimd != 0);
+        auto const isa = static_cast<rrwkv::W8Isa>(maxIsa);
+        rrwkv::matmulW8QuantizeRowsCpu(M, K, Kpad, x, xq, xScale, isa);
+        rrwkv::matmulW8ForwardCpu(M, N, Kpad, blockSize, xq, xScale, w, scale, y, isa);
         return 0;
     }
 
@@ -123,10 +124,10 @@ extern "C"
         return rrwkv::matmulW8ForwardLaunch(nullptr, M, K, N, blockSize, x, w, scale, xq, xScale, y);
     }
 
-    // 1 when the CPU kernels take the AVX-512 VNNI path on this machine.
-    int32_t rrwkv_cpu_matmul_w8_has_simd()
+    // The best path the CPU kernels take on this machine (rrwkv::W8Isa).
+    int32_t rrwkv_cpu_matmul_w8_isa()
     {
-        return rrwkv::matmulW8CpuHasSimd() ? 1 : 0;
+        return static_cast<int32_t>(rrwkv::matmulW8CpuIsa());
     }
 
     // Threads per block of the emulated MatMulW8 kernels: row quantisation, GEMM.

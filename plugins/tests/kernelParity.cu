@@ -232,8 +232,10 @@ bool runMatMulW8Case(int32_t M, int32_t K, int32_t N, int32_t bs, std::mt19937& 
 
     std::vector<int16_t> xqCpu(nq);
     std::vector<float> xsCpu(M), yCpu(ny);
-    rrwkv::matmulW8QuantizeRowsCpu(M, K, Kpad, x.data(), xqCpu.data(), xsCpu.data(), false);
-    rrwkv::matmulW8ForwardCpu(M, N, Kpad, bs, xqCpu.data(), xsCpu.data(), w.data(), scale.data(), yCpu.data(), false);
+    auto const portable = rrwkv::W8Isa::kPortable;
+    rrwkv::matmulW8QuantizeRowsCpu(M, K, Kpad, x.data(), xqCpu.data(), xsCpu.data(), portable);
+    rrwkv::matmulW8ForwardCpu(
+        M, N, Kpad, bs, xqCpu.data(), xsCpu.data(), w.data(), scale.data(), yCpu.data(), portable);
 
     float *dX = toDevice(x), *dS = toDevice(scale);
     int8_t* dW = toDevice(w);

@@ -20,6 +20,7 @@ ORT_OPS = REPO / "build" / "librrwkv_ort_ops.so"
 BACKENDS = ("cpu", "emu")  # CPU kernel, emulated CUDA kernel
 
 _i32, _i64, _p = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
+W8_ISAS = {"portable": 0, "avx2": 1, "avx512-vnni": 2}  # plugins/matmul_w8/matmulW8Cpu.h W8Isa
 _WKV4_ARGS = [_i32] * 3 + [_p] * 11
 _MEDIUM_ARGS = [_i32] * 6 + [_p] * 14
 _W8_ARGS = [_i32] * 4 + [_p] * 6
@@ -43,7 +44,7 @@ def shim() -> ctypes.CDLL:
                 fn.argtypes, fn.restype = args, ctypes.c_int
     lib.rrwkv_cpu_matmul_w8.argtypes, lib.rrwkv_cpu_matmul_w8.restype = _W8_ARGS + [_i32], ctypes.c_int
     lib.rrwkv_emu_matmul_w8.argtypes, lib.rrwkv_emu_matmul_w8.restype = _W8_ARGS, ctypes.c_int
-    lib.rrwkv_cpu_matmul_w8_has_simd.restype = _i32
+    lib.rrwkv_cpu_matmul_w8_isa.restype = _i32
     lib.rrwkv_emu_matmul_w8_threads.argtypes = [ctypes.POINTER(_i32)] * 2
     lib.rrwkv_emu_matmul_w8_threads.restype = None
     lib.rrwkv_emu_last_launch.argtypes = [ctypes.POINTER(ctypes.c_uint32)] * 2 + [
@@ -112,8 +113,9 @@ def run_wkv4_medium(backend: str, w, u, k, v, k_m, v_m, aa, bb, pp, pos0, s: int
 
 
 def run_matmul_w8(backend: str, x, w, scale, N: int, block_size: int,
-                  simd: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MatMulW8 through `backend` ("cpu", or "emu" for the CUDA kernels); simd=False forces the CPU scalar path.
+                  isa: int = W8_ISAS["avx512-vnni"]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MatMulW8 through `backend` ("cpu", or "emu" for the CUDA kernels); the CPU kernels take the best path up
+    to `isa` (W8_ISAS: 0 portable, 1 AVX2, 2 AVX-512 VNNI).
 
     x [..., K] f32; w int8 [G, P, 64, 2], scale f32 [G, NB, 64] (export.w8_pack.quantize_w8). Returns
     (y [..., N], xq int16 [M, Kpad], x_scale [M]), each poisoned before the call (NaN; xq XQ_POISON).
@@ -127,7 +129,7 @@ def run_matmul_w8(backend: str, x, w, scale, N: int, block_size: int,
     x_scale = poisoned((M,), np.float32)
     args = (M, K, N, block_size, *map(_ptr, (x, w, scale, xq, x_scale, y)))
     if backend == "cpu":
-        rc = shim().rrwkv_cpu_matmul_w8(*args, int(simd))
+        rc = shim().rrwkv_cpu_matmul_w8(*args, isa)
     elif backend == "emu":
         rc = shim().rrwkv_emu_matmul_w8(*args)
     else:
@@ -143,9 +145,9 @@ def emu_matmul_w8_status(M: int, K: int, N: int, block_size: int) -> int:
     return shim().rrwkv_emu_matmul_w8(M, K, N, block_size, *(_ptr(dummy),) * 6)
 
 
-def matmul_w8_has_simd() -> bool:
-    """Whether the CPU kernels take the AVX-512 VNNI path on this machine."""
-    return bool(shim().rrwkv_cpu_matmul_w8_has_simd())
+def matmul_w8_isa() -> int:
+    """The best path the CPU kernels take on this machine (a W8_ISAS value)."""
+    return int(shim().rrwkv_cpu_matmul_w8_isa())
 
 
 def matmul_w8_threads() -> tuple[int, int]:

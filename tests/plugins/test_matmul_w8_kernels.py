@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_close, tolerance
-from kernel_shim import emu_matmul_w8_status, last_launch, matmul_w8_has_simd, matmul_w8_threads, run_matmul_w8
+from kernel_shim import W8_ISAS, emu_matmul_w8_status, last_launch, matmul_w8_isa, matmul_w8_threads, run_matmul_w8
 
 from rrwkv_trt.export.ops.matmul_w8 import naive_matmul_w8, quantize_rows
 from rrwkv_trt.export.w8_pack import quantize_w8
@@ -24,7 +24,13 @@ SHAPES = ([(M, K, N, bs) for M in (1, 3, 7, 70) for K in (5, 130, 768) for N in 
            for bs in (2, 32, 128, 256)]
           + [(1, 768, 768, 128), (1, 768, 3072, 128), (1, 3072, 768, 128)])
 SHAPE_IDS = [f"M{M}-K{K}-N{N}-bs{bs}" for M, K, N, bs in SHAPES]
-SIMD_SKIP = "this CPU has no AVX-512 VNNI (AVX512F/BW/DQ/VL + VNNI): the CPU kernels run the scalar path only"
+ISA_SKIP = {"avx2": "this CPU has no AVX2 + FMA: the CPU kernels run the portable path only",
+            "avx512-vnni": "this CPU has no AVX-512 VNNI (AVX512F/BW/DQ/VL + VNNI): the CPU kernels cannot take that path"}
+
+
+def require_isa(isa: str) -> None:
+    if matmul_w8_isa() < W8_ISAS[isa]:
+        pytest.skip(ISA_SKIP[isa])
 
 
 def make_inputs(M: int, K: int, N: int, block_size: int, seed: int):
@@ -47,7 +53,7 @@ def per_row(y: np.ndarray, x: np.ndarray) -> np.ndarray:
 def case(M: int, K: int, N: int, block_size: int):
     """Inputs and the CPU scalar kernel's outputs (y, xq, x_scale)."""
     x, w, scale = make_inputs(M, K, N, block_size, seed=M * 7 + K * 3 + N + block_size)
-    return (x, w, scale), run_matmul_w8("cpu", x, w, scale, N, block_size, simd=False)
+    return (x, w, scale), run_matmul_w8("cpu", x, w, scale, N, block_size, isa=W8_ISAS["portable"])
 
 
 def assert_same_bits(name: str, ref: tuple, out: tuple) -> None:
@@ -74,11 +80,11 @@ def test_cpu_scalar_matches_naive(M, K, N, bs):
 
 
 @pytest.mark.parametrize("M,K,N,bs", SHAPES, ids=SHAPE_IDS)
-def test_cpu_simd_matches_scalar(M, K, N, bs):
-    if not matmul_w8_has_simd():
-        pytest.skip(SIMD_SKIP)
+@pytest.mark.parametrize("isa", ["avx2", "avx512-vnni"])
+def test_cpu_simd_matches_scalar(M, K, N, bs, isa):
+    require_isa(isa)
     (x, w, scale), scalar = case(M, K, N, bs)
-    assert_same_bits("simd vs scalar", scalar, run_matmul_w8("cpu", x, w, scale, N, bs, simd=True))
+    assert_same_bits(f"{isa} vs portable", scalar, run_matmul_w8("cpu", x, w, scale, N, bs, isa=W8_ISAS[isa]))
 
 
 @pytest.mark.parametrize("M,K,N,bs", SHAPES, ids=SHAPE_IDS)
@@ -87,15 +93,15 @@ def test_emulated_cuda_matches_cpu(M, K, N, bs):
     assert_same_bits("emulated CUDA vs CPU scalar", scalar, run_matmul_w8("emu", x, w, scale, N, bs))
 
 
-BACKENDS = [("cpu", False), ("cpu", True), ("emu", True)]
-BACKEND_IDS = ["cpu-scalar", "cpu-simd", "emu"]
+BACKENDS = [("cpu", "portable"), ("cpu", "avx2"), ("cpu", "avx512-vnni"), ("emu", "avx512-vnni")]
+BACKEND_IDS = ["cpu-portable", "cpu-avx2", "cpu-avx512", "emu"]
 
 
-def run(backend: tuple[str, bool], x, w, scale, N: int, bs: int):
-    name, simd = backend
-    if name == "cpu" and simd and not matmul_w8_has_simd():
-        pytest.skip(SIMD_SKIP)
-    return run_matmul_w8(name, x, w, scale, N, bs, simd=simd)
+def run(backend: tuple[str, str], x, w, scale, N: int, bs: int):
+    name, isa = backend
+    if name == "cpu":
+        require_isa(isa)
+    return run_matmul_w8(name, x, w, scale, N, bs, isa=W8_ISAS[isa])
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=BACKEND_IDS)
