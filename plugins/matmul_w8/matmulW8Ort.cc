@@ -64,7 +64,13 @@ struct MatMulW8Kernel
                 return Ort::Status{"MatMulW8: input 'x' is a scalar, expected [..., K]", ORT_INVALID_ARGUMENT};
             }
             int64_t const K = xShape.back();
-            int64_t const M = K > 0 ? x.NumberOfElement() / K : 0;
+            if (K < 1)
+            {
+                std::string const msg = "MatMulW8: input 'x' has shape " + shapeString(xShape)
+                    + ", expected [..., K] with K >= 1 input features";
+                return Ort::Status{msg.c_str(), ORT_INVALID_ARGUMENT};
+            }
+            int64_t const M = x.NumberOfElement() / K;
             RRWKV_ORT_RETURN_IF_ERROR(checkInt32Dims(op, {{"K", K}, {"M", M}}));
             int64_t const NB = w8BlockCount(static_cast<int32_t>(K), mBlock), G = w8GroupCount(mN);
             int64_t const Kpad = NB * mBlock;
@@ -84,8 +90,8 @@ struct MatMulW8Kernel
             std::vector<int16_t> xq(static_cast<size_t>(M * Kpad));
             std::vector<float> xScale(static_cast<size_t>(M));
             parallelSlices(context, M, [&](int64_t begin, int64_t end) {
-                matmulW8QuantizeRowsCpu(m32, k32, kpad32, x.Data(), xq.data(), xScale.data(), W8Isa::kAvx512Vnni, begin,
-                    end);
+                matmulW8QuantizeRowsCpu(
+                    m32, k32, kpad32, x.Data(), xq.data(), xScale.data(), W8Isa::kAvx512Vnni, begin, end);
             });
             // One contiguous range of column groups per hardware thread: measured 20-30% faster at one row than
             // handing the groups out one by one (each thread then streams one run of the packed weights).

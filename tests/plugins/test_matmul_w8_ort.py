@@ -128,6 +128,8 @@ def test_kernel_errors_name_the_input():
         run(x[:, :100], w, scale, 65, 32, kernel=True)
     with pytest.raises(Exception, match="attribute block_size = 3 is invalid"):
         run(x, w, scale, 65, 3, kernel=True)
+    with pytest.raises(Exception, match=r"input 'x' has shape \[2, 0\], expected \[\.\.\., K\] with K >= 1"):
+        run(np.zeros((2, 0), np.float32), w, scale, 65, 32, kernel=True)
 
 
 def test_rewrite_replaces_constant_matmuls():
