@@ -45,6 +45,10 @@ def find_custom_ops_library() -> Path | None:
 # of peak RSS (19% of the weights) for the int8 169M RWKV-4 after a 512-token prefill, with decode and prefill speed
 # unchanged within the noise (A/B, README "Speed on the edge CPU").
 DEFAULT_SESSION_OPTIONS = {"enable_mem_pattern": False}
+# `run` feeds longer prompts in chunks of this many tokens, the state carried from one to the next: the activations
+# of a 128-token chunk, not of the whole prompt, are what the arena must hold. A 512-token prefill of the int8 169M
+# RWKV-4 peaked 45 MB lower than in one call, at the same speed (fp32: the same speed, its peak is the load).
+PREFILL_CHUNK = 128
 
 
 class OrtSession(BackendSession):
@@ -64,17 +68,23 @@ class OrtSession(BackendSession):
             `scripts/ort_options_sweep.py` found best on the 169M RWKV-4 (README "Speed on the edge CPU"): no
             option beat them beyond the run-to-run noise; one thread instead of two lost 40%, no prepacking 10%.
 
+        prefill_chunk: the most tokens per sequence that `run` feeds in one call (PREFILL_CHUNK); None feeds
+            the whole prompt at once.
+
     Attributes:
         custom_ops_library: the registered library's path, or None when the function bodies run.
     """
 
     def __init__(self, model: str | os.PathLike, threads: int | None = None,
                  custom_ops_library: str | os.PathLike | None = None, use_custom_ops: bool = True,
-                 session_options: dict | None = None) -> None:
+                 session_options: dict | None = None, prefill_chunk: int | None = PREFILL_CHUNK) -> None:
         import onnxruntime as ort
         from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
         self.path = resolve_model_path(model)
+        if prefill_chunk is not None and (not isinstance(prefill_chunk, int) or prefill_chunk < 1):
+            raise UserError(f"prefill_chunk must be an int >= 1 (or None: no chunking), got {prefill_chunk!r}")
+        self.prefill_chunk = prefill_chunk
         so = make_session_options(ort, DEFAULT_SESSION_OPTIONS | (session_options or {}))
         if threads is not None:
             if threads < 1:
@@ -128,7 +138,8 @@ class OrtSession(BackendSession):
 
     def run(self, input_ids: np.ndarray, state: State | None = None,
             last_only: bool = False) -> tuple[np.ndarray, State]:
-        """Run T tokens per sequence from `state` (prefill; allocates its outputs).
+        """Run T tokens per sequence from `state` (prefill; allocates its outputs), in calls of at most
+        `prefill_chunk` tokens, each starting from the state the previous one returned.
 
         Args:
             input_ids: [B, T] integer token ids, T >= 1.
@@ -140,7 +151,18 @@ class OrtSession(BackendSession):
             be passed back in.
         """
         ids, state = self._prefill_inputs(input_ids, state)
-        feed = {INPUT_IDS: ids, **{name: np.ascontiguousarray(v) for name, v in state.items()}}
+        chunk = self.prefill_chunk or ids.shape[1]
+        pieces = []
+        for start in range(0, ids.shape[1], chunk):
+            last = start + chunk >= ids.shape[1]
+            logits, state = self._run_once(ids[:, start:start + chunk], state, last_only)
+            if last or not last_only:
+                pieces.append(logits)
+        return (pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)), state
+
+    def _run_once(self, ids: np.ndarray, state: State, last_only: bool) -> tuple[np.ndarray, State]:
+        """One session call over ids [B, T] from `state`."""
+        feed = {INPUT_IDS: np.ascontiguousarray(ids), **{name: np.ascontiguousarray(v) for name, v in state.items()}}
         if self.has_logits_from:
             feed[LOGITS_FROM] = np.array([ids.shape[1] - 1 if last_only else 0], dtype=np.int64)
         outputs = self._live().run(self._output_names, feed)

@@ -187,3 +187,25 @@ def test_custom_ops_discovery_and_arguments(exported, tmp_path):
         OrtSession(model, custom_ops_library=library(), use_custom_ops=False)
     with pytest.raises(UserError, match="not found; build it with `make plugins`"):
         OrtSession(model, custom_ops_library=tmp_path / "missing.so")
+
+
+def test_chunked_prefill_equals_one_call(exported):
+    """run() feeds long prompts in prefill_chunk pieces, the state carried: the same logits (all, or the last) and
+    the same state as one call, RRWKV's medium windows included (sequences at different phases, chunks of 7 across
+    windows of 4)."""
+    family, model, _ = exported
+    ids = np.random.default_rng(2).integers(0, SIZES["vocab_size"], (2, 40))
+    atol, rtol = tolerance("wkv4", "model_kernel_vs_function_fp32", "state")
+    with OrtSession(model, prefill_chunk=None) as whole, OrtSession(model, prefill_chunk=7) as chunked:
+        state = whole.initial_state(2)
+        if "state_in.pos" in state:
+            state["state_in.pos"][:] = [0, 5]
+        for last_only in (False, True):
+            ref, ref_state = whole.run(ids, state, last_only=last_only)
+            out, out_state = chunked.run(ids, state, last_only=last_only)
+            assert out.shape == ref.shape == (2, 1 if last_only else 40, SIZES["vocab_size"])
+            assert_close(f"{family} logits (last_only={last_only})", ref, out, atol, rtol)
+            for name in ref_state:
+                assert_close(f"{family} {name}", ref_state[name], out_state[name], atol, rtol)
+    with pytest.raises(UserError, match="prefill_chunk must be an int >= 1"):
+        OrtSession(model, prefill_chunk=0)
