@@ -1,4 +1,5 @@
-"""The decode loop: prefill the prompt in one call, then one token per step (session, tokenizer, sampler apart)."""
+"""The decode loop: prefill the prompt with one session.run, then one token per step (session, tokenizer, sampler
+apart)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
