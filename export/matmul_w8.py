@@ -12,14 +12,15 @@ import onnx
 from onnx import TensorProto, defs, numpy_helper
 from onnx import helper as oh
 
+from rrwkv_trt.runtime.onnx_graph import DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION
+
 from .w8_pack import MAX_BLOCK, quantize_w8
 
 OP_TYPE = "MatMulW8"
-DOMAIN = "rrwkv"
-VERSION = 1
+VERSION = 1  # the rrwkv opset (export.ops.onnx_schemas.VERSION)
 DEFAULT_BLOCK = 128
 ACT_MAX = 32767.0
-_PLUGIN_ATTRS = {"plugin_namespace": "rrwkv", "plugin_version": "1"}  # export.ops.onnx_schemas.PLUGIN_ATTRS
+_PLUGIN_ATTRS = {"plugin_namespace": PLUGIN_NAMESPACE, "plugin_version": PLUGIN_VERSION}
 
 
 def matmul_w8_schema() -> defs.OpSchema:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..matmul_w8 import ACT_MAX
 from ..w8_pack import GROUP_COLS, check_block_size
-
-ACT_MAX = 32767
 
 
 def quantize_rows(x: Tensor) -> tuple[Tensor, Tensor]:

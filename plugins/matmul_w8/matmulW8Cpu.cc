@@ -114,28 +114,10 @@ RRWKV_W8_AVX2 void tileAvx2(int32_t r0, int32_t g, int32_t c0, int32_t N, int32_
     {
         xr[r] = reinterpret_cast<int32_t const*>(xq + static_cast<int64_t>(r0 + r) * Kpad);
     }
-    __m256 sum[R][V];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r)
-    {
-#pragma GCC unroll 8
-        for (int v = 0; v < V; ++v)
-        {
-            sum[r][v] = _mm256_setzero_ps();
-        }
-    }
+    __m256 sum[R][V] = {}; // all zero
     for (int32_t b = 0; b < NB; ++b)
     {
-        __m256i dot[R][V];
-#pragma GCC unroll 4
-        for (int r = 0; r < R; ++r)
-        {
-#pragma GCC unroll 8
-            for (int v = 0; v < V; ++v)
-            {
-                dot[r][v] = _mm256_setzero_si256();
-            }
-        }
+        __m256i dot[R][V] = {}; // all zero
         for (int32_t p = b * pairsPerBlock; p < (b + 1) * pairsPerBlock; ++p)
         {
             int8_t const* wp = wg + static_cast<int64_t>(p) * kPairBytes;
@@ -254,28 +236,10 @@ RRWKV_W8_SIMD void groupSimd(int32_t r0, int32_t g, int32_t N, int32_t Kpad, int
     {
         xr[r] = reinterpret_cast<int32_t const*>(xq + static_cast<int64_t>(r0 + r) * Kpad); // (x[2p], x[2p+1])
     }
-    __m512 sum[R][4];
-    #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r)
-    {
-        #pragma GCC unroll 4
-        for (int t = 0; t < 4; ++t)
-        {
-            sum[r][t] = _mm512_setzero_ps();
-        }
-    }
+    __m512 sum[R][4] = {}; // all zero
     for (int32_t b = 0; b < NB; ++b)
     {
-        __m512i dot[R][4];
-        #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r)
-        {
-            #pragma GCC unroll 4
-            for (int t = 0; t < 4; ++t)
-            {
-                dot[r][t] = _mm512_setzero_si512();
-            }
-        }
+        __m512i dot[R][4] = {}; // all zero
         for (int32_t p = b * pairsPerBlock; p < (b + 1) * pairsPerBlock; ++p)
         {
             int8_t const* wp = wg + static_cast<int64_t>(p) * kPairBytes;
