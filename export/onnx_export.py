@@ -9,6 +9,8 @@ Output folder layout (what the runtime reads):
   model.onnx      inputs input_ids [batch, seq], logits_from [1] + state_in.*, outputs logits
                   [batch, seq - logits_from, vocab] + state_out.*
   model.onnx.data the weights, for models of EXTERNAL_DATA_MIN_BYTES and more (ONNX external data)
+  model.onnx.kernel-weights.json  with model.onnx.data: the weights rrwkv kernels read in place, which
+                  OrtSession loads into huge pages (export/kernel_weights.py)
   config.json     the config dict (the same JSON as metadata_props["rrwkv.config"])
   tokenizer.json  when the checkpoint came with one or --tokenizer named one
 The folder is written under a temporary name and renamed at the end, so a failed export
@@ -34,6 +36,7 @@ from rrwkv_trt.runtime.onnx_graph import LOGITS, LOGITS_FROM
 
 from .checkpoint import TRANSFORMS, Checkpoint
 from .families import build_model
+from .kernel_weights import write_kernel_weights_index
 from .ops import CUSTOM_TRANSLATION_TABLE, attach_functions, register_schemas
 from .precision import activation_dtype, apply_precision_
 from .quantize import quantize_matmul_weights
@@ -162,7 +165,8 @@ def check_output_folder(out_dir: str | Path) -> Path:
 
 
 def save_model(proto: onnx.ModelProto, path: Path) -> None:
-    """onnx.save, with the initializers in `<path>.data` when they reach EXTERNAL_DATA_MIN_BYTES."""
+    """onnx.save, with the initializers in `<path>.data` when they reach EXTERNAL_DATA_MIN_BYTES, and then the
+    index of the ones rrwkv kernels read in place (export/kernel_weights.py)."""
     weights = sum(len(i.raw_data) for i in proto.graph.initializer)
     if weights < EXTERNAL_DATA_MIN_BYTES:
         onnx.save(proto, path)
@@ -171,6 +175,7 @@ def save_model(proto: onnx.ModelProto, path: Path) -> None:
     onnx.save(proto, path, save_as_external_data=True, all_tensors_to_one_file=True, location=data.name,
               size_threshold=1024)
     data.chmod(0o644)  # onnx writes it private; it is as readable as model.onnx
+    write_kernel_weights_index(path)
 
 
 def write_export(proto: onnx.ModelProto, info: ModelInfo, out_dir: Path, tokenizer: Path | None = None) -> Path:

@@ -1,5 +1,9 @@
 """Large exports keep their weights in model.onnx.data (export/onnx_export.py: EXTERNAL_DATA_MIN_BYTES): ONNX
-Runtime loads them, the results equal a one-file export, and model_sha256 covers the weights."""
+Runtime loads them, the results equal a one-file export, and model_sha256 covers the weights. The kernel-weights
+index beside them (export/kernel_weights.py) lets OrtSession load the rrwkv kernels' weights into huge pages."""
+import json
+import shutil
+
 import numpy as np
 import onnx
 import pytest
@@ -9,8 +13,10 @@ from rrwkv_trt.export import onnx_export
 from rrwkv_trt.export.checkpoint import load_checkpoint
 from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 from rrwkv_trt.export.quantize import quantize_export
-from rrwkv_trt.runtime.backends.ort import OrtSession
+from rrwkv_trt.runtime.backends import huge_pages
+from rrwkv_trt.runtime.backends.ort import OrtSession, find_custom_ops_library
 from rrwkv_trt.runtime.config import Rwkv4Config
+from rrwkv_trt.runtime.errors import UserError
 from rrwkv_trt.runtime.metadata import model_sha256
 
 CFG = Rwkv4Config(vocab_size=40, n_embd=16, n_layer=1, dim_att=16, dim_ffn=64)
@@ -67,3 +73,76 @@ def test_quantize_an_external_data_export(exports, tmp_path):
     with OrtSession(split) as ref, OrtSession(out) as q:
         ids = np.array([[3, 4]], dtype=np.int64)
         assert np.abs(ref.run(ids)[0] - q.run(ids)[0]).max() < 0.1
+
+
+@pytest.fixture(scope="module")
+def int8_split(exports, tmp_path_factory):
+    """An int8 export of the external-data export, itself with external data (and so a kernel-weights index)."""
+    _, split = exports
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(onnx_export, "EXTERNAL_DATA_MIN_BYTES", 0)
+        return quantize_export(split, tmp_path_factory.mktemp("q") / "int8", "int8")
+
+
+def _index(model_dir):
+    return json.loads((model_dir / f"model.onnx{huge_pages.KERNEL_WEIGHTS_SUFFIX}").read_text())
+
+
+def test_kernel_weights_index_lists_what_only_rrwkv_nodes_read(int8_split):
+    proto = onnx.load(int8_split / "model.onnx", load_external_data=False)
+    index = _index(int8_split)
+    names = [t["name"] for t in index["tensors"]]
+    rrwkv_inputs = {i for n in proto.graph.node if n.domain == "rrwkv" for i in n.input}
+    other_inputs = {i for n in proto.graph.node if n.domain != "rrwkv" for i in n.input}
+    assert names and set(names) <= rrwkv_inputs - other_inputs
+    # Every external MatMulW8 weight is listed (this tiny model keeps the rest under onnx's 1 KiB threshold inline).
+    external = {i.name: {e.key: e.value for e in i.external_data} for i in proto.graph.initializer
+                if i.data_location == onnx.TensorProto.EXTERNAL}
+    w8 = {n.input[1] for n in proto.graph.node if n.op_type == "MatMulW8"}
+    assert w8 and w8 <= set(external) and w8 <= set(names)
+    assert index["data_bytes"] == (int8_split / index["data_file"]).stat().st_size
+    for t in index["tensors"]:
+        assert (t["offset"], t["length"]) == (int(external[t["name"]]["offset"]), int(external[t["name"]]["length"]))
+
+
+def test_huge_page_weights_give_the_same_results(int8_split, monkeypatch):
+    if find_custom_ops_library() is None:
+        pytest.skip("build/librrwkv_ort_ops.so not built (`make plugins`)")
+    monkeypatch.setattr(huge_pages, "MIN_BYTES", 0)  # the tiny model's kernel weights fill no 2 MiB page
+    ids = np.array([[3, 4, 7, 1, 0]], dtype=np.int64)
+    with OrtSession(int8_split, huge_pages=True) as hp, OrtSession(int8_split, huge_pages=False) as mapped:
+        assert hp.huge_page_bytes >= sum(t["length"] for t in _index(int8_split)["tensors"])
+        assert mapped.huge_page_bytes == 0
+        (a, sa), (b, sb) = hp.run(ids), mapped.run(ids)
+        np.testing.assert_array_equal(a, b)
+        for session, state in ((hp, sa), (mapped, sb)):
+            session.start_decode(state)
+        for token in (5, 9, 2):
+            np.testing.assert_array_equal(hp.step(token), mapped.step(token))
+    monkeypatch.setattr(huge_pages, "MIN_BYTES", huge_pages.HUGE_PAGE)
+    with OrtSession(int8_split) as small:
+        assert small.huge_page_bytes == 0  # below one huge page: ORT keeps its mapping
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda ix: ix.update(data_bytes=ix["data_bytes"] + 1), "from different exports"),
+    (lambda ix: ix.update(format_version=99), "not a valid kernel-weights index"),
+    (lambda ix: ix["tensors"][0].update(length=ix["tensors"][0]["length"] + 4), "needs"),
+    (lambda ix: ix["tensors"][-1].update(offset=ix["data_bytes"]), "lies outside"),
+    (lambda ix: ix.pop("tensors"), "not a valid kernel-weights index"),
+])
+def test_a_bad_kernel_weights_index_is_an_error(int8_split, tmp_path, change, message, monkeypatch):
+    model_dir = tmp_path / "copy"
+    shutil.copytree(int8_split, model_dir)
+    index = _index(model_dir)
+    change(index)
+    (model_dir / f"model.onnx{huge_pages.KERNEL_WEIGHTS_SUFFIX}").write_text(json.dumps(index))
+    monkeypatch.setattr(huge_pages, "MIN_BYTES", 0)
+    with pytest.raises(UserError, match=message):
+        huge_pages.load_custom_op_weights(model_dir / "model.onnx")
+
+
+def test_no_index_keeps_the_file_mapping(exports):
+    for model_dir in exports:  # one file: no external data; fp32 with external data: its WKV parameters are inline
+        assert not (model_dir / f"model.onnx{huge_pages.KERNEL_WEIGHTS_SUFFIX}").exists()
+        assert huge_pages.load_custom_op_weights(model_dir / "model.onnx") is None
