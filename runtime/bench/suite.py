@@ -27,6 +27,7 @@ import click
 
 from ..errors import UserError
 from ..metadata import WEIGHT_ONLY_PRECISIONS
+from .idle import wait_until_idle
 from .worker import serve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -78,8 +79,12 @@ class Worker:
         self.hello = self._recv()
 
     def call(self, op: str, **kwargs) -> dict:
+        """Send a command; returns its reply once the worker's threads have stopped spinning (runtime/bench/idle.py),
+        so that they do not take a core from the next measurement."""
         self.conn.send({"op": op, **kwargs})
-        return self._recv()
+        reply = self._recv()
+        wait_until_idle(self.proc.pid)
+        return reply
 
     def _recv(self) -> dict:
         try:
