@@ -7,7 +7,8 @@ prepares, under OUT_ROOT, every export the benchmark measures and writes OUT_ROO
     seeded random weights (export/models/random_init.py, seed RANDOM_SEED), generated here, never downloaded;
   * per checkpoint: fp32 and fp16 exports (`rrwkv-trt export`), and int8 / int4 quantized from the fp32 export
     (export/quantize.py), with each export's weight bytes and the bytes one decode step reads.
-An export is reused when its stamp (checkpoint size and mtime, precision) matches; `--fresh` redoes them all.
+An export is reused when its stamp (checkpoint size and mtime, precision, a digest of the export/ sources) matches;
+`--fresh` redoes them all.
 
 The baselines are factories for runtime/bench/worker.py: `torch_eager` (this project's PyTorch model, step form for
 decode and sequence form for prefill) and `rwkv_package` (BlinkDL's rwkv 0.8.32 on the same .pth, "cpu fp32").
@@ -15,6 +16,7 @@ decode and sequence form for prefill) and `rwkv_package` (BlinkDL's rwkv 0.8.32 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -73,7 +75,16 @@ def weight_stats(model_path: Path) -> dict:
 def _stamp(checkpoint: Path, precision: str) -> str:
     st = checkpoint.stat()
     return json.dumps({"checkpoint": str(checkpoint.resolve()), "size": st.st_size, "mtime": st.st_mtime,
-                       "precision": precision})
+                       "precision": precision, "export_sources": _export_sources_digest()})
+
+
+def _export_sources_digest() -> str:
+    """sha256 of this package's Python sources: a changed exporter or quantizer redoes the cached exports."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def prepare_export(checkpoint: Path, out: Path, precision: str, fp32_dir: Path, fresh: bool) -> Path:
