@@ -1,4 +1,5 @@
 """scripts/decode_breakdown.py: the variants it rewrites stay runnable models, and it writes its JSON."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -16,8 +17,10 @@ from rrwkv_trt.export.quantize import quantize_export
 from rrwkv_trt.runtime.backends.ort import OrtSession, find_custom_ops_library
 from rrwkv_trt.runtime.config import Rwkv4Config
 
-sys.path.insert(0, str(REPO / "scripts"))
-import decode_breakdown  # noqa: E402
+# Loaded from its path: scripts/ on sys.path would shadow tests/long_context.py with scripts/long_context.py.
+_spec = importlib.util.spec_from_file_location("decode_breakdown", REPO / "scripts" / "decode_breakdown.py")
+decode_breakdown = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(decode_breakdown)
 
 CFG = Rwkv4Config(vocab_size=40, n_embd=16, n_layer=2, dim_att=16, dim_ffn=64)
 
