@@ -73,7 +73,8 @@ class OrtSession(BackendSession):
             the whole prompt at once.
         huge_pages: with the custom ops registered, read the weights that only rrwkv kernels use (MatMulW8's)
             from the external data into 2 MiB pages instead of letting ORT map the file (backends/huge_pages.py:
-            19% less time per int8 decode step at the 169M shape); False keeps ORT's mapping, shared with other processes.
+            19% less time per int8 decode step at the 169M shape); False keeps ORT's mapping, which other
+            processes share.
 
     Attributes:
         custom_ops_library: the registered library's path, or None when the function bodies run.
