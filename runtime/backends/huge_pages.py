@@ -5,8 +5,8 @@ their weights into packed buffers at load, but the rrwkv kernels (librrwkv_ort_o
 every call: MatMulW8 streams all 135 MB of int8 weights of the 169M RWKV-4 per token, a TLB miss every 4 KiB,
 each a two-level page walk on a virtual machine. `load_custom_op_weights` reads exactly those initializers (external,
 consumed by rrwkv nodes only) into one private anonymous buffer advised MADV_HUGEPAGE (2 MiB pages where the
-kernel's THP setting is `madvise` or `always`); OrtSession passes them with SessionOptions.add_initializer, which makes ORT
-use that memory instead of mapping the file. An int8 decode step of the 169M took 19% less time (median 6.6
+kernel's THP setting is `madvise` or `always`); OrtSession passes them with SessionOptions.add_initializer,
+which makes ORT use that memory instead of mapping the file. An int8 decode step of the 169M took 19% less time (median 6.6
 against 8.2 ms, 8 processes each, alternating); the results are bit-identical. Peak RSS is unchanged: the same
 bytes, held once, though private to the process rather than shared through the page cache.
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import UserError
 
-KERNEL_WEIGHTS_SUFFIX = ".kernel-weights.json"  # model.onnx -> model.onnx.kernel-weights.json (export/kernel_weights.py)
+KERNEL_WEIGHTS_SUFFIX = ".kernel-weights.json"  # model.onnx -> model.onnx.kernel-weights.json, export/kernel_weights.py
 KERNEL_WEIGHTS_FORMAT = 1
 HUGE_PAGE = 2 << 20
 MIN_BYTES = HUGE_PAGE  # less than one huge page of kernel weights stays mapped by ORT
