@@ -30,6 +30,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from rrwkv_trt.export.kernel_weights import write_kernel_weights_index
+from rrwkv_trt.export.matmul_w8 import DEFAULT_BLOCK
 from rrwkv_trt.runtime.bench.suite import REPO_ROOT, Worker
 
 DEFAULT_MODEL = REPO_ROOT / "build" / "bench" / "rwkv4-169m-random" / "int8"
@@ -46,7 +47,7 @@ def projection_widths(node: onnx.NodeProto, inits: dict) -> tuple[int, int] | No
         return attrs["K"], attrs["N"]
     if node.op_type == "MatMulW8" and node.input[1] in inits:
         kpad = inits[node.input[1]].dims[1] * 2  # w [G, Kpad / 2, 64, 2]; K > Kpad - block_size
-        return kpad - attrs.get("block_size", 128) + 1, attrs["N"]
+        return kpad - attrs.get("block_size", DEFAULT_BLOCK) + 1, attrs["N"]
     return None
 
 
