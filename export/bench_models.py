@@ -29,8 +29,8 @@ import onnx
 import torch
 
 from rrwkv_trt.runtime.bench.worker import SessionBackend, Unsupported
-from rrwkv_trt.runtime.config import Rwkv4Config
-from rrwkv_trt.runtime.metadata import from_metadata
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
+from rrwkv_trt.core.metadata import from_metadata
 
 from .checkpoint import load_checkpoint, resolve_checkpoint_file
 from .onnx_export import export_checkpoint

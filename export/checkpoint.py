@@ -20,8 +20,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rrwkv_trt.runtime.config import ConfigError, Rwkv4Config, RrwkvConfig, config_from_dict, parse_json_object
-from rrwkv_trt.runtime.errors import UserError
+from rrwkv_trt.core.config import config_from_dict, parse_json_object
+from rrwkv_trt.core.errors import ConfigError
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
+from rrwkv_trt.core.errors import UserError
 
 TRANSFORMS = ("fold ln0 into emb.weight", "time_decay -> -exp(time_decay)", "squeeze time_mix_* to [C]",
               "cast to float32")

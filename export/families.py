@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from rrwkv_trt.runtime.config import Rwkv4Config, RrwkvConfig
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
 from .models.rrwkv import RrwkvModel
 from .models.rwkv4 import Rwkv4Model

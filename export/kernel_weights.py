@@ -2,18 +2,17 @@
 
 Written beside an export whose weights live in external data: every initializer there that feeds rrwkv nodes only
 (MatMulW8's packed weights and scales, WKV's parameters), with its dtype, shape and byte range in the data file.
-OrtSession reads these into huge pages (runtime/backends/huge_pages.py) without needing the onnx package. torch-free.
+The format is core/kernel_weights.py's; OrtSession reads these into huge pages without the onnx package.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import onnx
 from onnx import helper
 
-from rrwkv_trt.runtime.backends.huge_pages import KERNEL_WEIGHTS_FORMAT, KERNEL_WEIGHTS_SUFFIX
-from rrwkv_trt.runtime.onnx_graph import DOMAIN
+from rrwkv_trt.core.kernel_weights import write_index
+from rrwkv_trt.core.ops import DOMAIN
 
 
 def kernel_weights(proto: onnx.ModelProto) -> list[dict]:
@@ -43,8 +42,4 @@ def write_kernel_weights_index(model_path: Path) -> Path | None:
     files = {e.pop("file") for e in entries}
     if len(files) != 1:
         raise ValueError(f"{model_path}: kernel weights in {len(files)} external files; export writes one")
-    data = model_path.parent / files.pop()
-    index = Path(str(model_path) + KERNEL_WEIGHTS_SUFFIX)
-    index.write_text(json.dumps({"format_version": KERNEL_WEIGHTS_FORMAT, "data_file": data.name,
-                                 "data_bytes": data.stat().st_size, "tensors": entries}, indent=1) + "\n")
-    return index
+    return write_index(model_path, model_path.parent / files.pop(), entries)

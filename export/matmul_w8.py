@@ -12,7 +12,7 @@ import onnx
 from onnx import TensorProto, defs, numpy_helper
 from onnx import helper as oh
 
-from rrwkv_trt.runtime.onnx_graph import DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from rrwkv_trt.core.ops import DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 from .w8_pack import MAX_BLOCK, quantize_w8
 

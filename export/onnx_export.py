@@ -29,10 +29,11 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from rrwkv_trt.runtime.config import StateSpec, state_spec
-from rrwkv_trt.runtime.errors import UserError
-from rrwkv_trt.runtime.metadata import EXTERNAL_DATA_SUFFIX, WEIGHT_ONLY_PRECISIONS, ModelInfo, to_metadata
-from rrwkv_trt.runtime.onnx_graph import LOGITS, LOGITS_FROM
+from rrwkv_trt.core.state import StateSpec
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.metadata import ModelInfo, WEIGHT_ONLY_PRECISIONS, to_metadata
+from rrwkv_trt.core.names import EXTERNAL_DATA_SUFFIX
+from rrwkv_trt.core.names import LOGITS, LOGITS_FROM
 
 from .checkpoint import TRANSFORMS, Checkpoint
 from .families import build_model
@@ -147,7 +148,7 @@ def export_checkpoint(ckpt: Checkpoint, out_dir: str | Path, tokenizer: str | Pa
         transforms = TRANSFORMS + apply_precision_(model, precision, residual)
     except ValueError as err:
         raise UserError(str(err)) from None
-    spec = state_spec(ckpt.config, act)
+    spec = ckpt.config.state_spec(act)
     proto = trace_to_onnx(model, spec)
     if precision in WEIGHT_ONLY_PRECISIONS:  # fp32 graph, MatMul weights quantized after tracing
         proto, quantized = quantize_matmul_weights(proto, precision)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rrwkv_trt.runtime.metadata import PRECISIONS
+from rrwkv_trt.core.metadata import PRECISIONS
 
 RESIDUAL_FP32 = "fp32"
 RESIDUAL_RESCALE = "rescale"

@@ -34,9 +34,9 @@ from pathlib import Path
 import torch
 
 from rrwkv_trt.runtime.backends.ort import OrtSession, find_custom_ops_library
-from rrwkv_trt.runtime.config import Rwkv4Config
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 from rrwkv_trt.runtime.drift import drift
-from rrwkv_trt.runtime.errors import UserError
+from rrwkv_trt.core.errors import UserError
 
 from .checkpoint import load_checkpoint
 from .onnx_export import export_checkpoint

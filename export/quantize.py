@@ -30,9 +30,9 @@ from pathlib import Path
 
 import onnx
 
-from rrwkv_trt.runtime.errors import UserError
-from rrwkv_trt.runtime.metadata import from_metadata
-from rrwkv_trt.runtime.onnx_graph import resolve_model_path
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.metadata import from_metadata
+from rrwkv_trt.core.paths import resolve_model_path
 
 from .matmul_w8 import quantize_matmuls_w8
 

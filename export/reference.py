@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from rrwkv_trt.runtime import compare as cmp
-from rrwkv_trt.runtime.config import StateSpec, state_spec
-from rrwkv_trt.runtime.errors import UserError
-from rrwkv_trt.runtime.metadata import file_sha256, model_sha256
+from rrwkv_trt.core.state import StateSpec
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.metadata import file_sha256, model_sha256
 from rrwkv_trt.runtime.state import State, allocate_state
 
 from .checkpoint import load_checkpoint
@@ -45,7 +45,7 @@ class TorchSession:
     def __init__(self, checkpoint: str | Path, precision: str = "fp32") -> None:
         ckpt = load_checkpoint(checkpoint)
         self.config = ckpt.config
-        self.spec: StateSpec = state_spec(ckpt.config, activation_dtype(precision))
+        self.spec: StateSpec = ckpt.config.state_spec(activation_dtype(precision))
         self.vocab_size = ckpt.config.vocab_size
         self.model = build_model(ckpt.config, ckpt.state_dict)
         self.source = ckpt.source
@@ -103,7 +103,7 @@ def _model_info(model_path: Path):
     """(ModelInfo, whether the graph has the logits_from input) of an exported model."""
     import onnx
 
-    from rrwkv_trt.runtime.metadata import from_metadata
+    from rrwkv_trt.core.metadata import from_metadata
 
     proto = onnx.load(str(model_path), load_external_data=False)
     info = from_metadata({p.key: p.value for p in proto.metadata_props}, source=str(model_path))

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from tqdm import tqdm
 
-from rrwkv_trt.runtime.config import RrwkvConfig
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
 from rrwkv_trt.runtime.tokenizer import byte_level_tokenizer
 
 from .models.random_init import randomize_

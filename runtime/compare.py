@@ -24,10 +24,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .config import StateSpec
-from .errors import UserError
-from .metadata import model_sha256
-from .onnx_graph import LOGITS_FROM
+from rrwkv_trt.core.state import StateSpec
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.metadata import model_sha256
+from rrwkv_trt.core.names import LOGITS_FROM
 from .state import State, allocate_state, validate_state
 from .drift import drift, drift_passed, format_drift
 from .tolerances import CallTolerance, Policy

@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import UserError
+from rrwkv_trt.core.errors import UserError
 from .sampler import Sampler
 from .state import State
 from .tokenizer import Tokenizer

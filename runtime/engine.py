@@ -23,25 +23,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import UserError
+from rrwkv_trt.core.errors import UserError
 from .logs import log_once
-from .metadata import (
-    WEIGHT_ONLY_PRECISIONS,
-    EngineSidecar,
-    ModelInfo,
-    file_sha256,
-    model_sha256,
-    sidecar_path,
-    write_sidecar,
-)
-from .onnx_graph import (
-    INPUT_IDS,
-    PLUGIN_NAMESPACE,
-    PLUGIN_VERSION,
-    PluginNode,
-    load_model,
-    tensorrt_graph,
-)
+from rrwkv_trt.core.metadata import ModelInfo, WEIGHT_ONLY_PRECISIONS, file_sha256, model_sha256
+from rrwkv_trt.core.sidecar import EngineSidecar, sidecar_path, write_sidecar
+from .onnx_graph import PluginNode, load_model, tensorrt_graph
+from rrwkv_trt.core.names import INPUT_IDS
+from rrwkv_trt.core.ops import PLUGIN_NAMESPACE, PLUGIN_VERSION
 from .trt_loader import (
     PLUGIN_LIBRARY,
     import_tensorrt,
@@ -396,7 +384,7 @@ def is_engine_path(path: str | os.PathLike) -> bool:
 def tokenizer_dir(engine: str | os.PathLike) -> Path:
     """Where the tokenizer of an engine is: beside the engine if a tokenizer.json is there, else beside the model
     the engine was built from (its export folder, recorded in the sidecar)."""
-    from .metadata import read_sidecar
+    from rrwkv_trt.core.sidecar import read_sidecar
 
     engine = Path(engine)
     if (engine.parent / "tokenizer.json").is_file():

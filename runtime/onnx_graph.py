@@ -1,28 +1,20 @@
-"""An exported model as the runtime sees it: its file, its I/O names and its rrwkv nodes.
+"""An exported model's graph as the runtime sees it: its rrwkv nodes, and the variant TensorRT parses.
 
 `onnx` is imported lazily, only where a function needs more than the ModelProto it is given (loading a file,
-reading attribute values), so `export.ops` reuses `graph_nodes` and `strip_functions` from here.
+reading attribute values).
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
-from .metadata import ModelInfo, from_metadata
-
-MODEL_FILE = "model.onnx"  # what `rrwkv-trt export` writes into OUT_DIR
-INPUT_IDS = "input_ids"
-LOGITS = "logits"
-# int64 [1]: logits are computed for positions logits_from .. seq-1 only (0: all; seq-1: the last, what a prefill
-# needs). Exports since 2026-12 have it; the runtime feeds it when the graph has it (older exports do not).
-LOGITS_FROM = "logits_from"
-DOMAIN = "rrwkv"
-PLUGIN_NAMESPACE = "rrwkv"
-PLUGIN_VERSION = "1"
-PLUGIN_OPS = ("WKV4", "WKV4Medium", "MatMulW8")  # rrwkv op_type == TensorRT plugin name (plugins/README.md)
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.graph import graph_nodes, strip_functions
+from rrwkv_trt.core.metadata import ModelInfo, from_metadata
+from rrwkv_trt.core.names import LOGITS, LOGITS_FROM
+from rrwkv_trt.core.ops import DOMAIN, OP_NAMES, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from rrwkv_trt.core.paths import resolve_model_path
 
 
 @dataclass(frozen=True)
@@ -41,27 +33,6 @@ def _import_onnx():
     return onnx
 
 
-def resolve_model_path(model: str | os.PathLike) -> Path:
-    """An export OUT_DIR (-> OUT_DIR/model.onnx) or a .onnx file; UserError if it is not there."""
-    path = Path(model)
-    if path.is_dir():
-        path = path / MODEL_FILE
-        if not path.is_file():
-            raise UserError(f"{path.parent} has no {MODEL_FILE}; export a model into it with `rrwkv-trt export`")
-    elif not path.is_file():
-        raise UserError(f"model {path} not found; pass an export OUT_DIR or a .onnx file")
-    return path
-
-
-def graph_nodes(graph) -> Iterator:
-    """Every NodeProto of `graph`, including those of subgraphs (Scan / If / Loop bodies), depth first."""
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            for g in ([attr.g] if attr.type == attr.GRAPH else list(attr.graphs)):
-                yield from graph_nodes(g)
-
-
 def rrwkv_nodes(model, source: str = "model") -> list[PluginNode]:
     """The rrwkv nodes of `model`'s graph, checked against the plugins this project provides."""
     onnx = _import_onnx()
@@ -69,9 +40,9 @@ def rrwkv_nodes(model, source: str = "model") -> list[PluginNode]:
     for node in graph_nodes(model.graph):
         if node.domain != DOMAIN:
             continue
-        if node.op_type not in PLUGIN_OPS:
+        if node.op_type not in OP_NAMES:
             raise UserError(f"{source}: node {node.name!r} is rrwkv::{node.op_type}, which has no TensorRT plugin; "
-                            f"plugins exist for {list(PLUGIN_OPS)}")
+                            f"plugins exist for {list(OP_NAMES)}")
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         want = {"plugin_namespace": PLUGIN_NAMESPACE.encode(), "plugin_version": PLUGIN_VERSION.encode()}
         bad = {k: attrs.get(k) for k, v in want.items() if attrs.get(k) != v}
@@ -80,20 +51,9 @@ def rrwkv_nodes(model, source: str = "model") -> list[PluginNode]:
                             f"{PLUGIN_NAMESPACE!r} and plugin_version={PLUGIN_VERSION!r}; re-export the model")
         nodes.append(PluginNode(node.name, node.op_type))
     if not nodes:
-        raise UserError(f"{source} has no rrwkv nodes (domain {DOMAIN!r}, ops {list(PLUGIN_OPS)}): nothing for the "
+        raise UserError(f"{source} has no rrwkv nodes (domain {DOMAIN!r}, ops {list(OP_NAMES)}): nothing for the "
                         "TensorRT plugins to run; build an engine from a model exported by `rrwkv-trt export`")
     return nodes
-
-
-def strip_functions(model, domain: str = DOMAIN):
-    """A copy of ModelProto `model` without the FunctionProtos of `domain`: the TensorRT variant, where the parser
-    must use the plugin (or fail loudly) instead of silently inlining the function."""
-    stripped = type(model)()  # a new ModelProto without importing onnx
-    stripped.CopyFrom(model)
-    keep = [f for f in stripped.functions if f.domain != domain]
-    del stripped.functions[:]
-    stripped.functions.extend(keep)
-    return stripped
 
 
 def freeze_logits_from(model):

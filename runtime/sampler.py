@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UserError
+from rrwkv_trt.core.errors import UserError
 
 
 class Sampler:

@@ -10,8 +10,8 @@ import zipfile
 
 import numpy as np
 
-from .config import StateSpec
-from .errors import UserError
+from rrwkv_trt.core.state import StateSpec
+from rrwkv_trt.core.errors import UserError
 
 State = dict[str, np.ndarray]
 

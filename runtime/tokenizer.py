@@ -8,7 +8,7 @@ from pathlib import Path
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers
 
-from .errors import UserError
+from rrwkv_trt.core.errors import UserError
 
 TOKENIZER_FILE = "tokenizer.json"
 

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from rrwkv_trt.core.errors import UserError
 
 POLICY_FILE = Path(__file__).with_name("tolerances.json")
 POLICY_FORMAT_VERSION = 1

@@ -11,12 +11,11 @@ import re
 import struct
 from pathlib import Path
 
-from .errors import UserError
-from .onnx_graph import PLUGIN_NAMESPACE, PLUGIN_OPS, PLUGIN_VERSION
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.paths import BUILD_DIR
+from rrwkv_trt.core.ops import OP_NAMES, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 PLUGIN_LIBRARY = "librrwkv_trt_plugins_dyn.so"
-# The source checkout this package runs from (editable install): <repo>/runtime/trt_loader.py -> <repo>/build.
-_REPO_BUILD_DIR = Path(__file__).resolve().parents[1] / "build"
 
 _log = logging.getLogger(__name__)
 _loggers: dict[str, object] = {}  # TensorRT module name -> its process-wide logger
@@ -88,7 +87,7 @@ def take_errors(trt) -> str:
 def plugin_search_path() -> list[Path]:
     """Where `find_plugin_library` looks, in order: the build/ folder of the source checkout this package is
     imported from (where `make plugins` writes it). No environment variables are consulted."""
-    return [_REPO_BUILD_DIR / PLUGIN_LIBRARY]
+    return [BUILD_DIR / PLUGIN_LIBRARY]
 
 
 def find_plugin_library(library: str | os.PathLike | None = None) -> Path:
@@ -167,7 +166,7 @@ def load_plugin_library(trt, library: str | os.PathLike | None = None) -> Path:
     # Runtime makes that ours while the library loads, so its errors reach the message below.
     anchor = trt.Runtime(trt_logger(trt))
     registry = trt.get_plugin_registry()
-    missing = [op for op in PLUGIN_OPS if not _has_creator(registry, op)]
+    missing = [op for op in OP_NAMES if not _has_creator(registry, op)]
     if not missing:
         raise UserError(f"the rrwkv plugins are already registered in this process (was librrwkv_trt_plugins.so "
                         f"loaded with ctypes?); a process loads one rrwkv plugin library, so {path} cannot be loaded")
@@ -179,7 +178,7 @@ def load_plugin_library(trt, library: str | os.PathLike | None = None) -> Path:
                 "with `make plugins`")
         raise UserError(f"{tensorrt_product(trt)[0]} could not load plugin library {path} ({errors}); {hint}")
     del anchor
-    missing = [op for op in PLUGIN_OPS if not _has_creator(registry, op)]
+    missing = [op for op in OP_NAMES if not _has_creator(registry, op)]
     if missing:
         raise UserError(f"plugin library {path} loaded but registers no creator for {missing} (version "
                         f"{PLUGIN_VERSION}, namespace {PLUGIN_NAMESPACE}); rebuild it with `make plugins`")

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rrwkv_trt.runtime.config import RrwkvConfig
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
 
 from ..ops.wkv4 import wkv4_step
 from ..ops.wkv4_medium import medium_merge, wkv4_medium

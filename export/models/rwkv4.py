@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rrwkv_trt.runtime.config import Rwkv4Config, state_spec
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
 from ..ops.wkv4 import wkv4, wkv4_step
 
@@ -152,7 +152,7 @@ class Rwkv4Model(nn.Module):
         exactness tests)."""
         state = {}
         act = "float16" if self.activation_dtype == torch.float16 else "float32"
-        for t in state_spec(self.config, act).tensors():
+        for t in self.config.state_spec(act).tensors():
             name = t.input_name.removeprefix("state_in.")
             shape = tuple(batch if d == "batch" else d for d in t.slot.shape)
             dt = torch.int64 if t.slot.dtype == "int64" else (

@@ -12,7 +12,7 @@ import onnx
 import torch
 from onnx import helper as oh
 
-from rrwkv_trt.runtime.onnx_graph import graph_nodes, strip_functions
+from rrwkv_trt.core.graph import graph_nodes, strip_functions
 
 from .onnx_schemas import DOMAIN, PLUGIN_ATTRS, VERSION, register_schemas
 from .wkv4 import naive_wkv4, wkv4, wkv4_function, wkv4_onnx, wkv4_step

@@ -5,7 +5,7 @@ import ctypes
 
 import numpy as np
 
-from ..errors import UserError
+from rrwkv_trt.core.errors import UserError
 
 
 def import_cudart():

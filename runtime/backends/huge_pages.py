@@ -17,30 +17,17 @@ anonymous mappings, keep ORT's file mapping.
 """
 from __future__ import annotations
 
-import json
 import mmap
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ...core.kernel_weights import checked_length, read_index
 
-KERNEL_WEIGHTS_SUFFIX = ".kernel-weights.json"  # model.onnx -> model.onnx.kernel-weights.json, export/kernel_weights.py
-KERNEL_WEIGHTS_FORMAT = 1
 HUGE_PAGE = 2 << 20
 MIN_BYTES = HUGE_PAGE  # less than one huge page of kernel weights stays mapped by ORT
 ALIGN = 64  # each tensor starts on a cache line (the kernels' 512-bit loads)
-
-
-@dataclass(frozen=True)
-class ExternalTensor:
-    name: str
-    dtype: np.dtype
-    dims: tuple[int, ...]
-    file: Path
-    offset: int
-    length: int
 
 
 @dataclass
@@ -56,36 +43,11 @@ def huge_pages_available() -> bool:
     return hasattr(mmap, "MAP_PRIVATE") and hasattr(mmap, "MAP_ANONYMOUS")
 
 
-def custom_op_tensors(model_path: Path) -> list[ExternalTensor]:
-    """The tensors listed in the kernel-weights index beside `model_path` ([] without one), checked against the
-    external data file they point into."""
-    index_path = Path(str(model_path) + KERNEL_WEIGHTS_SUFFIX)
-    if not index_path.is_file():
-        return []
-    try:
-        index = json.loads(index_path.read_text())
-        if index["format_version"] != KERNEL_WEIGHTS_FORMAT:
-            raise ValueError(f"format_version {index['format_version']}, expected {KERNEL_WEIGHTS_FORMAT}")
-        data = model_path.parent / index["data_file"]
-        tensors = [ExternalTensor(t["name"], np.dtype(t["dtype"]), tuple(t["shape"]), data, t["offset"], t["length"])
-                   for t in index["tensors"]]
-    except (KeyError, TypeError, ValueError) as err:
-        raise UserError(f"{index_path} is not a valid kernel-weights index ({err}); re-export the model") from None
-    size = data.stat().st_size if data.is_file() else None
-    if size != index.get("data_bytes"):
-        raise UserError(f"{index_path} describes {index.get('data_bytes')} bytes of {data.name}, the file has "
-                        f"{size}; the index and the weights are from different exports, re-export the model")
-    for t in tensors:
-        if t.offset < 0 or t.offset + t.length > size:
-            raise UserError(f"{index_path}: {t.name!r} lies outside {data.name}; re-export the model")
-    return tensors
-
-
 def load_custom_op_weights(model_path: Path) -> HugePageWeights | None:
-    """Read `custom_op_tensors(model_path)` into one huge-page buffer; None below MIN_BYTES (fp32 exports list only
+    """Read `read_index(model_path)` into one huge-page buffer; None below MIN_BYTES (fp32 exports list only
     WKV's few-KiB parameters)."""
-    tensors = custom_op_tensors(model_path)
-    lengths = [_checked_length(model_path, t) for t in tensors]
+    tensors = read_index(model_path)
+    lengths = [checked_length(model_path, t) for t in tensors]
     starts = np.cumsum([0] + [-(-n // ALIGN) * ALIGN for n in lengths])
     if not tensors or starts[-1] < MIN_BYTES:
         return None
@@ -99,15 +61,6 @@ def load_custom_op_weights(model_path: Path) -> HugePageWeights | None:
         for t, n, start in zip(tensors, lengths, starts):
             f.seek(t.offset)
             dest = raw[start:start + n]
-            f.readinto(memoryview(dest))  # custom_op_tensors checked that the file holds [offset, offset + n)
+            f.readinto(memoryview(dest))  # read_index checked that the file holds [offset, offset + n)
             arrays[t.name] = dest.view(t.dtype).reshape(t.dims)
     return HugePageWeights(arrays, int(starts[-1]))
-
-
-def _checked_length(model_path: Path, t: ExternalTensor) -> int:
-    expected = int(np.prod(t.dims, dtype=np.int64)) * t.dtype.itemsize
-    if t.length != expected:
-        raise UserError(f"{model_path}{KERNEL_WEIGHTS_SUFFIX}: {t.name!r} has {t.length} bytes, its shape "
-                        f"{list(t.dims)} of {t.dtype} needs {expected}; re-export the model")
-    return expected
-

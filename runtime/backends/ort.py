@@ -14,18 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.paths import BUILD_DIR
 from ..logs import log_once
-from ..metadata import ModelInfo, from_metadata
-from ..onnx_graph import INPUT_IDS, LOGITS, LOGITS_FROM, resolve_model_path
+from rrwkv_trt.core.metadata import ModelInfo, from_metadata
+from rrwkv_trt.core.names import INPUT_IDS, LOGITS, LOGITS_FROM
+from rrwkv_trt.core.paths import resolve_model_path
 from ..state import State, allocate_state
 from .huge_pages import HugePageWeights, huge_pages_available, load_custom_op_weights
 from .session import BackendSession
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 CUSTOM_OPS_LIBRARY = "librrwkv_ort_ops.so"
-# The source checkout this package runs from (editable install): <repo>/runtime/backends/ort.py -> <repo>/build.
-_REPO_BUILD_DIR = Path(__file__).resolve().parents[2] / "build"
 
 _log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def custom_ops_search_path() -> list[Path]:
     """Where `find_custom_ops_library` looks, in order: the build/ folder of the source checkout that this
     package is imported from (where `make plugins` writes it). No environment variables are consulted; pass
     an explicit path to OrtSession for a library elsewhere."""
-    return [_REPO_BUILD_DIR / CUSTOM_OPS_LIBRARY]
+    return [BUILD_DIR / CUSTOM_OPS_LIBRARY]
 
 
 def find_custom_ops_library() -> Path | None:

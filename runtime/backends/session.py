@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import UserError
+from rrwkv_trt.core.errors import UserError
 from ..state import State, allocate_state, validate_state
 
 if TYPE_CHECKING:

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from ..engine import PROFILES, check_engine_compatible, gpu_compute_capability, resolve_engine_path
-from ..errors import UserError
+from rrwkv_trt.core.errors import UserError
 from ..logs import log_once
-from ..metadata import EngineSidecar, ModelInfo, file_sha256, read_sidecar
-from ..onnx_graph import INPUT_IDS, LOGITS
+from rrwkv_trt.core.metadata import ModelInfo, file_sha256
+from rrwkv_trt.core.sidecar import EngineSidecar, read_sidecar
+from rrwkv_trt.core.names import INPUT_IDS, LOGITS
 from ..state import State
 from ..trt_loader import (
     find_plugin_library,

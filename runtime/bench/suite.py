@@ -25,13 +25,12 @@ from pathlib import Path
 
 import click
 
-from ..errors import UserError
-from ..metadata import WEIGHT_ONLY_PRECISIONS
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.paths import REPO_ROOT, SHIPPED_MODEL
+from rrwkv_trt.core.metadata import WEIGHT_ONLY_PRECISIONS
 from .idle import wait_until_idle
 from .worker import serve
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_MODEL = REPO_ROOT / "models" / "rrwkv-pystdlib"
 TENSORRT_SKIP = "TensorRT needs an NVIDIA GPU and full TensorRT; neither is on this machine, so it is not measured"
 
 

@@ -8,8 +8,9 @@ from safetensors.torch import save_file
 from rrwkv_trt.export.checkpoint import load_checkpoint
 from rrwkv_trt.export.families import build_model
 from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
-from rrwkv_trt.runtime.config import Rwkv4Config, RrwkvConfig
-from rrwkv_trt.runtime.errors import UserError
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
+from rrwkv_trt.core.errors import UserError
 
 CFG = Rwkv4Config(vocab_size=97, n_embd=32, n_layer=2, dim_att=32, dim_ffn=128)
 RR_CFG = RrwkvConfig(vocab_size=97, n_embd=32, n_layer=2, dim_att=32, dim_ffn=128, medium_interval=4)

@@ -5,8 +5,8 @@ from click.testing import CliRunner
 
 from rrwkv_trt.export import onnx_export
 from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
-from rrwkv_trt.runtime.cli import main
-from rrwkv_trt.runtime.config import Rwkv4Config
+from rrwkv_trt.cli.main import main
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
 CFG = Rwkv4Config(vocab_size=50, n_embd=16, n_layer=1, dim_att=16, dim_ffn=64)
 

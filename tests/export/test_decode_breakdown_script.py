@@ -15,7 +15,7 @@ from rrwkv_trt.export.checkpoint import load_checkpoint
 from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 from rrwkv_trt.export.quantize import quantize_export
 from rrwkv_trt.runtime.backends.ort import OrtSession, find_custom_ops_library
-from rrwkv_trt.runtime.config import Rwkv4Config
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
 # Loaded from its path: scripts/ on sys.path would shadow tests/long_context.py with scripts/long_context.py.
 _spec = importlib.util.spec_from_file_location("decode_breakdown", REPO / "scripts" / "decode_breakdown.py")

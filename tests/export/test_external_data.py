@@ -13,11 +13,12 @@ from rrwkv_trt.export import onnx_export
 from rrwkv_trt.export.checkpoint import load_checkpoint
 from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 from rrwkv_trt.export.quantize import quantize_export
+from rrwkv_trt.core.kernel_weights import KERNEL_WEIGHTS_SUFFIX
 from rrwkv_trt.runtime.backends import huge_pages
 from rrwkv_trt.runtime.backends.ort import OrtSession, find_custom_ops_library
-from rrwkv_trt.runtime.config import Rwkv4Config
-from rrwkv_trt.runtime.errors import UserError
-from rrwkv_trt.runtime.metadata import model_sha256
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.metadata import model_sha256
 
 CFG = Rwkv4Config(vocab_size=40, n_embd=16, n_layer=1, dim_att=16, dim_ffn=64)
 
@@ -85,7 +86,7 @@ def int8_split(exports, tmp_path_factory):
 
 
 def _index(model_dir):
-    return json.loads((model_dir / f"model.onnx{huge_pages.KERNEL_WEIGHTS_SUFFIX}").read_text())
+    return json.loads((model_dir / f"model.onnx{KERNEL_WEIGHTS_SUFFIX}").read_text())
 
 
 def test_kernel_weights_index_lists_what_only_rrwkv_nodes_read(int8_split):
@@ -136,7 +137,7 @@ def test_a_bad_kernel_weights_index_is_an_error(int8_split, tmp_path, change, me
     shutil.copytree(int8_split, model_dir)
     index = _index(model_dir)
     change(index)
-    (model_dir / f"model.onnx{huge_pages.KERNEL_WEIGHTS_SUFFIX}").write_text(json.dumps(index))
+    (model_dir / f"model.onnx{KERNEL_WEIGHTS_SUFFIX}").write_text(json.dumps(index))
     monkeypatch.setattr(huge_pages, "MIN_BYTES", 0)
     with pytest.raises(UserError, match=message):
         huge_pages.load_custom_op_weights(model_dir / "model.onnx")
@@ -144,5 +145,5 @@ def test_a_bad_kernel_weights_index_is_an_error(int8_split, tmp_path, change, me
 
 def test_no_index_keeps_the_file_mapping(exports):
     for model_dir in exports:  # one file: no external data; fp32 with external data: its WKV parameters are inline
-        assert not (model_dir / f"model.onnx{huge_pages.KERNEL_WEIGHTS_SUFFIX}").exists()
+        assert not (model_dir / f"model.onnx{KERNEL_WEIGHTS_SUFFIX}").exists()
         assert huge_pages.load_custom_op_weights(model_dir / "model.onnx") is None

@@ -4,7 +4,8 @@ import torch
 
 from rrwkv_trt.export.families import build_model
 from rrwkv_trt.export.models.random_init import randomize_
-from rrwkv_trt.runtime.config import Rwkv4Config, RrwkvConfig
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
 SIZES = dict(vocab_size=61, n_embd=12, n_layer=2, dim_att=10, dim_ffn=40)
 CONFIGS = {

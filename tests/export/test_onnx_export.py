@@ -11,10 +11,11 @@ from rrwkv_trt.export.families import build_model
 from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 from rrwkv_trt.export.onnx_export import export_checkpoint
 from rrwkv_trt.runtime.backends.ort import OrtSession
-from rrwkv_trt.runtime.config import Rwkv4Config, RrwkvConfig
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 from rrwkv_trt.runtime.decode import Generator
-from rrwkv_trt.runtime.errors import UserError
-from rrwkv_trt.runtime.metadata import from_metadata
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.metadata import from_metadata
 
 SIZES = dict(vocab_size=97, n_embd=32, n_layer=3, dim_att=24, dim_ffn=96)
 CONFIGS = {"rwkv4": Rwkv4Config(**SIZES), "rrwkv": RrwkvConfig(**SIZES, medium_interval=8)}

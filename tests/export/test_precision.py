@@ -14,9 +14,10 @@ from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 from rrwkv_trt.export.onnx_export import export_checkpoint
 from rrwkv_trt.export.precision import FP32_PARAMETERS, RESCALE_LAYER, apply_precision_
 from rrwkv_trt.runtime.backends.ort import OrtSession, find_custom_ops_library
-from rrwkv_trt.runtime.cli import main
-from rrwkv_trt.runtime.config import Rwkv4Config, RrwkvConfig, state_spec
-from rrwkv_trt.runtime.metadata import from_metadata
+from rrwkv_trt.cli.main import main
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
+from rrwkv_trt.core.metadata import from_metadata
 from rrwkv_trt.runtime.tolerances import load_policy
 
 SIZES = dict(vocab_size=97, n_embd=32, n_layer=3, dim_att=24, dim_ffn=96)
@@ -49,7 +50,7 @@ def test_graph_dtypes_and_metadata(exported):
     model = onnx.load(out / "model.onnx")
     onnx.checker.check_model(model, full_check=True)
     info = from_metadata({p.key: p.value for p in model.metadata_props})
-    assert info.precision == "fp16" and info.state == state_spec(ckpt.config, "float16")
+    assert info.precision == "fp16" and info.state == ckpt.config.state_spec("float16")
     assert any(t.startswith("cast to float16") for t in info.transforms)
     slots = {t.slot.name: t.slot.dtype for t in info.state.tensors()}
     assert slots["att_xx"] == slots["ffn_xx"] == "float16"

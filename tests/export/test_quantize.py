@@ -12,12 +12,13 @@ from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 from rrwkv_trt.export.onnx_export import export_checkpoint
 from rrwkv_trt.export.quantize import BLOCK_SIZE, main as quantize_main, quantize_export
 from rrwkv_trt.runtime.backends.ort import OrtSession
-from rrwkv_trt.runtime.cli import main
-from rrwkv_trt.runtime.config import Rwkv4Config, RrwkvConfig
+from rrwkv_trt.cli.main import main
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 from rrwkv_trt.runtime.drift import drift
 from rrwkv_trt.runtime.engine import build_engine
-from rrwkv_trt.runtime.errors import UserError
-from rrwkv_trt.runtime.metadata import from_metadata
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.metadata import from_metadata
 
 # C = 160 is not a multiple of BLOCK_SIZE: the last block of every column is partial.
 SIZES = dict(vocab_size=101, n_embd=160, n_layer=2, dim_att=160, dim_ffn=320)

@@ -13,9 +13,9 @@ from safetensors.torch import save_file
 
 from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 from rrwkv_trt.export.reference import TorchSession, main, write_reference
-from rrwkv_trt.runtime.config import RrwkvConfig, state_spec
-from rrwkv_trt.runtime.errors import UserError
-from rrwkv_trt.runtime.metadata import ModelInfo, to_metadata
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.metadata import ModelInfo, to_metadata
 
 SIZES = dict(vocab_size=50, n_embd=16, n_layer=2, dim_att=16, dim_ffn=32)
 
@@ -35,7 +35,7 @@ def _model_with_metadata(out_dir, config):
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     model = helper.make_model(graph)
-    helper.set_model_props(model, to_metadata(ModelInfo(config, state_spec(config), "fp32")))
+    helper.set_model_props(model, to_metadata(ModelInfo(config, config.state_spec(), "fp32")))
     out_dir.mkdir()
     onnx.save(model, str(out_dir / "model.onnx"))
     return out_dir

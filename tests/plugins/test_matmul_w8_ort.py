@@ -16,7 +16,7 @@ from onnx import helper as oh
 from rrwkv_trt.export.matmul_w8 import matmul_w8_function, quantize_matmuls_w8, register_matmul_w8_schema
 from rrwkv_trt.export.ops.matmul_w8 import naive_matmul_w8
 from rrwkv_trt.export.w8_pack import dequantize_w8, quantize_w8, unpack_w8
-from rrwkv_trt.runtime.onnx_graph import strip_functions
+from rrwkv_trt.core.graph import strip_functions
 
 # (M, K, N, block_size): M rows of x; K, N odd against the 64-column groups and the blocks
 CASES = [(1, 5, 1, 2), (3, 130, 65, 32), (7, 768, 200, 128), (70, 257, 63, 256), (1, 768, 768, 128),

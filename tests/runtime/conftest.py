@@ -14,8 +14,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from rrwkv_trt.runtime.config import Rwkv4Config, RrwkvConfig, state_spec
-from rrwkv_trt.runtime.metadata import ModelInfo, to_metadata
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
+from rrwkv_trt.core.metadata import ModelInfo, to_metadata
 from rrwkv_trt.runtime.tokenizer import byte_level_tokenizer
 
 _ONNX_TYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "int64": TensorProto.INT64}
@@ -32,7 +33,7 @@ def build_fake_model(out_dir: Path, family: str = "rwkv4", vocab_size: int = 256
     """
     cls = RrwkvConfig if family == "rrwkv" else Rwkv4Config
     config = cls(vocab_size=vocab_size, n_embd=4, n_layer=n_layer, dim_att=4, dim_ffn=16)
-    spec = state_spec(config)
+    spec = config.state_spec()
     succ = {i: (i + 1) % vocab_size for i in range(vocab_size)} | (next_token or {})
     table = np.zeros((vocab_size, vocab_size), np.float32)
     for i, j in succ.items():

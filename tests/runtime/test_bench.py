@@ -12,8 +12,8 @@ from rrwkv_trt.runtime.backends.ort import find_custom_ops_library
 from rrwkv_trt.runtime.bench import machine
 from rrwkv_trt.runtime.bench.report import TARGETS, check_targets, format_model, prefill_flops, summarize_model
 from rrwkv_trt.runtime.bench.suite import Settings, Variant, Worker
-from rrwkv_trt.runtime.cli import main
-from rrwkv_trt.runtime.config import Rwkv4Config
+from rrwkv_trt.cli.main import main
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
 TINY = Rwkv4Config(vocab_size=64, n_embd=32, n_layer=2, dim_att=32, dim_ffn=128)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rrwkv_trt.runtime.cli import main
+from rrwkv_trt.cli.main import main
 from rrwkv_trt.runtime.backends.ort import OrtSession
 from rrwkv_trt.runtime.state import allocate_state, load_state
 

@@ -21,9 +21,9 @@ from rrwkv_trt.runtime import compare as cmp
 from rrwkv_trt.runtime import drift as drift_mod
 from rrwkv_trt.runtime import onnx_graph
 from rrwkv_trt.runtime.backends import ort as ort_backend
-from rrwkv_trt.runtime.cli import main
-from rrwkv_trt.runtime.config import RrwkvConfig
-from rrwkv_trt.runtime.metadata import sidecar_path, write_sidecar
+from rrwkv_trt.cli.main import main
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+from rrwkv_trt.core.sidecar import sidecar_path, write_sidecar
 from rrwkv_trt.runtime.state import allocate_state
 from rrwkv_trt.runtime.tolerances import POLICY_FILE, load_policy
 

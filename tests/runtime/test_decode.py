@@ -4,7 +4,7 @@ import pytest
 
 from rrwkv_trt.runtime.backends.ort import OrtSession
 from rrwkv_trt.runtime.decode import Generator
-from rrwkv_trt.runtime.errors import UserError
+from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.runtime.sampler import Sampler
 from rrwkv_trt.runtime.state import allocate_state
 from rrwkv_trt.runtime.tokenizer import Tokenizer

@@ -17,12 +17,15 @@ import pytest
 from click.testing import CliRunner
 
 from rrwkv_trt.runtime import engine as engine_mod
-from rrwkv_trt.runtime import metadata, onnx_graph, trt_loader
-from rrwkv_trt.runtime.cli import main
+from rrwkv_trt.core import metadata
+from rrwkv_trt.core.graph import strip_functions
+from rrwkv_trt.runtime import onnx_graph, trt_loader
+from rrwkv_trt.cli.main import main
 from rrwkv_trt.runtime.engine import build_engine
 from rrwkv_trt.runtime.onnx_graph import PluginNode
-from rrwkv_trt.runtime.errors import UserError
-from rrwkv_trt.runtime.metadata import from_metadata, read_sidecar, sidecar_path
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.metadata import from_metadata
+from rrwkv_trt.core.sidecar import read_sidecar, sidecar_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 import trt_rtx_support as rtx  # noqa: E402
@@ -53,7 +56,8 @@ def exported(request, tmp_path_factory):
     from rrwkv_trt.export.checkpoint import load_checkpoint
     from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
     from rrwkv_trt.export.onnx_export import export_checkpoint
-    from rrwkv_trt.runtime.config import Rwkv4Config, RrwkvConfig
+    from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+    from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
     sizes = dict(vocab_size=61, n_embd=16, n_layer=2, dim_att=12, dim_ffn=32)
     config = RrwkvConfig(**sizes, medium_interval=3) if request.param == "rrwkv" else Rwkv4Config(**sizes)
@@ -251,7 +255,7 @@ def test_rrwkv_node_checks(exported):
     with pytest.raises(UserError, match=r"has \{'plugin_version': b'2'\}, expected plugin_namespace='rrwkv' and "
                                         r"plugin_version='1'; re-export"):
         onnx_graph.rrwkv_nodes(proto)
-    stripped = onnx_graph.strip_functions(proto)
+    stripped = strip_functions(proto)
     assert [f.name for f in proto.functions] == [OP_TYPE[family]] and not list(stripped.functions)
 
 
@@ -318,7 +322,7 @@ def test_build_from_an_external_data_export(trt, tmp_path, monkeypatch):
     from rrwkv_trt.export import onnx_export
     from rrwkv_trt.export.checkpoint import load_checkpoint
     from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
-    from rrwkv_trt.runtime.config import Rwkv4Config
+    from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
     config = Rwkv4Config(vocab_size=61, n_embd=16, n_layer=1, dim_att=16, dim_ffn=32)
     torch.save(random_blinkdl_state_dict(config, seed=2), tmp_path / "m.pth")

@@ -3,9 +3,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import rrwkv_trt.cli as cli_pkg
+import rrwkv_trt.core as core_pkg
 import rrwkv_trt.runtime as runtime_pkg
 
-RUNTIME_DIR = Path(runtime_pkg.__file__).parent
+TORCH_FREE = {pkg.__name__: Path(pkg.__file__).parent for pkg in (core_pkg, runtime_pkg, cli_pkg)}
 
 BLOCKER = """
 import importlib.abc, sys
@@ -21,12 +23,14 @@ sys.meta_path.insert(0, BlockTorch())
 
 
 def _runtime_modules() -> list[str]:
+    """Every module of the torch-free packages: core, runtime and the CLI (which imports export lazily)."""
     names = []
-    for path in sorted(RUNTIME_DIR.rglob("*.py")):
-        parts = path.relative_to(RUNTIME_DIR).with_suffix("").parts
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        names.append(".".join(("rrwkv_trt.runtime", *parts)))
+    for package, folder in TORCH_FREE.items():
+        for path in sorted(folder.rglob("*.py")):
+            parts = path.relative_to(folder).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            names.append(".".join((package, *parts)))
     return names
 
 
@@ -41,7 +45,8 @@ def test_blocker_blocks_torch():
 
 def test_import_every_runtime_module_without_torch():
     modules = _runtime_modules()
-    assert {"rrwkv_trt.runtime.backends.ort", "rrwkv_trt.runtime.cli", "rrwkv_trt.runtime.decode"} <= set(modules)
+    assert {"rrwkv_trt.runtime.backends.ort", "rrwkv_trt.cli.main", "rrwkv_trt.runtime.decode",
+            "rrwkv_trt.core.config"} <= set(modules)
     code = "import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules)
     # onnxruntime is imported lazily, inside the backend, not at module import
     code += "assert 'onnxruntime' not in sys.modules, 'a runtime module imports onnxruntime at import time'\n"
@@ -54,7 +59,7 @@ def test_import_every_runtime_module_without_torch():
 
 def test_cli_run_without_torch(make_fake_model):
     out_dir = make_fake_model()
-    code = ("from rrwkv_trt.runtime.cli import main\n"
+    code = ("from rrwkv_trt.cli.main import main\n"
             f"main(['run', {str(out_dir)!r}, '--prompt', 'a', '--max-new-tokens', '3'])\n")
     result = _run(code)
     assert result.returncode == 0, result.stderr

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from rrwkv_trt.runtime.backends.ort import OrtSession
-from rrwkv_trt.runtime.errors import UserError
-from rrwkv_trt.runtime.metadata import ModelInfo
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.metadata import ModelInfo
 
 
 def _counts(state: dict) -> dict:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rrwkv_trt.runtime.errors import UserError
+from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.runtime.sampler import Sampler
 
 

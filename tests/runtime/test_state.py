@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
 
-from rrwkv_trt.runtime.config import PP_INIT, Rwkv4Config, RrwkvConfig, state_spec
-from rrwkv_trt.runtime.errors import UserError
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+from rrwkv_trt.core.families.rwkv4 import PP_INIT, Rwkv4Config
+from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.runtime.state import allocate_state, load_state, save_state, validate_state
 
-RWKV4 = state_spec(Rwkv4Config(vocab_size=50, n_embd=8, n_layer=4, dim_att=64, dim_ffn=32))
-RRWKV = state_spec(RrwkvConfig(vocab_size=50, n_embd=8, n_layer=2, dim_att=8, dim_ffn=32))
+RWKV4 = Rwkv4Config(vocab_size=50, n_embd=8, n_layer=4, dim_att=64, dim_ffn=32).state_spec()
+RRWKV = RrwkvConfig(vocab_size=50, n_embd=8, n_layer=2, dim_att=8, dim_ffn=32).state_spec()
 
 
 def test_allocate_shapes_dtypes_and_init():

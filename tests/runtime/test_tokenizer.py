@@ -1,6 +1,6 @@
 import pytest
 
-from rrwkv_trt.runtime.errors import UserError
+from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.runtime.tokenizer import Tokenizer, byte_level_tokenizer
 
 TEXT = "héllo wörld 日本 🎉 end"

@@ -12,13 +12,15 @@ import pytest
 from fake_trt import FakeCudart, FakeTensorRT
 
 from rrwkv_trt.runtime import engine as engine_mod
-from rrwkv_trt.runtime import metadata, trt_loader
+from rrwkv_trt.core import metadata
+from rrwkv_trt.runtime import trt_loader
 from rrwkv_trt.runtime.backends import trt as trt_backend
 from rrwkv_trt.runtime.backends.ort import OrtSession
 from rrwkv_trt.runtime.backends.trt import TrtSession
 from rrwkv_trt.runtime.decode import Generator
-from rrwkv_trt.runtime.errors import UserError
-from rrwkv_trt.runtime.metadata import EngineSidecar, from_metadata, read_sidecar, sidecar_path, write_sidecar
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.metadata import from_metadata
+from rrwkv_trt.core.sidecar import EngineSidecar, read_sidecar, sidecar_path, write_sidecar
 
 MAX_BATCH, MAX_SEQ = 4, 3  # a small max_seq makes run() chunk every prompt longer than 3
 ELF_LIBRARY = _ctypes.__file__  # any ELF shared library stands in for the plugin library here
@@ -210,7 +212,7 @@ def test_no_tensorrt_is_a_user_error(fake_engine):
 def test_cli_run_engine(fakes, fake_engine):
     from click.testing import CliRunner
 
-    from rrwkv_trt.runtime.cli import main
+    from rrwkv_trt.cli.main import main
 
     _, engine = fake_engine
     result = CliRunner().invoke(main, ["run", str(engine), "--prompt", "a", "--max-new-tokens", "3", "--cuda-graph"])
@@ -246,7 +248,8 @@ def gpu_engine(request, tmp_path_factory):
     from rrwkv_trt.export.checkpoint import load_checkpoint
     from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
     from rrwkv_trt.export.onnx_export import export_checkpoint
-    from rrwkv_trt.runtime.config import Rwkv4Config, RrwkvConfig
+    from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+    from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
     sizes = dict(vocab_size=97, n_embd=32, n_layer=2, dim_att=24, dim_ffn=96)
     config = RrwkvConfig(**sizes, medium_interval=4) if request.param == "rrwkv" else Rwkv4Config(**sizes)

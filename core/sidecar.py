@@ -1,79 +1,19 @@
-"""Config and state spec <-> ONNX metadata_props (a plain str -> str mapping).
+"""The engine sidecar <engine>.json: what `rrwkv-trt build` knew when it wrote a TensorRT engine.
 
-Keys written into every exported model:
-  rrwkv.format_version  the FORMAT_VERSION that wrote it
-  rrwkv.config          config JSON (family + sizes)
-  rrwkv.state_spec      state slots JSON (names, symbolic shapes, dtypes, initial values)
-  rrwkv.precision       "fp32" or "fp16": the dtype of weights and activations (export/precision.py); the state
-                        spec carries each slot's dtype, and logits are fp32 at both precisions. "int8" / "int4":
-                        an fp32 graph whose MatMul weights are rrwkv::MatMulW8 (int8) or
-                        com.microsoft::MatMulNBits (int4) nodes (export/quantize.py)
-  rrwkv.transforms      JSON list of the one-time checkpoint transforms applied at export
-
-The engine sidecar <engine>.json (EngineSidecar) carries the same config, state spec and precision, plus what
-the engine was built with: TensorRT product and version, GPU compute capability, plugin library and its sha256.
+It carries the model's config, state spec and precision (core/metadata.py), plus what the engine was built with:
+TensorRT product and version, GPU compute capability, plugin library and its sha256.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import (
-    ConfigError,
-    Rwkv4Config,
-    StateSpec,
-    check_format_version,
-    config_from_dict,
-    config_from_json,
-    config_to_json,
-    parse_json_object,
-)
-
-EXTERNAL_DATA_SUFFIX = ".data"  # model.onnx -> model.onnx.data, written by export for large models
-KEY_FORMAT = "rrwkv.format_version"
-KEY_CONFIG = "rrwkv.config"
-KEY_STATE = "rrwkv.state_spec"
-KEY_PRECISION = "rrwkv.precision"
-KEY_TRANSFORMS = "rrwkv.transforms"
-PRECISIONS = ("fp32", "fp16", "int8", "int4")  # rrwkv.precision values (export/precision.py)
-WEIGHT_ONLY_PRECISIONS = ("int8", "int4")  # ONNX Runtime CPU only: not TensorRT-buildable
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    config: Rwkv4Config
-    state: StateSpec
-    precision: str
-    transforms: tuple[str, ...] = ()
-
-
-def to_metadata(info: ModelInfo) -> dict[str, str]:
-    return {
-        KEY_FORMAT: str(info.config.format_version),
-        KEY_CONFIG: config_to_json(info.config),
-        KEY_STATE: json.dumps(info.state.to_dict(), sort_keys=True),
-        KEY_PRECISION: info.precision,
-        KEY_TRANSFORMS: json.dumps(list(info.transforms)),
-    }
-
-
-def from_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
-    """Parse metadata_props; `source` names the file in error messages."""
-    missing = [k for k in (KEY_FORMAT, KEY_CONFIG, KEY_STATE, KEY_PRECISION) if k not in props]
-    if missing:
-        raise ConfigError(f"{source}: metadata lacks {missing}; was it exported by `rrwkv-trt export`?")
-    try:
-        check_format_version(int(props[KEY_FORMAT]))
-        config = config_from_json(props[KEY_CONFIG])
-        state = StateSpec.from_dict(json.loads(props[KEY_STATE]))
-        transforms = tuple(json.loads(props.get(KEY_TRANSFORMS, "[]")))
-    except (ConfigError, ValueError) as err:
-        raise ConfigError(f"{source}: {err}") from None
-    return ModelInfo(config=config, state=state, precision=props[KEY_PRECISION], transforms=transforms)
-
+from .config import check_format_version, config_from_dict, parse_json_object
+from .errors import ConfigError
+from .metadata import ModelInfo
+from .state import StateSpec
 
 # The engine sidecar <engine>.json: what `rrwkv-trt build` knew when it wrote the engine (runtime/engine.py).
 SIDECAR_SUFFIX = ".json"
@@ -173,24 +113,3 @@ def read_sidecar(engine: str | os.PathLike) -> EngineSidecar:
         raise ConfigError(f"cannot read engine sidecar {path}: {err.strerror}") from None
     data = parse_json_object(text, f"engine sidecar {path}", "; rebuild the engine")
     return EngineSidecar.from_dict(data, source=f"engine sidecar {path}")
-
-
-def model_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of an exported model: model.onnx, followed by its external-data file when it has one (exports
-    of large models keep their weights in `<model>` + EXTERNAL_DATA_SUFFIX)."""
-    data = Path(str(path) + EXTERNAL_DATA_SUFFIX)
-    return _sha256([Path(path), *[data] * data.is_file()])
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file: sidecars and references record those of models, checkpoints and libraries."""
-    return _sha256([Path(path)])
-
-
-def _sha256(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .errors import UserError
-from .metadata import PRECISIONS
+from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.metadata import PRECISIONS
 
 # The benchmark's backends (runtime/bench/suite.py: variants_for), here so that `--help` imports nothing.
 BENCH_BACKENDS = ("ort-kernel", "ort-function", "torch-eager", "rwkv-package")
@@ -87,18 +87,18 @@ def run(out_dir: str, prompt: str, max_new_tokens: int, temperature: float, top_
     """Continue PROMPT with the model in OUT_DIR (ONNX Runtime, CPU), streaming text to stdout.
 
     OUT_DIR may also be a TensorRT engine (.plan / .engine, from `rrwkv-trt build`), which runs on the GPU."""
-    from .backends.ort import OrtSession
-    from .decode import Generator
-    from .engine import is_engine_path
-    from .onnx_graph import resolve_model_path
-    from .sampler import Sampler
-    from .state import load_state, save_state
-    from .tokenizer import Tokenizer
+    from rrwkv_trt.runtime.backends.ort import OrtSession
+    from rrwkv_trt.runtime.decode import Generator
+    from rrwkv_trt.runtime.engine import is_engine_path
+    from rrwkv_trt.core.paths import resolve_model_path
+    from rrwkv_trt.runtime.sampler import Sampler
+    from rrwkv_trt.runtime.state import load_state, save_state
+    from rrwkv_trt.runtime.tokenizer import Tokenizer
 
     sampler = Sampler(temperature=temperature, top_p=top_p, seed=seed)
     if is_engine_path(out_dir):
-        from .backends.trt import TrtSession
-        from .engine import resolve_engine_path, tokenizer_dir
+        from rrwkv_trt.runtime.backends.trt import TrtSession
+        from rrwkv_trt.runtime.engine import resolve_engine_path, tokenizer_dir
 
         if threads is not None or no_custom_ops:
             raise UserError("--threads and --no-custom-ops apply to ONNX Runtime; "
@@ -146,8 +146,8 @@ def run(out_dir: str, prompt: str, max_new_tokens: int, temperature: float, top_
 def build(out_dir: str, engine: str, max_batch: int | None, max_seq: int | None, plugin_library: str | None,
           compute_capability: str | None, tensorrt_rtx: bool) -> None:
     """Build a TensorRT engine for the model in OUT_DIR (an export folder or a .onnx file)."""
-    from .engine import build_engine
-    from .trt_loader import import_tensorrt_rtx
+    from rrwkv_trt.runtime.engine import build_engine
+    from rrwkv_trt.runtime.trt_loader import import_tensorrt_rtx
 
     trt = import_tensorrt_rtx() if tensorrt_rtx else None
     build_engine(out_dir, engine, max_batch=max_batch, max_seq=max_seq, plugin_library=plugin_library,
@@ -179,7 +179,7 @@ def compare(out_dir: str, engine: str | None, steps: int, window: int, checkpoin
     """Compare ONNX Runtime (function bodies, fused kernels) and TensorRT with the PyTorch reference in
     OUT_DIR/reference/ (written by `python -m rrwkv_trt.export.reference CHECKPOINT OUT_DIR`), per call and over
     a long decode. Exit code 1 when any backend is outside runtime/tolerances.json."""
-    from .compare import run_compare
+    from rrwkv_trt.runtime.compare import run_compare
 
     ok = run_compare(out_dir, engine=engine, steps=steps, window=window, checkpoint=checkpoint,
                      custom_ops_library=custom_ops_library, plugin_library=plugin_library, threads=threads,
@@ -219,7 +219,7 @@ def bench(checkpoints: tuple[str, ...], random_169m: bool, backends: tuple[str, 
 
     CHECKPOINTS default to the shipped model. Needs the [export] extra (it exports the models) and, for the
     rwkv-package baseline, the [dev] extra."""
-    from .bench.suite import SHIPPED_MODEL, Settings, run_bench
+    from rrwkv_trt.runtime.bench.suite import SHIPPED_MODEL, Settings, run_bench
 
     settings = Settings(reps=reps, threads=threads, decode_steps=decode_steps, batch=batch, batch_steps=batch_steps,
                         prefill_tokens=prefill_tokens, agreement_steps=agreement_steps)

@@ -1,0 +1,1 @@
+"""The `rrwkv-trt` command: the top layer, over runtime/ (never torch) and, lazily, export/ (torch)."""
