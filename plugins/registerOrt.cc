@@ -16,6 +16,21 @@ namespace
 std::mutex gMutex;
 std::vector<Ort::CustomOpDomain> gDomains; // must outlive every session that registered them
 
+// The lite custom ops of every op, in the order of the generated list (rrwkvOps.inc, one line per op folder).
+std::vector<OrtCustomOp const*> allOrtOps()
+{
+    std::vector<OrtCustomOp const*> all;
+    for (auto const& ops : {
+#define RRWKV_OP(Name, Cxx, cxx) rrwkv::cxx##OrtOps(),
+#include "rrwkvOps.inc"
+#undef RRWKV_OP
+         })
+    {
+        all.insert(all.end(), ops.begin(), ops.end());
+    }
+    return all;
+}
+
 } // namespace
 
 extern "C" __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL RegisterCustomOps(
@@ -33,12 +48,9 @@ extern "C" __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL Regist
     {
         std::lock_guard<std::mutex> lock(gMutex);
         Ort::CustomOpDomain domain{"rrwkv"};
-        for (auto const& ops : {rrwkv::wkv4OrtOps(), rrwkv::wkv4MediumOrtOps(), rrwkv::matmulW8OrtOps()})
+        for (OrtCustomOp const* op : allOrtOps())
         {
-            for (OrtCustomOp const* op : ops)
-            {
-                domain.Add(op);
-            }
+            domain.Add(op);
         }
         Ort::UnownedSessionOptions(options).Add(domain);
         gDomains.push_back(std::move(domain));

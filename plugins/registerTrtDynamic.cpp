@@ -6,11 +6,10 @@
 #include "NvInferRuntime.h"
 
 #include "common/pluginUtils.h"
-#include "matmul_w8/matmulW8Plugin.h"
-#include "wkv4/wkv4Plugin.h"
-#include "wkv4_medium/wkv4MediumPlugin.h"
+#include "rrwkvPlugins.h"
 
 #include <atomic>
+#include <string_view>
 
 namespace rrwkv
 {
@@ -32,12 +31,23 @@ extern "C" void setLoggerFinder(nvinfer1::ILoggerFinder* finder) noexcept
     rrwkv::gLoggerFinder.store(finder);
 }
 
+// The ops of the generated list (rrwkvOps.inc, one line per op folder). Each creator must report the op name of its
+// op.cmake, which tests/plugins/test_op_registry.py checks against core/ops.py.
+#define RRWKV_OP(Name, Cxx, cxx)                                                                                       \
+    static_assert(std::string_view{rrwkv::Cxx##Plugin::kNAME} == #Name, "plugin name differs from op.cmake's NAME");
+#include "rrwkvOps.inc"
+#undef RRWKV_OP
+
 extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators) noexcept
 {
-    static rrwkv::Wkv4PluginCreator wkv4Creator;
-    static rrwkv::Wkv4MediumPluginCreator wkv4MediumCreator;
-    static rrwkv::MatMulW8PluginCreator matmulW8Creator;
-    static nvinfer1::IPluginCreatorInterface* const kCREATORS[] = {&wkv4Creator, &wkv4MediumCreator, &matmulW8Creator};
+#define RRWKV_OP(Name, Cxx, cxx) static rrwkv::Cxx##PluginCreator cxx##Creator;
+#include "rrwkvOps.inc"
+#undef RRWKV_OP
+    static nvinfer1::IPluginCreatorInterface* const kCREATORS[] = {
+#define RRWKV_OP(Name, Cxx, cxx) &cxx##Creator,
+#include "rrwkvOps.inc"
+#undef RRWKV_OP
+    };
     nbCreators = static_cast<int32_t>(sizeof(kCREATORS) / sizeof(kCREATORS[0]));
     return kCREATORS;
 }

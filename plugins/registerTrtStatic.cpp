@@ -6,9 +6,7 @@
 #include "NvInferRuntime.h"
 
 #include "common/pluginUtils.h"
-#include "matmul_w8/matmulW8Plugin.h"
-#include "wkv4/wkv4Plugin.h"
-#include "wkv4_medium/wkv4MediumPlugin.h"
+#include "rrwkvPlugins.h"
 
 namespace rrwkv
 {
@@ -20,10 +18,10 @@ nvinfer1::ILogger* getPluginLogger() noexcept
 
 } // namespace rrwkv
 
-using rrwkv::MatMulW8PluginCreator;
-using rrwkv::Wkv4MediumPluginCreator;
-using rrwkv::Wkv4PluginCreator;
-
-REGISTER_TENSORRT_PLUGIN(Wkv4PluginCreator);
-REGISTER_TENSORRT_PLUGIN(Wkv4MediumPluginCreator);
-REGISTER_TENSORRT_PLUGIN(MatMulW8PluginCreator);
+// One registrar per op of the generated list (rrwkvOps.inc, one line per op folder). REGISTER_TENSORRT_PLUGIN pastes
+// its argument into a variable name, so it takes the unqualified class name.
+#define RRWKV_OP(Name, Cxx, cxx)                                                                                       \
+    using rrwkv::Cxx##PluginCreator;                                                                                   \
+    REGISTER_TENSORRT_PLUGIN(Cxx##PluginCreator);
+#include "rrwkvOps.inc"
+#undef RRWKV_OP

@@ -20,10 +20,11 @@
 namespace rrwkv
 {
 
-// The lite custom ops of each op folder, created once and alive for the whole process (ORT keeps pointers).
-std::vector<OrtCustomOp const*> wkv4OrtOps();
-std::vector<OrtCustomOp const*> wkv4MediumOrtOps();
-std::vector<OrtCustomOp const*> matmulW8OrtOps();
+// The lite custom ops of each op folder, <cxx>OrtOps() in its ORT_SOURCES, created once and alive for the whole
+// process (ORT keeps pointers). rrwkvOps.inc is generated from the op folders (plugins/rrwkvOps.cmake).
+#define RRWKV_OP(Name, Cxx, cxx) std::vector<OrtCustomOp const*> cxx##OrtOps();
+#include "rrwkvOps.inc"
+#undef RRWKV_OP
 
 inline std::string shapeString(std::vector<int64_t> const& shape)
 {

@@ -1,6 +1,6 @@
 /*
  * The MatMulW8 CUDA kernels and their launch configuration, included by matmulW8Kernel.cu (nvcc) and by the CPU
- * emulation build plugins/tests/cpuTestShim.cc (g++ with plugins/tests/cudaEmulation.h), so the index arithmetic
+ * emulation build matmulW8TestShim.cc (g++ with plugins/tests/cudaEmulation.h), so the index arithmetic
  * and the block reduction tested on the CPU are this code, not a copy. The arithmetic is matmulW8Math.h.
  *
  * 1. matmulW8QuantizeKernel: one block of kW8_QUANT_THREADS threads per row r. Thread t takes the max |x| of the

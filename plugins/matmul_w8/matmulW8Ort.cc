@@ -120,7 +120,7 @@ struct MatMulW8Kernel
 
 } // namespace
 
-std::vector<OrtCustomOp const*> matmulW8OrtOps()
+std::vector<OrtCustomOp const*> matMulW8OrtOps()
 {
     static std::unique_ptr<Ort::Custom::OrtLiteCustomOp> const f32{
         Ort::Custom::CreateLiteCustomOp<MatMulW8Kernel>("MatMulW8", "CPUExecutionProvider")};

@@ -1,6 +1,6 @@
 /*
- * rrwkv::WKV4 / rrwkv::WKV4Medium CUDA launchers (the API of wkv4Kernel.h) over the kernels of wkv4Kernel.cuh,
- * explicitly instantiated for float and __half I/O.
+ * rrwkv::WKV4 CUDA launcher (the API of wkv4Kernel.h) over the kernel of wkv4Kernel.cuh, explicitly instantiated
+ * for float and __half I/O.
  */
 #include "wkv4/wkv4Kernel.cuh"
 #include "wkv4/wkv4Kernel.h"
@@ -16,25 +16,9 @@ cudaError_t wkv4Forward(cudaStream_t stream, int32_t B, int32_t T_, int32_t C, f
     return wkv4ForwardLaunch<T>(stream, B, T_, C, w, u, k, v, aaIn, bbIn, ppIn, y, aaOut, bbOut, ppOut);
 }
 
-template <typename T>
-cudaError_t wkv4MediumForward(cudaStream_t stream, int32_t B, int32_t T_, int32_t C, int32_t M, int32_t s,
-    int32_t mediumDecays, float const* w, float const* u, T const* k, T const* v, float const* kM, float const* vM,
-    float const* aaIn, float const* bbIn, float const* ppIn, int64_t const* pos0, T* y, float* aaOut, float* bbOut,
-    float* ppOut)
-{
-    return wkv4MediumForwardLaunch<T>(stream, B, T_, C, M, s, mediumDecays, w, u, k, v, kM, vM, aaIn, bbIn, ppIn,
-        pos0, y, aaOut, bbOut, ppOut);
-}
-
 template cudaError_t wkv4Forward<float>(cudaStream_t, int32_t, int32_t, int32_t, float const*, float const*,
     float const*, float const*, float const*, float const*, float const*, float*, float*, float*, float*);
 template cudaError_t wkv4Forward<__half>(cudaStream_t, int32_t, int32_t, int32_t, float const*, float const*,
     __half const*, __half const*, float const*, float const*, float const*, __half*, float*, float*, float*);
-template cudaError_t wkv4MediumForward<float>(cudaStream_t, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t,
-    float const*, float const*, float const*, float const*, float const*, float const*, float const*, float const*,
-    float const*, int64_t const*, float*, float*, float*, float*);
-template cudaError_t wkv4MediumForward<__half>(cudaStream_t, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t,
-    float const*, float const*, __half const*, __half const*, float const*, float const*, float const*, float const*,
-    float const*, int64_t const*, __half*, float*, float*, float*);
 
 } // namespace rrwkv

@@ -1,7 +1,8 @@
 /*
- * The WKV4 / WKV4Medium CUDA kernels and their launch configuration, included by wkv4Kernel.cu (nvcc) and by
- * the CPU emulation build plugins/tests/wkv4Emulated.cc (g++ with plugins/tests/cudaEmulation.h), so the
- * index and stride arithmetic tested on the CPU is this code, not a copy. The arithmetic is wkv4Math.h.
+ * The WKV4 CUDA kernel and its launch configuration, included by wkv4Kernel.cu (nvcc) and by the CPU emulation
+ * build wkv4TestShim.cc (g++ with plugins/tests/cudaEmulation.h), so the index and stride arithmetic tested on
+ * the CPU is this code, not a copy. The arithmetic is wkv4Math.h. The kernels of the ops built on the WKV4
+ * recurrence reuse the thread mapping, the I/O conversions and the launcher here.
  *
  * One thread per (b, c) (ARCHITECTURES.md §1.10): idx = blockIdx.x * blockDim.x + threadIdx.x, b = idx / C,
  * c = idx % C; the thread keeps w, u and the state in fp32 registers and loops over t with stride C
@@ -112,44 +113,6 @@ __global__ void wkv4ForwardKernel(int32_t B, int32_t T_, int32_t C, float const*
     ppOut[idx] = pp;
 }
 
-template <typename T>
-__global__ void wkv4MediumForwardKernel(int32_t B, int32_t T_, int32_t C, int32_t M, int32_t s,
-    int32_t mediumDecays, float const* __restrict__ w, float const* __restrict__ u, T const* __restrict__ k,
-    T const* __restrict__ v, float const* __restrict__ kM, float const* __restrict__ vM, float const* aaIn,
-    float const* bbIn, float const* ppIn, int64_t const* __restrict__ pos0, T* __restrict__ y, float* aaOut,
-    float* bbOut, float* ppOut)
-{
-    Wkv4Thread th{};
-    if (!wkv4Thread(B, C, th))
-    {
-        return;
-    }
-    auto const [idx, b, c] = th;
-    int64_t const offset = b * T_ * C + c;      // k, v, y [B, T, C]
-    int64_t const mediumOffset = b * M * C + c; // kM, vM [B, M, C]
-    int64_t const p0 = pos0[b];
-    float const ww = w[c];
-    float const uu = u[c];
-    float aa = aaIn[idx];
-    float bb = bbIn[idx];
-    float pp = ppIn[idx];
-    int32_t closes = 0; // closes so far in this call = the next medium row
-    for (int32_t t = 0; t < T_; ++t)
-    {
-        int64_t const i = offset + static_cast<int64_t>(t) * C;
-        y[i] = storeFromFloat<T>(wkv4Step(ww, uu, loadAsFloat(k[i]), loadAsFloat(v[i]), aa, bb, pp));
-        if (mediumCloses(p0, t, s))
-        {
-            int64_t const m = mediumOffset + static_cast<int64_t>(mediumRow(closes, M)) * C;
-            mediumMerge(ww, kM[m], vM[m], mediumDecays, aa, bb, pp);
-            ++closes;
-        }
-    }
-    aaOut[idx] = aa;
-    bbOut[idx] = bb;
-    ppOut[idx] = pp;
-}
-
 // kernel(args...) on one thread per (b, c) in blocks of kWKV4_THREADS_PER_BLOCK; an empty batch or channel dim
 // launches nothing.
 template <typename Kernel, typename... Args>
@@ -165,7 +128,7 @@ cudaError_t wkv4Launch(cudaStream_t stream, int32_t B, int32_t C, Kernel kernel,
     return cudaGetLastError();
 }
 
-// The launchers behind wkv4Forward / wkv4MediumForward (wkv4Kernel.h). Invalid sizes give cudaErrorInvalidValue;
+// The launcher behind wkv4Forward (wkv4Kernel.h). Invalid sizes give cudaErrorInvalidValue;
 // an empty batch or channel dim launches nothing.
 template <typename T>
 cudaError_t wkv4ForwardLaunch(cudaStream_t stream, int32_t B, int32_t T_, int32_t C, float const* w, float const* u,
@@ -178,20 +141,6 @@ cudaError_t wkv4ForwardLaunch(cudaStream_t stream, int32_t B, int32_t T_, int32_
     }
     return wkv4Launch(stream, B, C, wkv4ForwardKernel<T>, B, T_, C, w, u, k, v, aaIn, bbIn, ppIn, y, aaOut, bbOut,
         ppOut);
-}
-
-template <typename T>
-cudaError_t wkv4MediumForwardLaunch(cudaStream_t stream, int32_t B, int32_t T_, int32_t C, int32_t M, int32_t s,
-    int32_t mediumDecays, float const* w, float const* u, T const* k, T const* v, float const* kM, float const* vM,
-    float const* aaIn, float const* bbIn, float const* ppIn, int64_t const* pos0, T* y, float* aaOut, float* bbOut,
-    float* ppOut)
-{
-    if (B < 0 || T_ < 0 || C < 0 || M < 1 || s < 1 || (mediumDecays != 0 && mediumDecays != 1))
-    {
-        return cudaErrorInvalidValue;
-    }
-    return wkv4Launch(stream, B, C, wkv4MediumForwardKernel<T>, B, T_, C, M, s, mediumDecays, w, u, k, v, kM, vM,
-        aaIn, bbIn, ppIn, pos0, y, aaOut, bbOut, ppOut);
 }
 
 } // namespace rrwkv

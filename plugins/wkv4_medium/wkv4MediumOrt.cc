@@ -5,7 +5,7 @@
  * ignored. Invalid attributes are reported at the first Compute (the constructor cannot return a status).
  */
 #include "common/ortOps.h"
-#include "wkv4/wkv4Cpu.h"
+#include "wkv4_medium/wkv4MediumCpu.h"
 
 #include <memory>
 #include <string>

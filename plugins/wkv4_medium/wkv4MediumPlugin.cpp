@@ -4,7 +4,7 @@
 #include "wkv4_medium/wkv4MediumPlugin.h"
 
 #include "common/pluginUtils.h"
-#include "wkv4/wkv4Kernel.h"
+#include "wkv4_medium/wkv4MediumKernel.h"
 
 #include <cstring>
 #include <optional>

@@ -1,6 +1,7 @@
-"""ctypes access to build/librrwkv_cpu_testshim.so: the CPU kernels (plugins/wkv4/wkv4Cpu.h,
-plugins/matmul_w8/matmulW8Cpu.h) and the CUDA kernels of plugins/wkv4/wkv4Kernel.cuh and
-plugins/matmul_w8/matmulW8Kernel.cuh compiled for the CPU under plugins/tests/cudaEmulation.h.
+"""ctypes access to build/librrwkv_cpu_testshim.so: each op's CPU kernels and its CUDA kernels (<op>Kernel.cuh)
+compiled for the CPU under plugins/tests/cudaEmulation.h, through the extern "C" entry points of its folder's
+TEST_SHIM_SOURCES (plugins/<folder>/op.cmake, e.g. plugins/wkv4/wkv4TestShim.cc), plus the shared ones of
+plugins/tests/cpuTestShim.cc.
 
 Tests build nothing: a missing library fails with "run `make plugins`". Outputs are NaN-poisoned before every
 call, so an element a kernel never writes fails the comparison.
@@ -50,7 +51,7 @@ def shim() -> ctypes.CDLL:
     lib.rrwkv_emu_last_launch.argtypes = [ctypes.POINTER(ctypes.c_uint32)] * 2 + [
         ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int32)]
     lib.rrwkv_emu_last_launch.restype = None
-    lib.rrwkv_emu_threads_per_block.restype = ctypes.c_int32
+    lib.rrwkv_emu_wkv4_threads_per_block.restype = ctypes.c_int32
     lib.rrwkv_half_to_float.argtypes = [_p, _p, _i64]
     lib.rrwkv_float_to_half.argtypes = [_p, _p, _i64]
     return lib

@@ -4,12 +4,13 @@
  * TensorRT-RTX Python bindings cannot reach: getFieldsToSerialize -> createPlugin round trips, the logger route of
  * setLoggerFinder, supportsFormatCombination position by position, and MatMulW8's configurePlugin /
  * getWorkspaceSize / onShapeChange on hand-made tensor descriptions.
- * Usage: pluginHarness LIBRARY. Prints "PASS <check>" / "FAIL <check>: <detail>"; exit status 1 on any failure.
+ * Usage: pluginHarness LIBRARY OP... (OP: every op name of the registry, core/ops.py). Prints "PASS <check>" / "FAIL <check>: <detail>"; exit status 1 on any failure.
  */
 #include "NvInferRuntime.h"
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -308,9 +309,9 @@ void matmulW8BuildChecks(IPluginV3* plugin)
 
 int main(int argc, char** argv)
 {
-    if (argc != 2)
+    if (argc < 3)
     {
-        std::fprintf(stderr, "usage: %s librrwkv_trt_plugins_dyn.so\n", argv[0]);
+        std::fprintf(stderr, "usage: %s librrwkv_trt_plugins_dyn.so OP...\n", argv[0]);
         return 2;
     }
     void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
@@ -331,10 +332,30 @@ int main(int argc, char** argv)
     setLoggerFinder(&gFinder);
     int32_t n{};
     IPluginCreatorInterface* const* creators = getCreators(n);
+    // Exactly the ops named on the command line, once each, all in namespace rrwkv.
+    std::vector<std::string> expected(argv + 2, argv + argc);
+    std::vector<std::string> found;
+    for (int32_t i = 0; i < n; ++i)
+    {
+        auto* c = static_cast<IPluginCreatorV3One*>(creators[i]);
+        std::string name = c->getPluginName();
+        if (std::strcmp(c->getPluginNamespace(), "rrwkv") != 0)
+        {
+            name += std::string("@") + c->getPluginNamespace(); // fails the comparison, and shows why
+        }
+        found.push_back(name);
+    }
+    std::sort(expected.begin(), expected.end());
+    std::sort(found.begin(), found.end());
+    std::string listed;
+    for (std::string const& name : found)
+    {
+        listed += name + ";";
+    }
+    check(found == expected, "creators", listed);
     IPluginCreatorV3One* wkv4 = findCreator(creators, n, "WKV4");
     IPluginCreatorV3One* medium = findCreator(creators, n, "WKV4Medium");
     IPluginCreatorV3One* w8 = findCreator(creators, n, "MatMulW8");
-    check(n == 3 && wkv4 != nullptr && medium != nullptr && w8 != nullptr, "creators", std::to_string(n));
     if (wkv4 == nullptr || medium == nullptr || w8 == nullptr)
     {
         return 1;

@@ -1,5 +1,6 @@
 """GPU hosts: the CUDA kernels vs the CPU kernels (build/plugins/rrwkv_kernel_parity, from
-plugins/tests/kernelParity.cu, built by `make plugins` wherever nvcc is found). Skips without a GPU."""
+plugins/tests/kernelParity.cu and every op folder's <op>Parity.cu, built by `make plugins` wherever nvcc is found).
+Skips without a GPU."""
 from __future__ import annotations
 
 import shutil

@@ -22,7 +22,7 @@ from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 from rrwkv_trt.export.ops import naive_wkv4, naive_wkv4_medium
 from rrwkv_trt.export.onnx_export import export_checkpoint
 from rrwkv_trt.runtime.backends.ort import OrtSession
-from rrwkv_trt.runtime.config import RrwkvConfig
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
 
 T_LONG, C, B, S = 20_000, 96, 2, 16  # C: 16 channels per regime
 OPS = {"wkv4": ("wkv4", None, 0), "medium": ("wkv4_medium", S, 0), "medium_decays": ("wkv4_medium", S, 1)}

@@ -21,8 +21,9 @@ from rrwkv_trt.export.onnx_export import export_checkpoint
 from rrwkv_trt.export.ops import naive_wkv4, naive_wkv4_medium, strip_functions
 from rrwkv_trt.runtime.backends import ort as ort_backend
 from rrwkv_trt.runtime.backends.ort import OrtSession
-from rrwkv_trt.runtime.config import Rwkv4Config, RrwkvConfig
-from rrwkv_trt.runtime.errors import UserError
+from rrwkv_trt.core.families.rrwkv import RrwkvConfig
+from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
+from rrwkv_trt.core.errors import UserError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 SHAPES = [(T, C, B) for T in (1, 7, 63) for C in (1, 33, 500) for B in (1, 3)] + [(1000, 33, 3)]

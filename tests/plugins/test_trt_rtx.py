@@ -15,11 +15,12 @@ import subprocess
 import pytest
 
 import trt_rtx_support as rtx
+from plugin_ops import registry
 from trt_rtx_support import Case, W8Case
 
 pytestmark = pytest.mark.skipif(rtx.skip_reason() is not None, reason=str(rtx.skip_reason()))
 
-OPS = ("WKV4", "WKV4Medium", "MatMulW8")
+OPS = registry().OP_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -237,10 +238,10 @@ def test_field_round_trip_and_formats_harness(trt):
     """getFieldsToSerialize -> createPlugin round trips, clone/attachToContext, createPlugin rejections logged
     through setLoggerFinder's logger, and supportsFormatCombination per position. The RTX Python bindings return
     None from get_fields_to_serialize for C++ plugins, hence a small C++ driver of the same library."""
-    proc = subprocess.run([str(rtx.harness()), str(rtx.LIBRARY)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([str(rtx.harness()), str(rtx.LIBRARY), *OPS], capture_output=True, text=True, timeout=60)
     report = proc.stdout + proc.stderr
     assert proc.returncode == 0, report
-    for check in ("WKV4Medium.s5.recreate", "WKV4Medium.defaults.fields", "WKV4.noFields.recreate",
+    for check in ("creators", "WKV4Medium.s5.recreate", "WKV4Medium.defaults.fields", "WKV4.noFields.recreate",
                   "WKV4Medium.reject.missingS", "WKV4Medium.reject.sInt64", "WKV4Medium.formats.reject.pos0Int32",
                   "WKV4.formats.float16", "MatMulW8.n65.recreate", "MatMulW8.defaults.fields",
                   "MatMulW8.reject.blockSize3", "MatMulW8.formats.int8Weight", "MatMulW8.formats.reject.wUint8",

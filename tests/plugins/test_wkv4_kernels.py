@@ -1,6 +1,7 @@
-"""WKV4 / WKV4Medium kernels on the CPU: the CPU kernel (plugins/wkv4/wkv4Cpu.cc) and the CUDA kernel source
-(plugins/wkv4/wkv4Kernel.cuh) compiled for the CPU under plugins/tests/cudaEmulation.h, both against the
-naive PyTorch references, with NaN-poisoned outputs. Library: build/librrwkv_cpu_testshim.so (`make plugins`)."""
+"""WKV4 / WKV4Medium kernels on the CPU: the CPU kernels (plugins/wkv4/wkv4Cpu.cc,
+plugins/wkv4_medium/wkv4MediumCpu.cc) and the CUDA kernel sources (wkv4Kernel.cuh, wkv4MediumKernel.cuh) compiled
+for the CPU under plugins/tests/cudaEmulation.h, both against the naive PyTorch references, with NaN-poisoned
+outputs. Library: build/librrwkv_cpu_testshim.so (`make plugins`)."""
 from __future__ import annotations
 
 import functools
@@ -133,7 +134,7 @@ def test_state_in_place(op, backend):
 def test_emulated_launch_covers_any_batch_times_channels(B, C):
     """Blocks of kWKV4_THREADS_PER_BLOCK threads, rounded up: B*C need not be a multiple of the block size."""
     x = medium_inputs(B, 5, C, 2, [1] * B, seed=B * C)
-    tpb = shim().rrwkv_emu_threads_per_block()
+    tpb = shim().rrwkv_emu_wkv4_threads_per_block()
     n = B * C
     for run in (lambda: run_wkv4("emu", **{k: x[k] for k in ("w", "u", "k", "v", "aa", "bb", "pp")}),
                 lambda: run_wkv4_medium("emu", **x, s=2)):

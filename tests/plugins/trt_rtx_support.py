@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
+from plugin_ops import OPS_OUT, PLUGINS, REPO, files_of_op_folders, sources
 
-REPO = Path(__file__).resolve().parents[2]
-PLUGINS = REPO / "plugins"
 RTX_DIR = REPO / "build" / "rtx"
 LIBRARY = RTX_DIR / "librrwkv_trt_plugins_dyn.so"
 RTX_ARCH = "86"  # TensorRT-RTX 1.7 targets SM75/80/86/89/120/121, not SM90
@@ -61,20 +60,22 @@ def _trt_include() -> str:
 
 
 def _sources() -> list[Path]:
-    return (sorted(PLUGINS.glob("*/*Plugin.cpp")) + sorted(PLUGINS.glob("*/*Kernel.cu"))
-            + [PLUGINS / "registerTrtDynamic.cpp"])
+    """The op folders' plugin and CUDA sources (plugins/<folder>/op.cmake) and the dynamic registration."""
+    return sources("plugin") + sources("cuda") + [PLUGINS / "registerTrtDynamic.cpp"]
 
 
 def plugin_library() -> Path:
-    """Build (when missing or older than any plugins/ source or header) the loadLibrary variant of the plugin
-    library for TensorRT-RTX: TensorRT 10.14 headers, sm_86, static cudart, no libnvinfer, no undefined symbols."""
-    deps = _sources() + [p for ext in ("h", "cuh") for p in PLUGINS.rglob(f"*.{ext}")]
+    """Build (when missing or older than any plugins/ source, header or op.cmake) the loadLibrary variant of the
+    plugin library for TensorRT-RTX: TensorRT 10.14 headers, sm_86, static cudart, no libnvinfer, no undefined
+    symbols. The generated registration lists (rrwkvOps.inc, rrwkvPlugins.h) come from plugin_ops.OPS_OUT."""
+    deps = (_sources() + files_of_op_folders()
+            + [p for ext in ("h", "cuh", "inc") for p in (*PLUGINS.rglob(f"*.{ext}"), *OPS_OUT.glob(f"*.{ext}"))])
     if LIBRARY.exists() and LIBRARY.stat().st_mtime >= max(p.stat().st_mtime for p in deps):
         return LIBRARY
     trt_include = _trt_include()
     RTX_DIR.mkdir(parents=True, exist_ok=True)
     tmp = LIBRARY.with_suffix(".so.tmp")
-    cmd = ["nvcc", "-std=c++17", "-O2", "-shared", "-Xcompiler", "-fPIC", "-I", str(PLUGINS),
+    cmd = ["nvcc", "-std=c++17", "-O2", "-shared", "-Xcompiler", "-fPIC", "-I", str(PLUGINS), "-I", str(OPS_OUT),
            "-isystem", trt_include, "-gencode", f"arch=compute_{RTX_ARCH},code=sm_{RTX_ARCH}", "-cudart", "static",
            *map(str, _sources()), "-o", str(tmp), "-Xlinker", "--no-undefined"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
