@@ -36,7 +36,7 @@ def main() -> None:
 @click.argument("checkpoint", type=click.Path(path_type=str))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=str),
               help="Folder to create: model.onnx, config.json and, if known, tokenizer.json.")
-@click.option("--family", default=None, help="Model family (rwkv4 or rrwkv) [default: detected from the keys].")
+@click.option("--family", default=None, help="Model family id, e.g. rwkv4 or rrwkv (docs/families/) [default: detected from the keys].")
 @click.option("--tokenizer", default=None, type=click.Path(dir_okay=False, path_type=str),
               help="tokenizer.json to ship beside the model [default: the one beside the checkpoint].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,

@@ -35,8 +35,8 @@ from rrwkv_trt.core.metadata import ModelInfo, WEIGHT_ONLY_PRECISIONS, to_metada
 from rrwkv_trt.core.names import EXTERNAL_DATA_SUFFIX
 from rrwkv_trt.core.names import LOGITS, LOGITS_FROM
 
-from .checkpoint import TRANSFORMS, Checkpoint
-from .families import build_model
+from .checkpoint import Checkpoint
+from .families import Family, build_model, family_of
 from .kernel_weights import write_kernel_weights_index
 from .ops import CUSTOM_TRANSLATION_TABLE, attach_functions, register_schemas
 from .precision import activation_dtype, apply_precision_
@@ -56,43 +56,38 @@ class FlatStateModule(nn.Module):
     def __init__(self, model: nn.Module, spec: StateSpec):
         super().__init__()
         self.model = model
-        self.keys = [t.input_name.removeprefix("state_in.") for t in spec.tensors()]
+        self.keys = [t.key for t in spec.tensors()]
 
     def forward(self, input_ids: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
         logits, new = self.model(input_ids, dict(zip(self.keys, state)))
         return (logits, *(new[k] for k in self.keys))
 
 
-def trace_to_onnx(model: nn.Module, spec: StateSpec) -> onnx.ModelProto:
+def trace_to_onnx(model: nn.Module, spec: StateSpec, family: Family) -> onnx.ModelProto:
     """Dynamo export with dynamic batch and seq; returns the model with functions attached."""
     register_schemas()
-    state = model.init_state(EXAMPLE_BATCH)
-    if "pos" in state:
-        state["pos"] = torch.tensor([0, 3], dtype=torch.int64)  # unequal positions: no specialisation
-    # Enough tokens for >= 2 windows per call: a window count of 1 would be specialised as a broadcast.
-    seq_len = 3 * getattr(model.config, "medium_interval", 1) + 2
-    ids = torch.zeros(EXAMPLE_BATCH, seq_len, dtype=torch.int64)
+    ids, state = family.tracing_inputs(model, EXAMPLE_BATCH)
     batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=1, max=1 << 20)
     names = [t.input_name for t in spec.tensors()]
     dynamic = {"input_ids": {0: batch, 1: seq}} | {n: {0: batch} for n in names}
     with warnings.catch_warnings(), _quiet_exporter():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            FlatStateModule(model, spec), (ids, *state.values()), dynamo=True, opset_version=OPSET,
-            input_names=["input_ids", *names], output_names=["logits", *spec.output_names()],
+            FlatStateModule(model, spec), (ids, *(state[t.key] for t in spec.tensors())), dynamo=True,
+            opset_version=OPSET, input_names=["input_ids", *names], output_names=["logits", *spec.output_names()],
             dynamic_shapes=(dynamic["input_ids"], tuple(dynamic[n] for n in names)),  # (ids, *state)
             custom_translation_table=CUSTOM_TRANSLATION_TABLE, verbose=False)
-    return add_logits_from(attach_functions(program.model_proto))
+    return add_logits_from(attach_functions(program.model_proto), family.head_input_op)
 
 
-def add_logits_from(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """Add the int64 [1] input LOGITS_FROM: the final LayerNorm and the head then run on positions
+def add_logits_from(proto: onnx.ModelProto, head_input_op: str) -> onnx.ModelProto:
+    """Add the int64 [1] input LOGITS_FROM: the final norm (a `head_input_op` node) and the head then run on positions
     logits_from .. seq-1 only, so a prefill that needs the last position's logits skips the head's work (30% of a
     169M RWKV-4's prefill FLOPs) and its [B, T, V] output. The recurrence and the state do not depend on it."""
     graph = proto.graph
     producer = {out: node for node in graph.node for out in node.output}
     node, chain = producer[LOGITS], []
-    while node.op_type != "LayerNormalization":  # logits <- [Cast] <- head MatMul <- [Cast] <- ln_out
+    while node.op_type != head_input_op:  # logits <- [Cast] <- head MatMul <- [Cast] <- final norm
         chain.append(node)
         node = producer[node.input[0]]
     chain.append(node)
@@ -144,12 +139,13 @@ def export_checkpoint(ckpt: Checkpoint, out_dir: str | Path, tokenizer: str | Pa
         raise UserError(f"tokenizer file {tokenizer} does not exist")
     try:
         act = activation_dtype(precision)
+        family = family_of(ckpt.config)
         model = build_model(ckpt.config, ckpt.state_dict)
-        transforms = TRANSFORMS + apply_precision_(model, precision, residual)
+        transforms = ckpt.transforms + apply_precision_(model, precision, family.fp32_parameters, residual)
     except ValueError as err:
         raise UserError(str(err)) from None
     spec = ckpt.config.state_spec(act)
-    proto = trace_to_onnx(model, spec)
+    proto = trace_to_onnx(model, spec, family)
     if precision in WEIGHT_ONLY_PRECISIONS:  # fp32 graph, MatMul weights quantized after tracing
         proto, quantized = quantize_matmul_weights(proto, precision)
         transforms += quantized

@@ -31,9 +31,6 @@ RESIDUAL_FP32 = "fp32"
 RESIDUAL_RESCALE = "rescale"
 RESIDUALS = (RESIDUAL_FP32, RESIDUAL_RESCALE)
 RESCALE_LAYER = 6  # ChatRWKV's fp16 value (ARCHITECTURES.md §1.1)
-# Parameters that stay fp32 in an fp16 model (last name component), besides every LayerNorm's.
-FP32_PARAMETERS = frozenset({"time_decay", "time_first", "medium_squeeze", "medium_carry", "medium_key",
-                             "medium_value", "medium_key_bias"})
 
 
 def activation_dtype(precision: str) -> str:
@@ -50,13 +47,16 @@ def check_precision(precision: str, residual: str | None = None) -> None:
 
 
 @torch.no_grad()
-def apply_precision_(model: nn.Module, precision: str, residual: str | None = None) -> tuple[str, ...]:
+def apply_precision_(model: nn.Module, precision: str, fp32_parameters: frozenset[str] = frozenset(),
+                     residual: str | None = None) -> tuple[str, ...]:
     """Convert an fp32 model (families.build_model) in place for `precision`.
 
     Args:
         model: an fp32 Rwkv4Model / RrwkvModel.
         precision: "fp32", "int8" or "int4" (no change: weight-only precisions are applied to the traced
             graph by export/quantize.py) or "fp16".
+        fp32_parameters: last name components of the parameters kept fp32 at fp16, besides every LayerNorm's
+            (the family's `Family.fp32_parameters`).
         residual: fp16 only: RESIDUAL_FP32 (None) or RESIDUAL_RESCALE.
     Returns:
         the transforms applied, for the rrwkv.transforms metadata (empty for fp32).
@@ -80,10 +80,9 @@ def apply_precision_(model: nn.Module, precision: str, residual: str | None = No
         model.residual_dtype = torch.float32
     keep = {id(p) for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
     for name, p in model.named_parameters():
-        if id(p) not in keep and name.rsplit(".", 1)[-1] not in FP32_PARAMETERS:
+        if id(p) not in keep and name.rsplit(".", 1)[-1] not in fp32_parameters:
             p.data = p.data.half()
-    transforms.append("cast to float16 except LayerNorm, time_decay, time_first and medium_{squeeze,carry,key,"
-                      "value,key_bias}")
+    transforms.append(f"cast to float16 except LayerNorm and {', '.join(sorted(fp32_parameters))}")
     if residual == RESIDUAL_FP32:
         transforms.append("residual stream in float32")
     return tuple(transforms)

@@ -12,7 +12,8 @@ from rrwkv_trt.export.checkpoint import load_checkpoint
 from rrwkv_trt.export.families import build_model
 from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 from rrwkv_trt.export.onnx_export import export_checkpoint
-from rrwkv_trt.export.precision import FP32_PARAMETERS, RESCALE_LAYER, apply_precision_
+from rrwkv_trt.export.families import family_of
+from rrwkv_trt.export.precision import RESCALE_LAYER, apply_precision_
 from rrwkv_trt.runtime.backends.ort import OrtSession, find_custom_ops_library
 from rrwkv_trt.cli.main import main
 from rrwkv_trt.core.families.rrwkv import RrwkvConfig
@@ -136,11 +137,12 @@ def test_apply_precision_dtypes_and_rescale(family):
     ref = randomize_(build_model(cfg), seed=3)
     state_dict = ref.state_dict()
     variants = {}
+    kept = family_of(cfg).fp32_parameters
     for residual in ("fp32", "rescale"):
         model = build_model(cfg, state_dict)
-        transforms = apply_precision_(model, "fp16", residual)
+        transforms = apply_precision_(model, "fp16", kept, residual)
         for pname, p in model.named_parameters():
-            fp32 = ".ln" in f".{pname}" or pname.rsplit(".", 1)[-1] in FP32_PARAMETERS
+            fp32 = ".ln" in f".{pname}" or pname.rsplit(".", 1)[-1] in kept
             assert p.dtype == (torch.float32 if fp32 else torch.float16), pname
         variants[residual] = model
         assert any("rescale" in t for t in transforms) == (residual == "rescale")
