@@ -38,7 +38,7 @@ from rrwkv_trt.core.names import LOGITS, LOGITS_FROM
 from .checkpoint import Checkpoint
 from .families import Family, build_model, family_of
 from .kernel_weights import write_kernel_weights_index
-from .ops import CUSTOM_TRANSLATION_TABLE, attach_functions, register_schemas
+from .ops import attach_functions, custom_translation_table, register_schemas
 from .precision import activation_dtype, apply_precision_
 from .quantize import quantize_matmul_weights
 
@@ -76,7 +76,7 @@ def trace_to_onnx(model: nn.Module, spec: StateSpec, family: Family) -> onnx.Mod
             FlatStateModule(model, spec), (ids, *(state[t.key] for t in spec.tensors())), dynamo=True,
             opset_version=OPSET, input_names=["input_ids", *names], output_names=["logits", *spec.output_names()],
             dynamic_shapes=(dynamic["input_ids"], tuple(dynamic[n] for n in names)),  # (ids, *state)
-            custom_translation_table=CUSTOM_TRANSLATION_TABLE, verbose=False)
+            custom_translation_table=custom_translation_table(), verbose=False)
     return add_logits_from(attach_functions(program.model_proto), family.head_input_op)
 
 

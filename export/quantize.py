@@ -3,7 +3,7 @@
 Every MatMul whose weight is a constant initializer (time-mix r/k/v/output, channel-mix key/receptance/value, the
 head; RRWKV's medium projections too) becomes one node whose weight is stored as symmetric integers with one fp32
 scale per BLOCK_SIZE inputs of each output column (round half to even):
-  * int8: `rrwkv::MatMulW8` (export/matmul_w8.py, plugins/matmul_w8/): the fused CPU kernel of librrwkv_ort_ops.so,
+  * int8: `rrwkv::MatMulW8` (export/ops/matmul_w8.py, export/quantize_w8.py, plugins/matmul_w8/): the fused CPU kernel of librrwkv_ort_ops.so,
     or its FunctionProto in stock ONNX Runtime;
   * int4: `com.microsoft::MatMulNBits` with ACCURACY_LEVEL 4 (ONNX Runtime's own quantizer).
 Activations, the embedding table, LayerNorms, the WKV/medium parameters and arithmetic, the recurrent state and the
@@ -34,7 +34,7 @@ from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.metadata import from_metadata
 from rrwkv_trt.core.paths import resolve_model_path
 
-from .matmul_w8 import quantize_matmuls_w8
+from .quantize_w8 import quantize_matmuls_w8
 
 WEIGHT_ONLY_BITS = {"int8": 8, "int4": 4}
 BLOCK_SIZE = 128

@@ -12,7 +12,7 @@ from pathlib import Path
 from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.graph import graph_nodes, strip_functions
 from rrwkv_trt.core.metadata import ModelInfo, from_metadata
-from rrwkv_trt.core.names import LOGITS, LOGITS_FROM
+from rrwkv_trt.core.names import LOGITS_FROM
 from rrwkv_trt.core.ops import DOMAIN, OP_NAMES, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from rrwkv_trt.core.paths import resolve_model_path
 

@@ -3,7 +3,7 @@
     python scripts/decode_breakdown.py [MODEL_DIR] [--reps 8] [--threads 2] [--steps 32] [--out FILE]
 
 MODEL_DIR defaults to the int8 export of the random 169M RWKV-4 that `make bench` prepares. Four variants of it,
-each in its own worker (runtime/bench/worker.py) with the fused kernels, decode `--steps` greedy tokens at batch 1
+each in its own worker (bench/worker.py) with the fused kernels, decode `--steps` greedy tokens at batch 1
 per repetition, in an order rotated each repetition:
     full           the export as it is
     seq1           the token shift rewritten for one token: Concat(Unsqueeze(prev), Slice(x, 0:-1)) -> Unsqueeze(prev),
@@ -30,10 +30,11 @@ import onnx
 from onnx import helper, numpy_helper
 
 from rrwkv_trt.export.kernel_weights import write_kernel_weights_index
-from rrwkv_trt.export.matmul_w8 import DEFAULT_BLOCK
-from rrwkv_trt.runtime.bench.suite import REPO_ROOT, Worker
+from rrwkv_trt.export.ops.matmul_w8 import DEFAULT_BLOCK
+from rrwkv_trt.bench.suite import Worker
+from rrwkv_trt.core.paths import BUILD_DIR, REPO_ROOT
 
-DEFAULT_MODEL = REPO_ROOT / "build" / "bench" / "rwkv4-169m-random" / "int8"
+DEFAULT_MODEL = BUILD_DIR / "bench" / "rwkv4-169m-random" / "int8"
 PROJECTIONS = ("MatMul", "MatMulW8", "MatMulNBits")
 
 
@@ -144,7 +145,7 @@ def measure(variants: dict[str, Path], vocab: int, args) -> dict[str, list[float
     workers = {}
     try:
         for name, folder in variants.items():
-            w = Worker("rrwkv_trt.runtime.bench.worker:ort_backend",
+            w = Worker("rrwkv_trt.bench.worker:ort_backend",
                        dict(model=str(folder), threads=args.threads, use_custom_ops=True, weight_bytes=0))
             if not w.hello.get("ok"):
                 raise SystemExit(f"{name}: {w.hello.get('error')}")

@@ -1,17 +1,29 @@
-"""rrwkv::MatMulW8 (plugins/matmul_w8/README.md): the PyTorch reference of the CPU and CUDA kernels.
+"""rrwkv::MatMulW8 (plugins/matmul_w8/README.md): y = x @ W with W stored as int8, one fp32 scale per block.
 
-`naive_matmul_w8` does the kernels' arithmetic (matmulW8Math.h) step by step: each row of x quantised to int16
-with one scale, exact integer dot products per block, the blocks accumulated in order in fp32. The format
-(quantize_w8 / dequantize_w8), the ONNX schema and the FunctionProto are torch-free, in export/w8_pack.py and
-export/matmul_w8.py: `rrwkv-trt export --precision int8` rewrites MatMuls after tracing, nothing here is traced.
+`naive_matmul_w8` is the PyTorch reference of the CPU and CUDA kernels: it does their arithmetic (matmulW8Math.h)
+step by step: each row of x quantised to int16 with one scale, exact integer dot products per block, the blocks
+accumulated in order in fp32. Beside it: the OpSchema and the FunctionProto (which lets stock ONNX Runtime run the
+same file: it unpacks q * scale into W [K, N] with standard ops and quantises x exactly as the kernels do, so its
+result differs from the kernels' only by fp32 summation order). Nothing here is traced: `rrwkv-trt export
+--precision int8` rewrites MatMuls after tracing (export/quantize_w8.py); the weight format is export/w8_pack.py.
 """
 from __future__ import annotations
 
+import numpy as np
+import onnx
 import torch
+from onnx import TensorProto, defs, numpy_helper
+from onnx import helper as oh
 from torch import Tensor
 
-from ..matmul_w8 import ACT_MAX
-from ..w8_pack import GROUP_COLS, check_block_size
+from rrwkv_trt.core.ops import DOMAIN, DOMAIN_VERSION
+
+from ..w8_pack import GROUP_COLS, MAX_BLOCK, check_block_size
+from .onnx_schemas import PLUGIN_ATTRS, plugin_attributes
+from .registry import OpDefinition
+
+DEFAULT_BLOCK = 128
+ACT_MAX = 32767.0
 
 
 def quantize_rows(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -51,3 +63,76 @@ def naive_matmul_w8(x: Tensor, w: Tensor, scale: Tensor, N: int, block_size: int
         total = (dot * s[b] + total.to(torch.float64)).to(torch.float32)
     y = total[:, :N] * x_scale[:, None]
     return y.reshape(*x.shape[:-1], N)
+
+
+def matmul_w8_schema() -> defs.OpSchema:
+    """rrwkv::MatMulW8: x [..., K] f32, w int8 [G, P, 64, 2], scale f32 [G, NB, 64] -> y [..., N] f32."""
+    S, F = defs.OpSchema, defs.OpSchema.FormalParameter
+    return S(
+        "MatMulW8", DOMAIN, DOMAIN_VERSION,
+        "y = x @ W with W stored as symmetric int8, one fp32 scale per (block of block_size rows, column); "
+        "each row of x is quantised to int16 with one scale.",
+        inputs=[F("x", "tensor(float)"), F("w", "tensor(int8)"), F("scale", "tensor(float)")],
+        outputs=[F("y", "tensor(float)")],
+        attributes=[S.Attribute("N", S.AttrType.INT, "output features (columns of W)", required=True),
+                    S.Attribute("block_size", oh.make_attribute("block_size", DEFAULT_BLOCK),
+                                f"rows per scale; even, 2..{MAX_BLOCK}"),
+                    *plugin_attributes()])
+
+
+def matmul_w8_function(opset: int = 18) -> onnx.FunctionProto:
+    """rrwkv::MatMulW8 in standard ONNX (default-domain `opset` >= 18: ReduceMax takes axes as an input)."""
+    if opset < 18:
+        raise ValueError(f"the MatMulW8 function needs default-domain opset >= 18; got {opset}")
+    n, c = oh.make_node, _constant
+    n_attr = onnx.AttributeProto(name="value_int", ref_attr_name="N", type=onnx.AttributeProto.INT)
+    n_const = n("Constant", [], ["n_scalar"])
+    n_const.attribute.append(n_attr)
+    nodes = [
+        # W [K, N] = unpacked q * scale
+        n("Cast", ["w"], ["w_f"], to=TensorProto.FLOAT),
+        n("Transpose", ["w_f"], ["w_t"], perm=[1, 3, 0, 2]),              # [P, 2, G, 64]
+        n("Transpose", ["scale"], ["s_t"], perm=[1, 0, 2]),                # [NB, G, 64]
+        n("Shape", ["s_t"], ["s_shape"]),
+        c("i0", [0]), c("i1", [1]), c("i3", [3]), c("i_m1", [-1]), c("axes01", [0, 1]), c("zeros2", [0, 0]),
+        n("Slice", ["s_shape", "i0", "i1"], ["nb"]),
+        n("Slice", ["s_shape", "i1", "i3"], ["g64"]),
+        n("Concat", ["nb", "i_m1", "g64"], ["shape4"], axis=0),
+        n("Reshape", ["w_t", "shape4"], ["w_blocks"]),                     # [NB, block_size, G, 64]
+        n("Unsqueeze", ["s_t", "i1"], ["s_blocks"]),                       # [NB, 1, G, 64]
+        n("Mul", ["w_blocks", "s_blocks"], ["w_deq"]),
+        n("ReduceProd", ["g64"], ["n_pad"], keepdims=1),
+        n("Concat", ["i_m1", "n_pad"], ["shape2"], axis=0),
+        n("Reshape", ["w_deq", "shape2"], ["w_pad"]),                      # [Kpad, 64 G]
+        n("Shape", ["x"], ["x_shape"]),
+        c("i_big", [2 ** 62]),
+        n("Slice", ["x_shape", "i_m1", "i_big"], ["k_dim"]),
+        n_const,
+        n("Unsqueeze", ["n_scalar", "i0"], ["n_dim"]),
+        n("Concat", ["k_dim", "n_dim"], ["ends"], axis=0),
+        n("Slice", ["w_pad", "zeros2", "ends", "axes01"], ["w_kn"]),       # [K, N]
+        # x ~= round(x * 32767 / max|x|) * max|x| / 32767, per row
+        n("Abs", ["x"], ["x_abs"]),
+        n("ReduceMax", ["x_abs", "i_m1"], ["x_max"], keepdims=1),
+        c("f0", 0.0, TensorProto.FLOAT), c("f1", 1.0, TensorProto.FLOAT), c("f_act", ACT_MAX, TensorProto.FLOAT),
+        n("Equal", ["x_max", "f0"], ["is_zero"]),
+        n("Where", ["is_zero", "f1", "x_max"], ["x_max_safe"]),
+        n("Div", ["f_act", "x_max_safe"], ["inv"]),
+        n("Mul", ["x", "inv"], ["x_scaled"]),
+        n("Round", ["x_scaled"], ["x_q"]),
+        n("MatMul", ["x_q", "w_kn"], ["y_q"]),
+        n("Div", ["x_max", "f_act"], ["x_scale"]),
+        n("Mul", ["y_q", "x_scale"], ["y"]),
+    ]
+    return oh.make_function(DOMAIN, "MatMulW8", ["x", "w", "scale"], ["y"], nodes,
+                            opset_imports=[oh.make_opsetid("", opset)],
+                            attributes=["N", "block_size", *PLUGIN_ATTRS],
+                            doc_string="rrwkv::MatMulW8 in standard ONNX ops")
+
+
+def _constant(name: str, value, dtype: int = TensorProto.INT64) -> onnx.NodeProto:
+    array = np.asarray(value, dtype=onnx.helper.tensor_dtype_to_np_dtype(dtype))
+    return oh.make_node("Constant", [], [name], value=numpy_helper.from_array(array, name))
+
+
+OP = OpDefinition(schema=matmul_w8_schema, function=matmul_w8_function, reference=naive_matmul_w8)

@@ -8,11 +8,14 @@ that computes the op with standard ONNX ops.
 from __future__ import annotations
 
 import torch
-from onnx import FunctionProto, TensorProto
+from onnx import FunctionProto, TensorProto, defs
 from onnx import helper as oh
 from torch import Tensor
 
-from .onnx_schemas import PLUGIN_ATTRS, rrwkv_opset
+from rrwkv_trt.core.ops import DOMAIN, DOMAIN_VERSION
+
+from .onnx_schemas import ACT, FLOAT, PLUGIN_ATTRS, F, S, plugin_attributes, rrwkv_opset, state_outputs
+from .registry import OpDefinition
 
 
 def wkv4_step(w: Tensor, u: Tensor, k_t: Tensor, v_t: Tensor, aa: Tensor, bb: Tensor, pp: Tensor
@@ -143,3 +146,19 @@ def wkv4_function(opset: int = 18) -> FunctionProto:
                             opset_imports=[oh.make_opsetid("", opset)],
                             attributes=["plugin_namespace", "plugin_version"],
                             doc_string=wkv4_function.__doc__.split("\n")[0])
+
+
+def wkv4_schema() -> defs.OpSchema:
+    """rrwkv::WKV4 (ARCHITECTURES.md §1.8): w, u [C]; k, v [B,T,C]; aa, bb, pp [B,C] -> y [B,T,C], state [B,C]."""
+    return S(
+        "WKV4", DOMAIN, DOMAIN_VERSION,
+        "RWKV-4 WKV recurrence over T tokens with explicit fp32 (aa, bb, pp) state.",
+        inputs=[F("w", FLOAT), F("u", FLOAT), F("k", "T"), F("v", "T"),
+                F("aa", FLOAT), F("bb", FLOAT), F("pp", FLOAT)],
+        outputs=state_outputs(),
+        type_constraints=[ACT],
+        attributes=plugin_attributes())
+
+
+OP = OpDefinition(schema=wkv4_schema, function=wkv4_function, reference=naive_wkv4,
+                  torch_op=torch.ops.rrwkv.wkv4.default, translation=wkv4_onnx)

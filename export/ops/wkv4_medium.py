@@ -11,11 +11,14 @@ FunctionProto builder `wkv4_medium_function`.
 from __future__ import annotations
 
 import torch
-from onnx import FunctionProto, TensorProto
+from onnx import FunctionProto, TensorProto, defs
 from onnx import helper as oh
 from torch import Tensor
 
-from .onnx_schemas import PLUGIN_ATTRS, rrwkv_opset
+from rrwkv_trt.core.ops import DOMAIN, DOMAIN_VERSION
+
+from .onnx_schemas import ACT, FLOAT, PLUGIN_ATTRS, F, S, plugin_attributes, rrwkv_opset, state_outputs
+from .registry import OpDefinition
 from .wkv4 import _check_wkv4_args, fresh_outputs, wkv4_step, wkv4_step_nodes
 
 
@@ -194,3 +197,25 @@ def wkv4_medium_function(opset: int = 18) -> FunctionProto:
                             attributes=["s", "plugin_namespace", "plugin_version"],
                             attribute_protos=[oh.make_attribute("medium_decays", 0)],
                             doc_string=wkv4_medium_function.__doc__.split("\n")[0])
+
+
+def wkv4_medium_schema() -> defs.OpSchema:
+    """rrwkv::WKV4Medium (ARCHITECTURES.md §2.6): WKV4 inputs plus k_m, v_m [B,Mmax,C] f32 and pos0 [B] int64;
+    attributes s (required), medium_decays (default 0) and the plugin attributes."""
+    return S(
+        "WKV4Medium", DOMAIN, DOMAIN_VERSION,
+        "WKV4 with a medium merged into the state after every token whose position closes a window "
+        "((pos0[b] + t + 1) % s == 0); row r of k_m, v_m is sequence b's r-th close in this call.",
+        inputs=[F("w", FLOAT), F("u", FLOAT), F("k", "T"), F("v", "T"),
+                F("k_m", FLOAT), F("v_m", FLOAT),
+                F("aa", FLOAT), F("bb", FLOAT), F("pp", FLOAT), F("pos0", "tensor(int64)")],
+        outputs=state_outputs(),
+        type_constraints=[ACT],
+        attributes=[S.Attribute("s", S.AttrType.INT, "medium interval (>= 1)", required=True),
+                    S.Attribute("medium_decays", oh.make_attribute("medium_decays", 0),
+                                 "1: the merge decays the state by w once (ARCHITECTURES.md §2.8.1)"),
+                    *plugin_attributes()])
+
+
+OP = OpDefinition(schema=wkv4_medium_schema, function=wkv4_medium_function, reference=naive_wkv4_medium,
+                  torch_op=torch.ops.rrwkv.wkv4_medium.default, translation=wkv4_medium_onnx)

@@ -8,7 +8,7 @@ import torch
 from helpers import assert_op_outputs_close
 from op_models import WKV4_INPUTS, run_function_body, wkv4_inputs
 
-from rrwkv_trt.export.ops import (CUSTOM_TRANSLATION_TABLE, PLUGIN_ATTRS, attach_functions, naive_wkv4,
+from rrwkv_trt.export.ops import (custom_translation_table, PLUGIN_ATTRS, attach_functions, naive_wkv4,
                                   strip_functions, wkv4)
 
 
@@ -88,7 +88,7 @@ def test_dynamo_export_one_node_then_function_runs_in_ort():
         block, args, dynamo=True, input_names=["x", "aa", "bb", "pp"], output_names=list(
             ("y", "aa_out", "bb_out", "pp_out")),
         dynamic_shapes={"x": {0: batch, 1: seq}, "aa": {0: batch}, "bb": {0: batch}, "pp": {0: batch}},
-        custom_translation_table=CUSTOM_TRANSLATION_TABLE)
+        custom_translation_table=custom_translation_table())
     model = program.model_proto
     custom = [n for n in model.graph.node if n.domain == "rrwkv"]
     assert [n.op_type for n in custom] == ["WKV4"]

@@ -11,7 +11,7 @@ import torch
 from helpers import assert_op_outputs_close
 from op_models import MEDIUM_INPUTS, medium_inputs, run_function_body
 
-from rrwkv_trt.export.ops import (CUSTOM_TRANSLATION_TABLE, PLUGIN_ATTRS, attach_functions, naive_wkv4,
+from rrwkv_trt.export.ops import (custom_translation_table, PLUGIN_ATTRS, attach_functions, naive_wkv4,
                                   naive_wkv4_medium, wkv4_medium)
 
 F64 = torch.float64
@@ -179,7 +179,7 @@ def test_dynamo_export_one_node_then_function_runs_in_ort():
            "aa": {0: batch}, "bb": {0: batch}, "pp": {0: batch}, "pos0": {0: batch}}
     program = torch.onnx.export(block, args(2, 6, [0, 3], 1), dynamo=True, input_names=list(names),
                                 output_names=["y", "aa_out", "bb_out", "pp_out"], dynamic_shapes=dyn,
-                                custom_translation_table=CUSTOM_TRANSLATION_TABLE)
+                                custom_translation_table=custom_translation_table())
     model = program.model_proto
     custom = [n for n in model.graph.node if n.domain == "rrwkv"]
     assert [n.op_type for n in custom] == ["WKV4Medium"]

@@ -13,7 +13,9 @@ from kernel_shim import ORT_OPS, require_library
 from onnx import TensorProto, numpy_helper
 from onnx import helper as oh
 
-from rrwkv_trt.export.matmul_w8 import matmul_w8_function, quantize_matmuls_w8, register_matmul_w8_schema
+from rrwkv_trt.export.ops import register_schemas
+from rrwkv_trt.export.ops.matmul_w8 import matmul_w8_function
+from rrwkv_trt.export.quantize_w8 import quantize_matmuls_w8
 from rrwkv_trt.export.ops.matmul_w8 import naive_matmul_w8
 from rrwkv_trt.export.w8_pack import dequantize_w8, quantize_w8, unpack_w8
 from rrwkv_trt.core.graph import strip_functions
@@ -48,7 +50,7 @@ def reference(x, w, scale, N, block) -> np.ndarray:
 
 def one_node_model(K: int, N: int, w: np.ndarray, scale: np.ndarray, block: int, strip: bool) -> bytes:
     """y = MatMulW8(x [M, K]) with w and scale as initializers, the FunctionProto attached unless `strip`."""
-    register_matmul_w8_schema()
+    register_schemas()
     node = oh.make_node("MatMulW8", ["x", "w", "scale"], ["y"], domain="rrwkv", N=N, block_size=block,
                         plugin_namespace="rrwkv", plugin_version="1")
     graph = oh.make_graph([node], "one_matmul_w8", [oh.make_tensor_value_info("x", TensorProto.FLOAT, ["M", K])],
