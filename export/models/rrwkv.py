@@ -105,24 +105,24 @@ class MediumTimeMix(TimeMix):
         return (F.linear(m, self.medium_key.to(m.dtype)) + self.medium_key_bias.to(m.dtype),
                 F.linear(m, self.medium_value.to(m.dtype)))
 
-    def forward(self, xx: Tensor, st: State, i: int, win: Windows) -> tuple[Tensor, State]:
-        aa, bb, pp = st[f"{i}.att_aa"], st[f"{i}.att_bb"], st[f"{i}.att_pp"]
+    def forward(self, xx: Tensor, st: State, win: Windows) -> tuple[Tensor, State]:
+        aa, bb, pp = st["att_aa"], st["att_bb"], st["att_pp"]
         mediums, seen, macc, m = medium_chain(win, self.medium_squeeze, self.medium_carry, xx,
-                                              st[f"{i}.att_macc"], st[f"{i}.att_m"])
+                                              st["att_macc"], st["att_m"])
         k_m, v_m = self.project(mediums)
-        r, k, v = self.rkv(xx, shift(xx, st[f"{i}.att_xx"]))
+        r, k, v = self.rkv(xx, shift(xx, st["att_xx"]))
         y, aa, bb, pp = self.wkv_fn(self.time_decay.to(aa.dtype), self.time_first.to(aa.dtype), k, v, k_m, v_m,
                                     aa, bb, pp, win.pos0, self.s, self.medium_decays)
         out = self.output(r * excite(seen, self.medium_excite, r.dtype) * y.to(r.dtype))
-        return out, {f"{i}.att_xx": xx[:, -1], f"{i}.att_aa": aa, f"{i}.att_bb": bb, f"{i}.att_pp": pp,
-                     f"{i}.att_macc": macc, f"{i}.att_m": m}
+        return out, {"att_xx": xx[:, -1], "att_aa": aa, "att_bb": bb, "att_pp": pp,
+                     "att_macc": macc, "att_m": m}
 
-    def step(self, xx: Tensor, st: State, i: int, slot: Tensor) -> tuple[Tensor, State]:
+    def step(self, xx: Tensor, st: State, slot: Tensor) -> tuple[Tensor, State]:
         """§2.3 for one token; slot [B] = pos % s."""
-        aa, bb, pp = st[f"{i}.att_aa"], st[f"{i}.att_bb"], st[f"{i}.att_pp"]
-        m_prev, macc = st[f"{i}.att_m"], st[f"{i}.att_macc"]
+        aa, bb, pp = st["att_aa"], st["att_bb"], st["att_pp"]
+        m_prev, macc = st["att_m"], st["att_macc"]
         w, u = self.time_decay.to(aa.dtype), self.time_first.to(aa.dtype)
-        r, k, v = self.rkv(xx, st[f"{i}.att_xx"].to(xx.dtype))
+        r, k, v = self.rkv(xx, st["att_xx"].to(xx.dtype))
         y, aa, bb, pp = wkv4_step(w, u, k, v, aa, bb, pp)
         out = self.output(r * excite(m_prev, self.medium_excite, r.dtype) * y.to(r.dtype))
         macc = macc + self.medium_squeeze.to(macc.dtype)[slot] * xx.to(macc.dtype)
@@ -130,10 +130,10 @@ class MediumTimeMix(TimeMix):
         m = macc + self.medium_carry.to(macc.dtype) * m_prev
         k_m, v_m = self.project(m)
         naa, nbb, npp = medium_merge(w, aa, bb, pp, k_m, v_m, self.medium_decays)
-        return out, {f"{i}.att_xx": xx, f"{i}.att_aa": torch.where(closes, naa, aa),
-                     f"{i}.att_bb": torch.where(closes, nbb, bb), f"{i}.att_pp": torch.where(closes, npp, pp),
-                     f"{i}.att_macc": torch.where(closes, torch.zeros_like(macc), macc),
-                     f"{i}.att_m": torch.where(closes, m, m_prev)}
+        return out, {"att_xx": xx, "att_aa": torch.where(closes, naa, aa),
+                     "att_bb": torch.where(closes, nbb, bb), "att_pp": torch.where(closes, npp, pp),
+                     "att_macc": torch.where(closes, torch.zeros_like(macc), macc),
+                     "att_m": torch.where(closes, m, m_prev)}
 
 
 class MediumChannelMix(ChannelMix):
@@ -145,22 +145,22 @@ class MediumChannelMix(ChannelMix):
         self.medium_carry = nn.Parameter(torch.zeros(C))
         self.medium_excite = nn.Parameter(torch.zeros(C, C))
 
-    def forward(self, xx: Tensor, st: State, i: int, win: Windows) -> tuple[Tensor, State]:
+    def forward(self, xx: Tensor, st: State, win: Windows) -> tuple[Tensor, State]:
         _, seen, macc, m = medium_chain(win, self.medium_squeeze, self.medium_carry, xx,
-                                        st[f"{i}.ffn_macc"], st[f"{i}.ffn_m"])
-        r, kv = self.mix(xx, shift(xx, st[f"{i}.ffn_xx"]))
+                                        st["ffn_macc"], st["ffn_m"])
+        r, kv = self.mix(xx, shift(xx, st["ffn_xx"]))
         out = r * excite(seen, self.medium_excite, r.dtype) * kv
-        return out, {f"{i}.ffn_xx": xx[:, -1], f"{i}.ffn_macc": macc, f"{i}.ffn_m": m}
+        return out, {"ffn_xx": xx[:, -1], "ffn_macc": macc, "ffn_m": m}
 
-    def step(self, xx: Tensor, st: State, i: int, slot: Tensor) -> tuple[Tensor, State]:
-        m_prev, macc = st[f"{i}.ffn_m"], st[f"{i}.ffn_macc"]
-        r, kv = self.mix(xx, st[f"{i}.ffn_xx"].to(xx.dtype))
+    def step(self, xx: Tensor, st: State, slot: Tensor) -> tuple[Tensor, State]:
+        m_prev, macc = st["ffn_m"], st["ffn_macc"]
+        r, kv = self.mix(xx, st["ffn_xx"].to(xx.dtype))
         out = r * excite(m_prev, self.medium_excite, r.dtype) * kv
         macc = macc + self.medium_squeeze.to(macc.dtype)[slot] * xx.to(macc.dtype)
         closes = (slot == self.s - 1)[:, None]
         m = macc + self.medium_carry.to(macc.dtype) * m_prev
-        return out, {f"{i}.ffn_xx": xx, f"{i}.ffn_macc": torch.where(closes, torch.zeros_like(macc), macc),
-                     f"{i}.ffn_m": torch.where(closes, m, m_prev)}
+        return out, {"ffn_xx": xx, "ffn_macc": torch.where(closes, torch.zeros_like(macc), macc),
+                     "ffn_m": torch.where(closes, m, m_prev)}
 
 
 class RrwkvBlock(Block):

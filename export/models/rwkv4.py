@@ -2,7 +2,8 @@
 
 Parameters hold the *converted* checkpoint form (export/checkpoint.py applies the one-time
 transforms): `att.time_decay` is already w = -exp(raw), `time_mix_*` are [C], ln0 is folded
-into `emb.weight`. State is a dict keyed "{layer}.{slot}" (runtime.config.state_spec slot names).
+into `emb.weight`. State is a dict keyed by StateTensor.key ("3.att_aa", "pos"; the config's state slots); each
+block sees and returns only its own layer's slots, keyed by slot name.
 
 Both forms run in the model's dtype; fp32 slots stay fp32 unless the whole model is float64.
 An fp16 model (export/precision.py) keeps its LayerNorms, the WKV and medium parameters and all fp32 state
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
+from rrwkv_trt.core.state import StateSpec
 
 from ..ops.wkv4 import wkv4, wkv4_step
 
@@ -60,21 +62,21 @@ class TimeMix(nn.Module):
         v = self.value(lerp_shift(xx, sx, self.time_mix_v))
         return r, k, v
 
-    def forward(self, xx: Tensor, st: State, i: int, ctx: object = None) -> tuple[Tensor, State]:
+    def forward(self, xx: Tensor, st: State, ctx: object = None) -> tuple[Tensor, State]:
         """Sequence form. xx [B, T, C] (LN1 output) -> out [B, T, C] and this layer's new att slots."""
-        aa, bb, pp = st[f"{i}.att_aa"], st[f"{i}.att_bb"], st[f"{i}.att_pp"]
-        r, k, v = self.rkv(xx, shift(xx, st[f"{i}.att_xx"]))
+        aa, bb, pp = st["att_aa"], st["att_bb"], st["att_pp"]
+        r, k, v = self.rkv(xx, shift(xx, st["att_xx"]))
         y, aa, bb, pp = wkv4(self.time_decay.to(aa.dtype), self.time_first.to(aa.dtype), k, v, aa, bb, pp)
         out = self.output(r * y.to(r.dtype))
-        return out, {f"{i}.att_xx": xx[:, -1], f"{i}.att_aa": aa, f"{i}.att_bb": bb, f"{i}.att_pp": pp}
+        return out, {"att_xx": xx[:, -1], "att_aa": aa, "att_bb": bb, "att_pp": pp}
 
-    def step(self, xx: Tensor, st: State, i: int, ctx: object = None) -> tuple[Tensor, State]:
+    def step(self, xx: Tensor, st: State, ctx: object = None) -> tuple[Tensor, State]:
         """Step form (§1.3 per token). xx [B, C] -> out [B, C] and the new att slots."""
-        aa, bb, pp = st[f"{i}.att_aa"], st[f"{i}.att_bb"], st[f"{i}.att_pp"]
-        r, k, v = self.rkv(xx, st[f"{i}.att_xx"].to(xx.dtype))
+        aa, bb, pp = st["att_aa"], st["att_bb"], st["att_pp"]
+        r, k, v = self.rkv(xx, st["att_xx"].to(xx.dtype))
         y, aa, bb, pp = wkv4_step(self.time_decay.to(aa.dtype), self.time_first.to(aa.dtype), k, v, aa, bb, pp)
         out = self.output(r * y.to(r.dtype))
-        return out, {f"{i}.att_xx": xx, f"{i}.att_aa": aa, f"{i}.att_bb": bb, f"{i}.att_pp": pp}
+        return out, {"att_xx": xx, "att_aa": aa, "att_bb": bb, "att_pp": pp}
 
 
 class ChannelMix(nn.Module):
@@ -93,13 +95,13 @@ class ChannelMix(nn.Module):
         kv = self.value(torch.relu(self.key(lerp_shift(xx, sx, self.time_mix_k))) ** 2)
         return r, kv
 
-    def forward(self, xx: Tensor, st: State, i: int, ctx: object = None) -> tuple[Tensor, State]:
-        r, kv = self.mix(xx, shift(xx, st[f"{i}.ffn_xx"]))
-        return r * kv, {f"{i}.ffn_xx": xx[:, -1]}
+    def forward(self, xx: Tensor, st: State, ctx: object = None) -> tuple[Tensor, State]:
+        r, kv = self.mix(xx, shift(xx, st["ffn_xx"]))
+        return r * kv, {"ffn_xx": xx[:, -1]}
 
-    def step(self, xx: Tensor, st: State, i: int, ctx: object = None) -> tuple[Tensor, State]:
-        r, kv = self.mix(xx, st[f"{i}.ffn_xx"].to(xx.dtype))
-        return r * kv, {f"{i}.ffn_xx": xx}
+    def step(self, xx: Tensor, st: State, ctx: object = None) -> tuple[Tensor, State]:
+        r, kv = self.mix(xx, st["ffn_xx"].to(xx.dtype))
+        return r * kv, {"ffn_xx": xx}
 
 
 class Block(nn.Module):
@@ -115,17 +117,18 @@ class Block(nn.Module):
         self.ffn = self.channel_mix_cls(cfg)
 
     def forward(self, x: Tensor, st: State, new: State, step: bool, ctx: object = None) -> Tensor:
-        """x [B, T, C] (or [B, C] when step); reads `st`, writes this layer's slots into `new`.
+        """x [B, T, C] (or [B, C] when step); reads this layer's slots `st` ({slot: tensor}), writes its new
+        slots into `new`.
 
         `ctx` carries per-call data a family shares across layers (RRWKV: window indices).
         """
         att = self.att.step if step else self.att
         ffn = self.ffn.step if step else self.ffn
         act = self.att.key.weight.dtype
-        out, upd = att(layer_norm(x, self.ln1, act), st, self.layer, ctx)
+        out, upd = att(layer_norm(x, self.ln1, act), st, ctx)
         x = x + out  # an fp32 residual stream promotes the fp16 sub-block output
         new.update(upd)
-        out, upd = ffn(layer_norm(x, self.ln2, act), st, self.layer, ctx)
+        out, upd = ffn(layer_norm(x, self.ln2, act), st, ctx)
         new.update(upd)
         return x + out
 
@@ -147,17 +150,18 @@ class Rwkv4Model(nn.Module):
     def activation_dtype(self) -> torch.dtype:
         return self.head.weight.dtype
 
+    def state_spec(self) -> StateSpec:
+        return self.config.state_spec("float16" if self.activation_dtype == torch.float16 else "float32")
+
     def init_state(self, batch: int, dtype: torch.dtype = torch.float32) -> State:
-        """Fresh state from the spec at the model's activation dtype; float64 gives float64 everywhere (for
-        exactness tests)."""
+        """Fresh state from the spec at the model's activation dtype, keyed by StateTensor.key ("3.att_aa",
+        "pos"); float64 gives float64 everywhere (for exactness tests)."""
         state = {}
-        act = "float16" if self.activation_dtype == torch.float16 else "float32"
-        for t in self.config.state_spec(act).tensors():
-            name = t.input_name.removeprefix("state_in.")
-            shape = tuple(batch if d == "batch" else d for d in t.slot.shape)
+        spec = self.state_spec()
+        for t in spec.tensors():
             dt = torch.int64 if t.slot.dtype == "int64" else (
                 torch.float64 if dtype == torch.float64 else getattr(torch, t.slot.dtype))
-            state[name] = torch.full(shape, t.slot.init, dtype=dt)
+            state[t.key] = torch.full(spec.concrete_shape(t.slot, batch), t.slot.init, dtype=dt)
         return state
 
     def forward(self, input_ids: Tensor, state: State) -> tuple[Tensor, State]:
@@ -169,13 +173,17 @@ class Rwkv4Model(nn.Module):
         return self._run(self.emb(token), state, step=True)
 
     def _run(self, x: Tensor, state: State, step: bool) -> tuple[Tensor, State]:
-        new: State = {}
         seq_len = 1 if step else x.shape[1]
         ctx = self.call_context(state, seq_len, step)
         if self.residual_dtype is not None:
             x = x.to(self.residual_dtype)
+        tensors = self.state_spec().tensors()
+        new: State = {}
         for i, block in enumerate(self.blocks):
-            x = block(x, state, new, step, ctx)
+            mine = {t.slot.name: state[t.key] for t in tensors if t.layer == i}
+            updated: State = {}
+            x = block(x, mine, updated, step, ctx)
+            new.update({t.key: updated[t.slot.name] for t in tensors if t.layer == i})
             if self.rescale_layer and (i + 1) % self.rescale_layer == 0:
                 x = x / 2
         self.finish_state(state, new, seq_len)
