@@ -34,6 +34,7 @@ from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.metadata import from_metadata
 from rrwkv_trt.core.paths import resolve_model_path
 
+from .model_folder import check_output_folder, write_export
 from .quantize_w8 import quantize_matmuls_w8
 
 WEIGHT_ONLY_BITS = {"int8": 8, "int4": 4}
@@ -79,11 +80,7 @@ def _matmul_nbits(proto: onnx.ModelProto, precision: str) -> onnx.ModelProto:
 
 def quantize_export(fp32_model: str | Path, out_dir: str | Path, precision: str) -> Path:
     """Quantize an existing fp32 export (a folder or its model.onnx) into `out_dir`, without re-tracing: the same
-    graph and metadata as `rrwkv-trt export --precision <precision>` of the same checkpoint.
-
-    The import is deferred because onnx_export imports torch, which quantizing an export does not need."""
-    from .onnx_export import check_output_folder, write_export
-
+    graph and metadata as `rrwkv-trt export --precision <precision>` of the same checkpoint."""
     if precision not in WEIGHT_ONLY_BITS:
         raise UserError(f"precision must be one of {sorted(WEIGHT_ONLY_BITS)}, got {precision!r}")
     path = resolve_model_path(fp32_model)

@@ -1,4 +1,4 @@
-"""Large exports keep their weights in model.onnx.data (export/onnx_export.py: EXTERNAL_DATA_MIN_BYTES): ONNX
+"""Large exports keep their weights in model.onnx.data (export/model_folder.py: EXTERNAL_DATA_MIN_BYTES): ONNX
 Runtime loads them, the results equal a one-file export, and model_sha256 covers the weights. The kernel-weights
 index beside them (export/kernel_weights.py) lets OrtSession load the rrwkv kernels' weights into huge pages."""
 import json
@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from rrwkv_trt.export import onnx_export
+from rrwkv_trt.export import model_folder, onnx_export
 from rrwkv_trt.export.checkpoint import load_checkpoint
 from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 from rrwkv_trt.export.quantize import quantize_export
@@ -31,7 +31,7 @@ def exports(tmp_path_factory):
     ckpt = load_checkpoint(path)
     single = onnx_export.export_checkpoint(ckpt, tmp_path_factory.mktemp("one") / "onnx")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(onnx_export, "EXTERNAL_DATA_MIN_BYTES", 0)
+        mp.setattr(model_folder, "EXTERNAL_DATA_MIN_BYTES", 0)
         split = onnx_export.export_checkpoint(ckpt, tmp_path_factory.mktemp("two") / "onnx")
     return single, split
 
@@ -68,7 +68,7 @@ def test_model_sha256_covers_the_weights(exports, tmp_path):
 def test_quantize_an_external_data_export(exports, tmp_path):
     _, split = exports
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(onnx_export, "EXTERNAL_DATA_MIN_BYTES", 0)
+        mp.setattr(model_folder, "EXTERNAL_DATA_MIN_BYTES", 0)
         out = quantize_export(split, tmp_path / "int8", "int8")
     assert (out / "model.onnx.data").is_file()
     with OrtSession(split) as ref, OrtSession(out) as q:
@@ -81,7 +81,7 @@ def int8_split(exports, tmp_path_factory):
     """An int8 export of the external-data export, itself with external data (and so a kernel-weights index)."""
     _, split = exports
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(onnx_export, "EXTERNAL_DATA_MIN_BYTES", 0)
+        mp.setattr(model_folder, "EXTERNAL_DATA_MIN_BYTES", 0)
         return quantize_export(split, tmp_path_factory.mktemp("q") / "int8", "int8")
 
 

@@ -25,12 +25,12 @@ from rrwkv_trt.runtime.engine import build_engine
 from rrwkv_trt.runtime.onnx_graph import PluginNode
 from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.metadata import from_metadata
+from rrwkv_trt.core.paths import REPO_ROOT
 from rrwkv_trt.core.sidecar import read_sidecar, sidecar_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 import trt_rtx_support as rtx  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 OP_TYPE = {"rwkv4": "WKV4", "rrwkv": "WKV4Medium"}
 needs_rtx = pytest.mark.skipif(rtx.skip_reason() is not None, reason=str(rtx.skip_reason()))
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not on PATH: cannot make test libraries")
@@ -75,7 +75,7 @@ def _rrwkv_node_names(model_dir: Path) -> list[str]:
 def _run_python(code: str) -> subprocess.CompletedProcess:
     """A fresh process: its plugin registry holds nothing yet (this process's holds the real library)."""
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=300, cwd=REPO)
+                          timeout=300, cwd=REPO_ROOT)
 
 
 def test_build_writes_engine_and_sidecar(trt, exported, tmp_path):
@@ -319,14 +319,14 @@ def test_build_from_an_external_data_export(trt, tmp_path, monkeypatch):
     pytest.importorskip("torch", reason="exporting the tiny model needs torch ([export] extra)")
     import torch
 
-    from rrwkv_trt.export import onnx_export
+    from rrwkv_trt.export import model_folder, onnx_export
     from rrwkv_trt.export.checkpoint import load_checkpoint
     from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
     from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
     config = Rwkv4Config(vocab_size=61, n_embd=16, n_layer=1, dim_att=16, dim_ffn=32)
     torch.save(random_blinkdl_state_dict(config, seed=2), tmp_path / "m.pth")
-    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_MIN_BYTES", 0)
+    monkeypatch.setattr(model_folder, "EXTERNAL_DATA_MIN_BYTES", 0)
     out = onnx_export.export_checkpoint(load_checkpoint(tmp_path / "m.pth"), tmp_path / "onnx")
     assert (out / "model.onnx.data").is_file()
     sidecar = build_engine(out, tmp_path / "m.plan", max_batch=2, max_seq=8, plugin_library=rtx.LIBRARY,
