@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 # Export the shipped model, decode a prompt on ONNX Runtime, report ONNX-vs-PyTorch logit error.
 demo: export
 	$(BIN)/rrwkv-trt run $(DEMO) --prompt "$(PROMPT)" --max-new-tokens 200
-	$(BIN)/python -m rrwkv_trt.export.verify $(MODEL) $(DEMO) --prompt "$(PROMPT)" --steps 64
+	$(BIN)/python -m rrwkv_trt.reference.verify $(MODEL) $(DEMO) --prompt "$(PROMPT)" --steps 64
 
 # Export the shipped model to $(DEMO) (model.onnx, config.json, tokenizer.json).
 export: $(STAMP)
@@ -51,7 +51,7 @@ bench: $(STAMP) plugins
 # ORT function bodies and fused kernels, and 1000-step drift against PyTorch. Exit 1 on a mismatch
 # (runtime/tolerances.json). ENGINE=engine.plan adds a TensorRT engine (GPU hosts).
 compare: $(DEMO)/model.onnx plugins
-	$(BIN)/python -m rrwkv_trt.export.reference $(MODEL) $(DEMO)
+	$(BIN)/python -m rrwkv_trt.reference.writer $(MODEL) $(DEMO)
 	$(BIN)/rrwkv-trt compare $(DEMO) --checkpoint $(MODEL)$(if $(ENGINE), --engine $(ENGINE))
 
 # Long context (README "Long context"): 100,000 tokens through every WKV backend (fp32, fp16; adversarial weights)

@@ -1,6 +1,7 @@
 """The `rrwkv-trt` command. Every user error becomes one `error: ...` line on stderr and exit code 2."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import click
 from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.metadata import PRECISIONS
 
-# The benchmark's backends (runtime/bench/suite.py: variants_for), here so that `--help` imports nothing.
+# The benchmark's backends (bench/suite.py: variants_for), here so that `--help` imports nothing.
 BENCH_BACKENDS = ("ort-kernel", "ort-function", "torch-eager", "rwkv-package")
 
 EXIT_USER_ERROR = 2
@@ -53,7 +54,7 @@ def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | N
     click.echo(f"loading {checkpoint}", err=True)
     ckpt = load_checkpoint(checkpoint, family)
     cfg = ckpt.config
-    click.echo(f"{cfg.family}: {cfg.n_layer} layers, width {cfg.n_embd}, vocab {cfg.vocab_size}; tracing to ONNX "
+    click.echo(f"{cfg.family}: {cfg.n_layer} layers, vocab {cfg.vocab_size}; tracing to ONNX "
                f"({precision})", err=True)
     out = export_checkpoint(ckpt, out_dir, tokenizer, precision=precision)
     if not (out / "tokenizer.json").is_file():
@@ -62,7 +63,7 @@ def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | N
 
 
 @main.command()
-@click.argument("out_dir", type=click.Path(path_type=str))
+@click.argument("model", type=click.Path(path_type=str))
 @click.option("--prompt", required=True, help="Text to continue.")
 @click.option("--max-new-tokens", type=click.IntRange(min=0), default=64, show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
@@ -81,12 +82,13 @@ def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | N
               help="TensorRT engines: replay each decode step as a captured CUDA graph.")
 @click.option("--plugin-library", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="TensorRT engines: librrwkv_trt_plugins_dyn.so [default: the one the engine was built with].")
-def run(out_dir: str, prompt: str, max_new_tokens: int, temperature: float, top_p: float, seed: int,
+def run(model: str, prompt: str, max_new_tokens: int, temperature: float, top_p: float, seed: int,
         threads: int | None, state_in: str | None, state_out: str | None, no_custom_ops: bool,
         cuda_graph: bool, plugin_library: str | None) -> None:
-    """Continue PROMPT with the model in OUT_DIR (ONNX Runtime, CPU), streaming text to stdout.
+    """Continue PROMPT with MODEL, streaming text to stdout.
 
-    OUT_DIR may also be a TensorRT engine (.plan / .engine, from `rrwkv-trt build`), which runs on the GPU."""
+    MODEL is a model folder from `rrwkv-trt export` (or its .onnx file), run on ONNX Runtime (CPU), or a TensorRT
+    engine (.plan / .engine, from `rrwkv-trt build`), run on the GPU."""
     from rrwkv_trt.runtime.backends.ort import OrtSession
     from rrwkv_trt.runtime.decode import Generator
     from rrwkv_trt.runtime.engine import is_engine_path
@@ -96,23 +98,23 @@ def run(out_dir: str, prompt: str, max_new_tokens: int, temperature: float, top_
     from rrwkv_trt.runtime.tokenizer import Tokenizer
 
     sampler = Sampler(temperature=temperature, top_p=top_p, seed=seed)
-    if is_engine_path(out_dir):
+    if is_engine_path(model):
         from rrwkv_trt.runtime.backends.trt import TrtSession
         from rrwkv_trt.runtime.engine import resolve_engine_path, tokenizer_dir
 
         if threads is not None or no_custom_ops:
             raise UserError("--threads and --no-custom-ops apply to ONNX Runtime; "
-                            f"{out_dir} is a TensorRT engine")
-        engine = resolve_engine_path(out_dir)  # a missing engine is reported before a missing tokenizer
+                            f"{model} is a TensorRT engine")
+        engine = resolve_engine_path(model)  # a missing engine is reported before a missing tokenizer
         tokenizer = Tokenizer.from_dir(tokenizer_dir(engine))
         session = TrtSession(engine, plugin_library=plugin_library, cuda_graph=cuda_graph)
     else:
         if cuda_graph or plugin_library is not None:
-            raise UserError(f"--cuda-graph and --plugin-library apply to TensorRT engines; {out_dir} is an ONNX "
+            raise UserError(f"--cuda-graph and --plugin-library apply to TensorRT engines; {model} is an ONNX "
                             "model (build an engine with `rrwkv-trt build`)")
-        resolve_model_path(out_dir)  # a missing model is reported before a missing tokenizer
-        tokenizer = Tokenizer.from_dir(out_dir)
-        session = OrtSession(out_dir, threads=threads, use_custom_ops=not no_custom_ops)
+        model_path = resolve_model_path(model)  # a missing model is reported before a missing tokenizer
+        tokenizer = Tokenizer.from_dir(model_path.parent)
+        session = OrtSession(model_path, threads=threads, use_custom_ops=not no_custom_ops)
     with session:
         state = None if state_in is None else load_state(state_in, session.spec, batch=1)
         generator = Generator(session, tokenizer, sampler)
@@ -128,7 +130,7 @@ def run(out_dir: str, prompt: str, max_new_tokens: int, temperature: float, top_
 
 
 @main.command()
-@click.argument("out_dir", type=click.Path(path_type=str))
+@click.argument("model", type=click.Path(path_type=str))
 @click.option("-o", "--output", "engine", required=True, type=click.Path(dir_okay=False, path_type=str),
               help="Engine file to write (.plan or .engine); the sidecar goes beside it as ENGINE.json.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=None,
@@ -143,19 +145,19 @@ def run(out_dir: str, prompt: str, max_new_tokens: int, temperature: float, top_
 @click.option("--tensorrt-rtx", is_flag=True, default=False,
               help="Build with TensorRT-RTX (CPU-only ahead-of-time builder) to check the plugins where no GPU is; "
                    "such an engine runs only on TensorRT-RTX.")
-def build(out_dir: str, engine: str, max_batch: int | None, max_seq: int | None, plugin_library: str | None,
+def build(model: str, engine: str, max_batch: int | None, max_seq: int | None, plugin_library: str | None,
           compute_capability: str | None, tensorrt_rtx: bool) -> None:
-    """Build a TensorRT engine for the model in OUT_DIR (an export folder or a .onnx file)."""
+    """Build a TensorRT engine for MODEL (a model folder from `rrwkv-trt export`, or its .onnx file)."""
     from rrwkv_trt.runtime.engine import build_engine
     from rrwkv_trt.runtime.trt_loader import import_tensorrt_rtx
 
     trt = import_tensorrt_rtx() if tensorrt_rtx else None
-    build_engine(out_dir, engine, max_batch=max_batch, max_seq=max_seq, plugin_library=plugin_library,
+    build_engine(model, engine, max_batch=max_batch, max_seq=max_seq, plugin_library=plugin_library,
                  compute_capability=compute_capability, progress=lambda line: click.echo(line, err=True), trt=trt)
 
 
 @main.command()
-@click.argument("out_dir", type=click.Path(path_type=str))
+@click.argument("model", type=click.Path(path_type=str))
 @click.option("--engine", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Also compare this TensorRT engine (from `rrwkv-trt build`; GPU hosts).")
 @click.option("--steps", type=click.IntRange(min=0), default=1000, show_default=True,
@@ -173,17 +175,30 @@ def build(out_dir: str, engine: str, max_batch: int | None, max_seq: int | None,
               help="ORT intra-op threads (one: reproducible sums, and no contention on a busy machine).")
 @click.option("--all-outputs", is_flag=True, default=False,
               help="List every output in the per-call table [default: logits and each state slot's worst layer].")
-def compare(out_dir: str, engine: str | None, steps: int, window: int, checkpoint: str | None,
+def compare(model: str, engine: str | None, steps: int, window: int, checkpoint: str | None,
             custom_ops_library: str | None, plugin_library: str | None, threads: int,
             all_outputs: bool) -> None:
     """Compare ONNX Runtime (function bodies, fused kernels) and TensorRT with the PyTorch reference in
-    OUT_DIR/reference/ (written by `python -m rrwkv_trt.export.reference CHECKPOINT OUT_DIR`), per call and over
-    a long decode. Exit code 1 when any backend is outside runtime/tolerances.json."""
+    MODEL/reference/ (written by `python -m rrwkv_trt.reference.writer CHECKPOINT MODEL`), per call and over a long
+    decode. MODEL is a model folder from `rrwkv-trt export`. Exit code 1 when any backend is outside
+    runtime/tolerances.json."""
+    from rrwkv_trt.core.paths import resolve_model_path
     from rrwkv_trt.runtime.compare import run_compare
 
-    ok = run_compare(out_dir, engine=engine, steps=steps, window=window, checkpoint=checkpoint,
-                     custom_ops_library=custom_ops_library, plugin_library=plugin_library, threads=threads,
-                     all_outputs=all_outputs, echo=click.echo)
+    with contextlib.ExitStack() as stack:
+        pytorch = None
+        if checkpoint is not None and steps > 0:
+            try:  # the PyTorch reference needs torch; the rest of compare never imports it
+                from rrwkv_trt.reference.torch_session import exported_model_info, session_for_export
+            except ImportError as err:
+                raise UserError(f"--checkpoint needs torch ({err}); pip install 'rrwkv-trt[export]' or leave it "
+                                "out (stock ONNX Runtime is then the drift reference)") from None
+            model_path = resolve_model_path(model)
+            info, _ = exported_model_info(model_path)
+            pytorch = stack.enter_context(session_for_export(checkpoint, model_path, info))
+        ok = run_compare(model, engine=engine, steps=steps, window=window, pytorch=pytorch,
+                         custom_ops_library=custom_ops_library, plugin_library=plugin_library, threads=threads,
+                         all_outputs=all_outputs, echo=click.echo)
     if not ok:
         sys.exit(1)
 
@@ -219,7 +234,9 @@ def bench(checkpoints: tuple[str, ...], random_169m: bool, backends: tuple[str, 
 
     CHECKPOINTS default to the shipped model. Needs the [export] extra (it exports the models) and, for the
     rwkv-package baseline, the [dev] extra."""
-    from rrwkv_trt.runtime.bench.suite import SHIPPED_MODEL, Settings, run_bench
+    from rrwkv_trt.bench.plan import Settings
+    from rrwkv_trt.bench.suite import run_bench
+    from rrwkv_trt.core.paths import SHIPPED_MODEL
 
     settings = Settings(reps=reps, threads=threads, decode_steps=decode_steps, batch=batch, batch_steps=batch_steps,
                         prefill_tokens=prefill_tokens, agreement_steps=agreement_steps)

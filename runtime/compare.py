@@ -1,19 +1,14 @@
 """Backends vs the PyTorch reference, per call (Polygraphy) and over a long decode (drift); torch-free.
 
-OUT_DIR/reference/ is written by `python -m rrwkv_trt.export.reference CHECKPOINT OUT_DIR` (the only torch step):
-  reference.json  manifest: prompt and decode ids, state spec, precision, sha256 of the model.onnx it belongs to
-  inputs.json     the feed of every iteration (polygraphy.json.save_json): iteration 0 prefills the prompt from the
-                  spec's initial state; iteration k >= 1 feeds decode token k with PyTorch's state after iteration k-1
-  outputs.json    PyTorch's outputs of every iteration as Polygraphy RunResults (runner "pytorch")
-  data_loader.py  `load_data()` for `polygraphy run --data-loader-script`, bound to its own folder
-
-Polygraphy's comparator treats every iteration on its own, so each feed carries its state (CONVENTIONS.md §3.13).
-Drift over many steps is measured by runtime/drift.py, where every backend carries its own state. Polygraphy is a
-[dev] dependency, imported inside the functions that need it. Tolerances: runtime/tolerances.json (tolerances.py).
+MODEL/reference/ (its files: core/reference_format.py) is written by `python -m rrwkv_trt.reference.writer
+CHECKPOINT MODEL`, the only torch step. Every backend runs as the product runs it (OrtSession, TrtSession), wrapped
+as a Polygraphy runner. Polygraphy's comparator treats every iteration on its own, so each feed carries its state
+(CONVENTIONS.md §3.13). Drift over many steps is measured by runtime/drift.py, where every backend carries its own
+state. Polygraphy is a [dev] dependency, imported inside the functions that need it. Tolerances:
+runtime/tolerances.json (tolerances.py).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -24,152 +19,21 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rrwkv_trt.core.state import StateSpec
 from rrwkv_trt.core.errors import UserError
-from rrwkv_trt.core.metadata import model_sha256
-from rrwkv_trt.core.names import LOGITS_FROM
-from .state import State, allocate_state, validate_state
+from rrwkv_trt.core.names import INPUT_IDS, LOGITS, LOGITS_FROM, MODEL_FILE
+from rrwkv_trt.core.paths import resolve_model_path
+from rrwkv_trt.core.reference_format import (
+    LOADER_FILE, OUTPUTS_FILE, REFERENCE_DIR, REFERENCE_RUNNER, Reference, load_reference, read_outputs,
+    reference_feeds, reference_hint,
+)
 from .drift import drift, drift_passed, format_drift
 from .tolerances import CallTolerance, Policy
 
-REFERENCE_FORMAT_VERSION = 1
-REFERENCE_DIR = "reference"
-MANIFEST_FILE = "reference.json"
-INPUTS_FILE = "inputs.json"
-OUTPUTS_FILE = "outputs.json"
-LOADER_FILE = "data_loader.py"
-REFERENCE_RUNNER = "pytorch"
-INPUT_IDS = "input_ids"
-LOGITS = "logits"
-MODEL_FILE = "model.onnx"
-LOADER_SOURCE = '''"""The feeds of this PyTorch reference, for `polygraphy run --data-loader-script data_loader.py`.
 
-Written by rrwkv_trt.export.reference; it finds the reference through its own path.
-"""
-from pathlib import Path
-
-from rrwkv_trt.runtime.compare import load_data as _load_data
-
-
-def load_data():
-    return _load_data(Path(__file__).resolve().parent)
-'''
-
-
-def reference_hint(out_dir: str | os.PathLike) -> str:
-    return (f"write it with `python -m rrwkv_trt.export.reference CHECKPOINT {os.fspath(out_dir)}` (CHECKPOINT: what "
-            "the model was exported from; needs torch and polygraphy: pip install 'rrwkv-trt[export,dev]'), or "
-            "run `make compare` for the shipped model")
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A reference folder's manifest. Iteration 0 is the prefill of `prompt_ids`, iteration k the k-th decode id."""
-
-    folder: Path
-    manifest: dict
-    spec: StateSpec
-    prompt_ids: list[int]
-    decode_ids: list[int]
-
-    @property
-    def iterations(self) -> int:
-        return 1 + len(self.decode_ids)
-
-    def describe(self) -> str:
-        return (f"{self.iterations} iterations: a prefill of {len(self.prompt_ids)} tokens, then "
-                f"{len(self.decode_ids)} decode steps, each fed PyTorch's state")
-
-
-def read_reference(folder: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Reference:
-    """The manifest of a reference folder; UserError saying how to write one if it is missing or stale."""
-    folder = Path(folder)
-    out_dir = folder.parent if out_dir is None else out_dir
-    path = folder / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"no PyTorch reference: {path} not found; {reference_hint(out_dir)}") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read {path} ({err}); {reference_hint(out_dir)}") from None
-    if manifest.get("format_version") != REFERENCE_FORMAT_VERSION:
-        raise UserError(f"{path} has format_version {manifest.get('format_version')!r}, this rrwkv-trt reads "
-                        f"{REFERENCE_FORMAT_VERSION}; {reference_hint(out_dir)}")
-    for name in (INPUTS_FILE, OUTPUTS_FILE):
-        if not (folder / name).is_file():
-            raise UserError(f"{folder} lacks {name}; {reference_hint(out_dir)}")
-    try:
-        spec = StateSpec.from_dict(manifest["state_spec"])
-        return Reference(folder, manifest, spec, [int(i) for i in manifest["prompt_ids"]],
-                         [int(i) for i in manifest["decode_ids"]])
-    except (KeyError, TypeError, ValueError) as err:
-        raise UserError(f"{path} is not a reference manifest ({type(err).__name__}: {err}); "
-                        f"{reference_hint(out_dir)}") from None
-
-
-def load_reference(out_dir: str | os.PathLike) -> Reference:
-    """OUT_DIR/reference, checked to belong to OUT_DIR/model.onnx as it is now."""
-    out_dir = Path(out_dir)
-    ref = read_reference(out_dir / REFERENCE_DIR, out_dir)
-    model = out_dir / MODEL_FILE
-    if model.is_file() and model_sha256(model) != ref.manifest.get("model_sha256"):
-        raise UserError(f"{ref.folder} was written for another {MODEL_FILE} (sha256 differs; re-exported since?); "
-                        f"{reference_hint(out_dir)}")
-    return ref
-
-
-def read_outputs(ref: Reference) -> list[dict[str, np.ndarray]]:
-    """PyTorch's outputs, one {output name: array} per iteration."""
-    pg = _polygraphy()
-    with pg.G_LOGGER.verbosity(pg.G_LOGGER.WARNING):
-        results = pg.RunResults.load(str(ref.folder / OUTPUTS_FILE))
-    if len(results) != 1 or len(results[0][1]) != ref.iterations:
-        raise UserError(f"{ref.folder / OUTPUTS_FILE} does not hold one runner with {ref.iterations} iterations; "
-                        f"{reference_hint(ref.folder.parent)}")
-    return [{name: np.asarray(value) for name, value in it.items()} for it in results[0][1]]
-
-
-def reference_feeds(ref: Reference, outputs: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    """The feed of every iteration, built from the state spec: iteration 0 starts from the spec's initial values,
-    iteration k >= 1 takes the state_out.* of PyTorch's iteration k-1 as its state_in.* (matched by spec name)."""
-    feeds = []
-    extra = extra_feeds(ref.manifest.get("logits_from"))
-    state: State = allocate_state(ref.spec, 1)
-    for k, ids in enumerate([ref.prompt_ids, *([t] for t in ref.decode_ids)]):
-        if k:
-            prev = outputs[k - 1]
-            missing = [t.output_name for t in ref.spec.tensors() if t.output_name not in prev]
-            if missing:
-                raise UserError(f"{ref.folder / OUTPUTS_FILE} iteration {k - 1} lacks {missing[:4]}; "
-                                f"{reference_hint(ref.folder.parent)}")
-            state = {t.input_name: prev[t.output_name] for t in ref.spec.tensors()}
-            validate_state(ref.spec, state, 1, source=f"{ref.folder / OUTPUTS_FILE} iteration {k - 1}")
-        feeds.append({INPUT_IDS: np.asarray([ids], dtype=np.int64), **extra, **state})
-    return feeds
-
-
-def extra_feeds(logits_from: bool) -> dict[str, np.ndarray]:
-    """The inputs besides ids and state: logits_from = 0 (every position) for graphs that have it."""
-    return {LOGITS_FROM: np.zeros(1, dtype=np.int64)} if logits_from else {}
-
-
-def load_data(reference_dir: str | os.PathLike | None = None) -> list[dict[str, np.ndarray]]:
-    """The feeds of a reference folder, for `polygraphy run --data-loader-script` (see `reference_feeds`).
-
-    Polygraphy calls the function with no argument: use OUT_DIR/reference/data_loader.py:load_data, which passes
-    its own folder here.
-    """
-    if reference_dir is None:
-        raise UserError("load_data() needs the reference folder; pass --data-loader-script "
-                        f"OUT_DIR/{REFERENCE_DIR}/{LOADER_FILE}:load_data (written with the reference)")
-    ref = read_reference(reference_dir)
-    return reference_feeds(ref, read_outputs(ref))
-
-
-def polygraphy_command(out_dir: str, tol: CallTolerance) -> str:
+def polygraphy_command(model_dir: str, tol: CallTolerance) -> str:
     """The stock-ONNX-Runtime check on Polygraphy's CLI (function bodies vs PyTorch), with `tol`."""
-    ref = f"{out_dir}/{REFERENCE_DIR}"
-    return (f"polygraphy run {out_dir}/{MODEL_FILE} --onnxrt --data-loader-script {ref}/{LOADER_FILE}:load_data "
+    ref = f"{model_dir}/{REFERENCE_DIR}"
+    return (f"polygraphy run {model_dir}/{MODEL_FILE} --onnxrt --data-loader-script {ref}/{LOADER_FILE}:load_data "
             f"--load-outputs {ref}/{OUTPUTS_FILE} --atol {LOGITS}:{tol.logits.atol:g} {tol.state.atol:g} "
             f"--rtol {LOGITS}:{tol.logits.rtol:g} {tol.state.rtol:g}")
 
@@ -269,9 +133,10 @@ def _polygraphy():
 
 
 def session_runner(session, name: str, logits_from: bool = False):
-    """A Polygraphy runner over a runtime session (`run(input_ids, state) -> (logits, state)`): TrtSession,
-    or the PyTorch session of rrwkv_trt.export.reference. The session is opened and closed by the caller.
-    `logits_from`: the feeds carry that input (always 0: every position), which the session does not need."""
+    """A Polygraphy runner over a runtime session (`run(input_ids, state) -> (logits, state)`): OrtSession or
+    TrtSession, so that the per-call check runs each backend as the product does (its session options, threads,
+    custom-op library and prefill path). The session is opened and closed by the caller.
+    `logits_from`: the feeds carry that input (always 0: every position), which the session feeds itself."""
     from polygraphy.backend.base import BaseRunner
     from polygraphy.common import TensorMetadata
 
@@ -298,26 +163,6 @@ def session_runner(session, name: str, logits_from: bool = False):
             return {LOGITS: logits, **{t.output_name: new[t.input_name] for t in session.spec.tensors()}}
 
     return SessionRunner(name=name)
-
-
-def ort_runner(model: Path, name: str, custom_ops_library: Path | None, threads: int | None = None):
-    """Polygraphy's OnnxrtRunner over an ORT session factory; the library (librrwkv_ort_ops.so) is registered when
-    given, so the fused kernels run instead of the function bodies (Polygraphy's CLI cannot do this)."""
-    from polygraphy.backend.onnxrt import OnnxrtRunner
-
-    def make_session():
-        import onnxruntime as ort
-
-        from .backends.ort import register_custom_ops
-
-        so = ort.SessionOptions()
-        if threads is not None:
-            so.intra_op_num_threads = threads
-        if custom_ops_library is not None:
-            register_custom_ops(so, custom_ops_library)
-        return ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
-
-    return OnnxrtRunner(make_session, name=name)
 
 
 def format_calls(reports: list[CallReport], ref: Reference, all_outputs: bool = False) -> list[str]:
@@ -347,14 +192,18 @@ def _worst_per_slot(outputs: list[OutputStat]) -> list[OutputStat]:
     return list(by_slot.values())
 
 
-def run_compare(out_dir: str | os.PathLike, *, engine: str | os.PathLike | None = None, steps: int = 1000,
-                window: int = 100, checkpoint: str | os.PathLike | None = None,
-                custom_ops_library: str | os.PathLike | None = None, plugin_library: str | os.PathLike | None = None,
-                threads: int | None = None, all_outputs: bool = False, echo: Callable[[str], None] = print) -> bool:
+def run_compare(model: str | os.PathLike, *, engine: str | os.PathLike | None = None, steps: int = 1000,
+                window: int = 100, pytorch=None, custom_ops_library: str | os.PathLike | None = None,
+                plugin_library: str | os.PathLike | None = None, threads: int | None = None,
+                all_outputs: bool = False, echo: Callable[[str], None] = print) -> bool:
     """`rrwkv-trt compare`: per-call check of every backend against the reference, then the drift check.
 
-    Backends: ort-function (stock ONNX Runtime, function bodies), ort-kernel (librrwkv_ort_ops.so; None looks in the
-    checkout's build/), tensorrt (`engine`, GPU hosts), and in the drift check PyTorch when `checkpoint` is given.
+    Backends: ort-function (OrtSession on the function bodies), ort-kernel (OrtSession with librrwkv_ort_ops.so; None
+    looks in the checkout's build/), tensorrt (`engine`, GPU hosts).
+    Args:
+        model: an export folder holding reference/, or its model.onnx.
+        pytorch: a session of the checkpoint's PyTorch model at the model's precision (rrwkv_trt.reference's
+            TorchSession; opened and closed by the caller): the drift check's reference. None: ort-function is.
     Returns:
         True when every backend that ran is within the policy of runtime/tolerances.json.
     """
@@ -363,17 +212,16 @@ def run_compare(out_dir: str | os.PathLike, *, engine: str | os.PathLike | None 
     from .backends.ort import CUSTOM_OPS_LIBRARY, OrtSession, custom_ops_search_path, find_custom_ops_library
     from .tolerances import load_policy
 
-    model = Path(out_dir) / MODEL_FILE if Path(out_dir).is_dir() else Path(out_dir)
-    if not model.is_file():
-        raise UserError(f"{model} not found; pass an export OUT_DIR (`rrwkv-trt export CHECKPOINT -o OUT_DIR`)")
+    model = resolve_model_path(model)
     ref = load_reference(model.parent)
+    logits_from = bool(ref.manifest.get("logits_from"))
     with ExitStack() as stack:
         sessions = {"ort-function": stack.enter_context(OrtSession(model, threads=threads, use_custom_ops=False))}
         info = sessions["ort-function"].info
         if info.state != ref.spec:
-            raise UserError(f"{ref.folder} was written for another state spec than {model}; {reference_hint(out_dir)}")
+            raise UserError(f"{ref.folder} was written for another state spec than {model}; "
+                            f"{reference_hint(model.parent)}")
         policy = load_policy(info.precision)
-        runners = [ort_runner(model, "ort-function", None, threads)]
         skipped = []
         library = Path(custom_ops_library) if custom_ops_library is not None else find_custom_ops_library()
         if library is None:
@@ -382,15 +230,14 @@ def run_compare(out_dir: str | os.PathLike, *, engine: str | os.PathLike | None 
         else:
             sessions["ort-kernel"] = stack.enter_context(OrtSession(model, threads=threads,
                                                                     custom_ops_library=library))
-            runners.append(ort_runner(model, "ort-kernel", library, threads))
         if engine is None:
-            skipped.append(CallReport("tensorrt", skipped="no --engine given (GPU hosts: `rrwkv-trt build OUT_DIR "
+            skipped.append(CallReport("tensorrt", skipped="no --engine given (GPU hosts: `rrwkv-trt build MODEL "
                                       "-o engine.plan`)"))
         else:
             from .backends.trt import TrtSession
 
             sessions["tensorrt"] = stack.enter_context(TrtSession(engine, plugin_library=plugin_library))
-            runners.append(session_runner(sessions["tensorrt"], "tensorrt", bool(ref.manifest.get("logits_from"))))
+        runners = [session_runner(session, name, logits_from) for name, session in sessions.items()]
         reports = compare_calls(ref, runners, policy) + skipped
         for line in format_calls(reports, ref, all_outputs):
             echo(line)
@@ -398,18 +245,12 @@ def run_compare(out_dir: str | os.PathLike, *, engine: str | os.PathLike | None 
 
         if steps > 0:
             reference, note = "ort-function", "stock ONNX Runtime, function bodies; PyTorch only with --checkpoint"
-            if checkpoint is not None:
-                try:
-                    from rrwkv_trt.export.reference import TorchSession
-                except ImportError as err:
-                    raise UserError(f"--checkpoint needs torch ({err}); pip install 'rrwkv-trt[export]' or leave "
-                                    "it out (stock ONNX Runtime is then the drift reference)") from None
-                torch_session = stack.enter_context(TorchSession(checkpoint, info.precision))
-                if torch_session.config != info.config:
-                    raise UserError(f"--checkpoint {os.fspath(checkpoint)} is another model ({torch_session.config}) "
-                                    f"than {model} ({info.config})")
-                sessions = {"pytorch": torch_session, **sessions}
-                reference, note = "pytorch", f"PyTorch step form of {os.fspath(checkpoint)}"
+            if pytorch is not None:
+                if pytorch.config != info.config or pytorch.spec != info.state:
+                    raise UserError(f"the PyTorch reference is another model ({pytorch.config}) than {model} "
+                                    f"({info.config})")
+                sessions = {"pytorch": pytorch, **sessions}
+                reference, note = "pytorch", f"PyTorch step form of {os.fspath(pytorch.source)}"
             echo("")
             report = drift(sessions, reference, ref.prompt_ids, steps, window)
             tolerances = {n: policy.drift_for(n) for n in report.prefill_max_abs}
@@ -422,4 +263,3 @@ def run_compare(out_dir: str | os.PathLike, *, engine: str | os.PathLike | None 
     echo("the ort-function check alone, on Polygraphy's CLI:")
     echo(f"  {polygraphy_command(os.fspath(model.parent), policy.call('ort-function'))}")
     return not failed
-

@@ -1,7 +1,13 @@
-"""Multi-step drift: every backend decodes the same tokens carrying its own state; torch-free.
+"""Multi-step drift and greedy agreement: every backend decodes the same tokens carrying its own state; torch-free.
 
 Polygraphy compares calls one at a time (runtime/compare.py feeds each its reference state), so error that builds up
 in the recurrent state over many steps is measured here instead (CONVENTIONS.md §3.13).
+
+Greedy agreement has this one definition, used by `rrwkv-trt compare` (runtime/compare.py), `make demo`'s check
+(reference/verify.py), the benchmark's weight-only accuracy (bench/accuracy.py) and the fp16 check
+(reference/precision_check.py): every session is fed the reference's greedy token at every step (teacher forcing),
+and agreement is the fraction of steps at which a session's argmax equals the reference's. Letting each backend
+follow its own argmax instead would, after the first disagreement, compare argmaxes of two different texts.
 """
 from __future__ import annotations
 
@@ -29,9 +35,14 @@ class DriftReport:
     margins: list[float] = field(default_factory=list)  # per step: the reference's top-1 minus top-2 logit
 
     def max_abs(self, backend: str) -> float:
-        return max([self.prefill_max_abs[backend], *(w.max_abs[backend] for w in self.windows)])
+        """The largest |logit - reference logit| of the prefill's last position and of every decode step."""
+        return max(self.prefill_max_abs[backend], self.decode_max_abs(backend))
+
+    def decode_max_abs(self, backend: str) -> float:
+        return max((w.max_abs[backend] for w in self.windows), default=0.0)
 
     def agreement(self, backend: str) -> float:
+        """Greedy agreement: the fraction of decode steps whose argmax equals the reference's (1.0 for no steps)."""
         return sum(w.agree[backend] for w in self.windows) / self.steps if self.steps else 1.0
 
 

@@ -193,7 +193,7 @@ def build_engine(model: str | os.PathLike, engine: str | os.PathLike, *, max_bat
     """Build a TensorRT engine for an exported model and write `engine` plus its sidecar `<engine>.json`.
 
     Args:
-        model: an export OUT_DIR or a .onnx file with rrwkv nodes and rrwkv metadata.
+        model: a model folder from `rrwkv-trt export` or a .onnx file with rrwkv nodes and rrwkv metadata.
         engine: the engine file to write (.plan or .engine); written to a temporary name, then renamed.
         max_batch, max_seq: profile maxima; None means DEFAULT_MAX_BATCH / DEFAULT_MAX_SEQ.
         plugin_library: librrwkv_trt_plugins_dyn.so; None searches `plugin_search_path()`.
@@ -371,9 +371,9 @@ def resolve_engine_path(engine: str | os.PathLike) -> Path:
     path = Path(engine)
     if path.suffix not in ENGINE_SUFFIXES:
         raise UserError(f"{path} is not an engine file ({' or '.join(ENGINE_SUFFIXES)}); build one with "
-                        "`rrwkv-trt build OUT_DIR -o model.plan`")
+                        "`rrwkv-trt build MODEL -o model.plan`")
     if not path.is_file():
-        raise UserError(f"engine {path} not found; build it with `rrwkv-trt build OUT_DIR -o {path}`")
+        raise UserError(f"engine {path} not found; build it with `rrwkv-trt build MODEL -o {path}`")
     return path
 
 

@@ -39,8 +39,9 @@ import sysconfig
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "plugins")]
+from rrwkv_trt.core.paths import BUILD_DIR, REPO_ROOT, SHIPPED_MODEL
+
+sys.path[:0] = [str(REPO_ROOT / "tests"), str(REPO_ROOT / "tests" / "plugins")]
 
 import numpy as np  # noqa: E402
 
@@ -252,13 +253,13 @@ def main() -> int:
     p.add_argument("--channels", type=int, default=96, help="op level: C (a multiple of 6: 16 channels per regime)")
     p.add_argument("--batch", type=int, default=2, help="op level: B (sequence 0 fresh, the others carried)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", type=Path, default=REPO / "models" / "rrwkv-pystdlib")
+    p.add_argument("--model", type=Path, default=SHIPPED_MODEL)
     p.add_argument("--chunk", type=int, default=1024, help="model level: tokens per prefill call")
     p.add_argument("--threads", type=int, default=2, help="model level: ONNX Runtime intra-op threads")
     p.add_argument("--skip-model", action="store_true")
     p.add_argument("--skip-ops", action="store_true")
-    p.add_argument("--work", type=Path, default=REPO / "build" / "long_context", help="export folder")
-    p.add_argument("--results", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--work", type=Path, default=BUILD_DIR / "long_context", help="export folder")
+    p.add_argument("--results", type=Path, default=REPO_ROOT / "bench" / "results")
     args = p.parse_args()
 
     report = {"date": dt.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
@@ -276,7 +277,7 @@ def main() -> int:
         print(f"  {'prec':<5}{'run':<22}{'finite':<7}{'max|dlogit|':>11}{'first 1k':>11}{'last 1k':>11}"
               f"{'rel rms':>10}{'argmax':>9}{'aa/bb':>10}{'pp+ln bb':>10}{'other':>10}{'time s':>8}{'tok/s':>8}")
         report["model"], ok_model = model_level(args.model, args.tokens, args.chunk, args.work, args.threads)
-        report["model_checkpoint"] = str(args.model.relative_to(REPO) if args.model.is_relative_to(REPO)
+        report["model_checkpoint"] = str(args.model.relative_to(REPO_ROOT) if args.model.is_relative_to(REPO_ROOT)
                                          else args.model)
         ok &= ok_model
     if "op_level" in report:

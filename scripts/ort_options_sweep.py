@@ -3,7 +3,7 @@
     python scripts/ort_options_sweep.py [MODEL_DIR] [--reps 5] [--threads 2] [--out FILE]
 
 MODEL_DIR defaults to the fp32 export of the random 169M RWKV-4 that `make bench` prepares. Each option set runs
-in its own worker (runtime/bench/worker.py) with the fused kernels; every repetition runs every set once (decode
+in its own worker (bench/worker.py) with the fused kernels; every repetition runs every set once (decode
 of 32 steps at batch 1, a 512-token prefill) in a rotated order. Writes bench/results/<date>-ort-options.json
 (or --out).
 "defaults" are OrtSession's (ORT's, with memory patterns off: backends/ort.py DEFAULT_SESSION_OPTIONS); the sweep
@@ -17,9 +17,10 @@ import json
 import statistics
 from pathlib import Path
 
-from rrwkv_trt.runtime.bench.suite import REPO_ROOT, Worker
+from rrwkv_trt.bench.suite import Worker
+from rrwkv_trt.core.paths import BUILD_DIR, REPO_ROOT
 
-DEFAULT_MODEL = REPO_ROOT / "build" / "bench" / "rwkv4-169m-random" / "fp32"
+DEFAULT_MODEL = BUILD_DIR / "bench" / "rwkv4-169m-random" / "fp32"
 OPTION_SETS = {  # name -> (threads offset from --threads, session options)
     "defaults": (0, {}),
     "1 thread": (-1, {}),
@@ -43,7 +44,7 @@ def main() -> None:
     vocab = json.loads((Path(args.model) / "config.json").read_text())["vocab_size"]
     workers = {}
     for name, (dt, options) in OPTION_SETS.items():
-        w = Worker("rrwkv_trt.runtime.bench.worker:ort_backend",
+        w = Worker("rrwkv_trt.bench.worker:ort_backend",
                    dict(model=args.model, threads=max(1, args.threads + dt), use_custom_ops=True, weight_bytes=0,
                         session_options=options))
         if not w.hello.get("ok"):

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from rrwkv_trt.core.paths import REPO_ROOT as REPO
 
 
 def _as_f64(x) -> np.ndarray:

@@ -114,7 +114,7 @@ def test_compare_passes_on_fp16_export(exported, tmp_path):
     fp16 policy."""
     import shutil
 
-    from rrwkv_trt.export.reference import write_reference
+    from rrwkv_trt.reference.writer import write_reference
 
     _, src, _, out = exported
     work = tmp_path / "onnx"

@@ -127,7 +127,7 @@ def shipped_fp32(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["int8", "int4"])
 def test_compare_passes_on_the_shipped_model(shipped_fp32, precision, tmp_path):
-    from rrwkv_trt.export.reference import write_reference
+    from rrwkv_trt.reference.writer import write_reference
 
     ckpt, fp32 = shipped_fp32
     out = quantize_export(fp32, tmp_path / precision, precision)

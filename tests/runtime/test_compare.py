@@ -17,6 +17,8 @@ from click.testing import CliRunner
 from helpers import REPO, op_spec
 from test_trt_backend import fakes, make_sidecar  # noqa: F401 - `fakes` is a fixture
 
+from rrwkv_trt.core import reference_format as fmt
+from rrwkv_trt.core.names import INPUT_IDS, LOGITS, LOGITS_FROM
 from rrwkv_trt.runtime import compare as cmp
 from rrwkv_trt.runtime import drift as drift_mod
 from rrwkv_trt.runtime import onnx_graph
@@ -36,13 +38,13 @@ OP_FOLDERS = ("wkv4", "wkv4_medium")
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """(checkpoint folder, OUT_DIR with model.onnx and reference/)."""
+    """(checkpoint folder, model folder with model.onnx and reference/)."""
     from safetensors.torch import save_file
 
     from rrwkv_trt.export.checkpoint import load_checkpoint
     from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
     from rrwkv_trt.export.onnx_export import export_checkpoint
-    from rrwkv_trt.export.reference import write_reference
+    from rrwkv_trt.reference.writer import write_reference
 
     ckpt = tmp_path_factory.mktemp("ckpt")
     save_file(random_blinkdl_state_dict(CONFIG, seed=11), str(ckpt / "model.safetensors"))
@@ -65,27 +67,27 @@ def _readme_polygraphy_command() -> str:
 
 def test_reference_layout_and_feeds(exported):
     _, out = exported
-    ref = cmp.load_reference(out)
+    ref = fmt.load_reference(out)
     assert len(ref.prompt_ids) == PROMPT_LEN and len(ref.decode_ids) == STEPS and ref.iterations == STEPS + 1
-    outputs = cmp.read_outputs(ref)
+    outputs = fmt.read_outputs(ref)
     # The generated loader binds the reference folder; polygraphy calls it with no argument.
-    namespace = {"__file__": str(ref.folder / cmp.LOADER_FILE)}
-    exec(compile((ref.folder / cmp.LOADER_FILE).read_text(), cmp.LOADER_FILE, "exec"), namespace)
+    namespace = {"__file__": str(ref.folder / fmt.LOADER_FILE)}
+    exec(compile((ref.folder / fmt.LOADER_FILE).read_text(), fmt.LOADER_FILE, "exec"), namespace)
     feeds = namespace["load_data"]()
     from polygraphy.json import load_json
 
-    saved = load_json(str(ref.folder / cmp.INPUTS_FILE))
+    saved = load_json(str(ref.folder / fmt.INPUTS_FILE))
     assert len(feeds) == len(saved) == ref.iterations
     initial = allocate_state(ref.spec, 1)
     for k, (feed, want) in enumerate(zip(feeds, saved)):
-        assert list(feed) == list(want) == [cmp.INPUT_IDS, cmp.LOGITS_FROM, *ref.spec.input_names()]
-        assert feed[cmp.LOGITS_FROM].tolist() == [0]  # every position's logits, as outputs.json holds them
+        assert list(feed) == list(want) == [INPUT_IDS, LOGITS_FROM, *ref.spec.input_names()]
+        assert feed[LOGITS_FROM].tolist() == [0]  # every position's logits, as outputs.json holds them
         for name in feed:
             np.testing.assert_array_equal(feed[name], want[name], err_msg=f"iteration {k} {name}")
         for t in ref.spec.tensors():  # state chains from PyTorch's previous outputs, by spec name
             expected = initial[t.input_name] if k == 0 else outputs[k - 1][t.output_name]
             np.testing.assert_array_equal(feed[t.input_name], expected)
-    assert feeds[1][cmp.INPUT_IDS].tolist() == [[int(outputs[0][cmp.LOGITS][0, -1].argmax())]]  # greedy
+    assert feeds[1][INPUT_IDS].tolist() == [[int(outputs[0][LOGITS][0, -1].argmax())]]  # greedy
 
 
 def test_readme_polygraphy_command_runs(exported):
@@ -98,7 +100,7 @@ def test_readme_polygraphy_command_runs(exported):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert f"vs. {cmp.REFERENCE_RUNNER} | Passed: {STEPS + 1}/{STEPS + 1} iterations" in result.stdout
+    assert f"vs. {fmt.REFERENCE_RUNNER} | Passed: {STEPS + 1}/{STEPS + 1} iterations" in result.stdout
 
 
 def test_compare_passes(exported):
@@ -109,7 +111,7 @@ def test_compare_passes(exported):
     kernel = ort_backend.find_custom_ops_library() is not None
     for backend in ("ort-function", "ort-kernel") if kernel else ("ort-function",):
         rows = [ln for ln in lines if ln.split()[:1] == [backend]]  # logits, then each slot's worst layer
-        assert len(rows) == 1 + len(cmp.load_reference(out).spec.slots), rows
+        assert len(rows) == 1 + len(fmt.load_reference(out).spec.slots), rows
         assert all(ln.endswith(" ok") for ln in rows)
     assert any(ln.startswith("tensorrt") and "skipped: no --engine given" in ln for ln in lines)
     for span in ("1-50", "51-100", "101-120"):
@@ -126,22 +128,22 @@ def test_mismatch_exits_1_with_table(exported, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(out, bad)
     tol = load_policy("fp32").call("ort-function").logits
-    results = RunResults.load(str(bad / "reference" / cmp.OUTPUTS_FILE))
-    logits = np.array(results[0][1][3][cmp.LOGITS])
+    results = RunResults.load(str(bad / "reference" / fmt.OUTPUTS_FILE))
+    logits = np.array(results[0][1][3][LOGITS])
     logits[0, 0, 5] += 10 * (tol.atol + tol.rtol * abs(logits[0, 0, 5]))
-    results[0][1][3][cmp.LOGITS] = logits
-    results.save(str(bad / "reference" / cmp.OUTPUTS_FILE))
+    results[0][1][3][LOGITS] = logits
+    results.save(str(bad / "reference" / fmt.OUTPUTS_FILE))
     result = _compare(bad, "--steps", 0)
     assert result.exit_code == 1, result.output
     fails = [ln.split() for ln in result.stdout.splitlines() if ln.endswith("FAIL")]
-    assert fails and all(f[1] == cmp.LOGITS and f[2] == "3" for f in fails), result.stdout
+    assert fails and all(f[1] == LOGITS and f[2] == "3" for f in fails), result.stdout
     assert "compare: FAILED (ort-function per call" in result.stdout
 
 
 def test_missing_or_stale_reference_exits_2(exported, tmp_path, make_fake_model):
     result = _compare(make_fake_model(), "--steps", 0)
     assert result.exit_code == 2
-    assert "no PyTorch reference" in result.stderr and "python -m rrwkv_trt.export.reference CHECKPOINT" in \
+    assert "no PyTorch reference" in result.stderr and "python -m rrwkv_trt.reference.writer CHECKPOINT" in \
         result.stderr and "make compare" in result.stderr
     _, out = exported
     stale = tmp_path / "stale"
@@ -154,7 +156,7 @@ def test_missing_or_stale_reference_exits_2(exported, tmp_path, make_fake_model)
 
 def test_load_data_without_folder_explains():
     with pytest.raises(ValueError, match=r"data_loader\.py:load_data"):
-        cmp.load_data()
+        fmt.load_data()
 
 
 class _Offset:
@@ -179,7 +181,7 @@ class _Offset:
 
 def test_drift_windows(exported):
     _, out = exported
-    ref = cmp.load_reference(out)
+    ref = fmt.load_reference(out)
     tol = load_policy("fp32").drift_for("ort-kernel")
     with ort_backend.OrtSession(out, use_custom_ops=False) as a, ort_backend.OrtSession(out, use_custom_ops=False) as b:
         report = drift_mod.drift({"ort-function": a, "ort-kernel": _Offset(b, 1e3, start=25)}, "ort-function",

@@ -3,11 +3,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import rrwkv_trt.bench as bench_pkg
 import rrwkv_trt.cli as cli_pkg
 import rrwkv_trt.core as core_pkg
 import rrwkv_trt.runtime as runtime_pkg
 
-TORCH_FREE = {pkg.__name__: Path(pkg.__file__).parent for pkg in (core_pkg, runtime_pkg, cli_pkg)}
+TORCH_FREE = {pkg.__name__: Path(pkg.__file__).parent for pkg in (core_pkg, runtime_pkg, cli_pkg, bench_pkg)}
+# The benchmark's coordinator is torch-free; these two run torch, in the subprocesses it starts.
+NEEDS_TORCH = {"rrwkv_trt.bench.exports", "rrwkv_trt.bench.baselines"}
 
 BLOCKER = """
 import importlib.abc, sys
@@ -23,7 +26,8 @@ sys.meta_path.insert(0, BlockTorch())
 
 
 def _runtime_modules() -> list[str]:
-    """Every module of the torch-free packages: core, runtime and the CLI (which imports export lazily)."""
+    """Every module of the torch-free packages: core, runtime, the CLI (which imports export and reference lazily)
+    and the benchmark's coordinator."""
     names = []
     for package, folder in TORCH_FREE.items():
         for path in sorted(folder.rglob("*.py")):
@@ -31,7 +35,7 @@ def _runtime_modules() -> list[str]:
             if parts[-1] == "__init__":
                 parts = parts[:-1]
             names.append(".".join((package, *parts)))
-    return names
+    return [name for name in names if name not in NEEDS_TORCH]
 
 
 def _run(code: str) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""`rrwkv-trt bench` (runtime/bench/): the bound arithmetic, the report's ratios and targets, worker processes, and
+"""`rrwkv-trt bench` (bench/): the bound arithmetic, the report's ratios and targets, worker processes, and
 one end-to-end run on a tiny RWKV-4 .pth with every backend. No speed is asserted (targets live in the benchmark)."""
 import json
 
@@ -9,9 +9,10 @@ from click.testing import CliRunner
 
 from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 from rrwkv_trt.runtime.backends.ort import find_custom_ops_library
-from rrwkv_trt.runtime.bench import machine
-from rrwkv_trt.runtime.bench.report import TARGETS, check_targets, format_model, prefill_flops, summarize_model
-from rrwkv_trt.runtime.bench.suite import Settings, Variant, Worker
+from rrwkv_trt.bench import machine
+from rrwkv_trt.bench.report import TARGETS, check_targets, format_model, prefill_flops, summarize_model
+from rrwkv_trt.bench.plan import Settings, Variant
+from rrwkv_trt.bench.suite import Worker
 from rrwkv_trt.cli.main import main
 from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
@@ -91,7 +92,7 @@ def test_report_ratios_bounds_and_targets():
 
 def test_worker_process(make_fake_model):
     model = make_fake_model()
-    w = Worker("rrwkv_trt.runtime.bench.worker:ort_backend",
+    w = Worker("rrwkv_trt.bench.worker:ort_backend",
                dict(model=str(model), threads=1, use_custom_ops=False, weight_bytes=123))
     try:
         assert w.hello["ok"] and w.hello["weight_bytes"] == 123 and w.hello["pid"] != 0
@@ -106,7 +107,7 @@ def test_worker_process(make_fake_model):
     finally:
         w.close()
     assert not w.proc.is_alive()
-    broken = Worker("rrwkv_trt.runtime.bench.worker:ort_backend",
+    broken = Worker("rrwkv_trt.bench.worker:ort_backend",
                     dict(model="/nonexistent", threads=1, use_custom_ops=False, weight_bytes=0))
     broken.close()
     assert not broken.hello["ok"] and "/nonexistent" in broken.hello["error"]

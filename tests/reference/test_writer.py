@@ -1,4 +1,4 @@
-"""python -m rrwkv_trt.export.reference: user errors before any work is done, and the PyTorch session adapter.
+"""python -m rrwkv_trt.reference.writer: user errors before any work is done, and the PyTorch session adapter.
 
 The full path (export, reference, compare, polygraphy run) is exercised on a tiny model in
 tests/runtime/test_compare.py.
@@ -12,7 +12,8 @@ from onnx import TensorProto, helper
 from safetensors.torch import save_file
 
 from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
-from rrwkv_trt.export.reference import TorchSession, main, write_reference
+from rrwkv_trt.reference.torch_session import TorchSession
+from rrwkv_trt.reference.writer import main, write_reference
 from rrwkv_trt.core.families.rrwkv import RrwkvConfig
 from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.metadata import ModelInfo, to_metadata
@@ -30,7 +31,7 @@ def checkpoint(tmp_path):
 
 
 def _model_with_metadata(out_dir, config):
-    """An OUT_DIR whose model.onnx carries `config` in its metadata (the graph itself is a stand-in)."""
+    """A model folder whose model.onnx carries `config` in its metadata (the graph itself is a stand-in)."""
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])

@@ -1,6 +1,6 @@
-"""The benchmark's models and its PyTorch baselines (needs torch; run by `rrwkv-trt bench` in subprocesses).
+"""The benchmark's models (needs torch; run by `rrwkv-trt bench` in a subprocess).
 
-    python -m rrwkv_trt.export.bench_models OUT_ROOT [--model CHECKPOINT ...] [--random-169m] [--fresh]
+    python -m rrwkv_trt.bench.exports OUT_ROOT [--model CHECKPOINT ...] [--random-169m] [--fresh]
 
 prepares, under OUT_ROOT, every export the benchmark measures and writes OUT_ROOT/manifest.json:
   * `--random-169m`: a BlinkDL RWKV-4 `.pth` of the 169M shape (12 layers, width 768, vocabulary 50277) with
@@ -9,33 +9,27 @@ prepares, under OUT_ROOT, every export the benchmark measures and writes OUT_ROO
     (export/quantize.py), with each export's weight bytes and the bytes one decode step reads.
 An export is reused when its stamp (checkpoint size and mtime, precision, a digest of the export/ sources) matches;
 `--fresh` redoes them all.
-
-The baselines are factories for runtime/bench/worker.py: `torch_eager` (this project's PyTorch model, step form for
-decode and sequence form for prefill) and `rwkv_package` (BlinkDL's rwkv 0.8.32 on the same .pth, "cpu fp32").
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 
-from rrwkv_trt.runtime.bench.worker import SessionBackend, Unsupported
+import rrwkv_trt.export
 from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 from rrwkv_trt.core.metadata import from_metadata
-
-from .checkpoint import load_checkpoint, resolve_checkpoint_file
-from .onnx_export import export_checkpoint
-from .precision import PRECISIONS
-from .quantize import quantize_export
+from rrwkv_trt.export.checkpoint import load_checkpoint, resolve_checkpoint_file
+from rrwkv_trt.export.onnx_export import export_checkpoint
+from rrwkv_trt.export.precision import PRECISIONS
+from rrwkv_trt.export.quantize import quantize_export
 
 RANDOM_SEED = 0
 RANDOM_169M = Rwkv4Config(vocab_size=50277, n_embd=768, n_layer=12, dim_att=768, dim_ffn=3072)
@@ -51,7 +45,7 @@ def write_random_169m(path: Path) -> Path:
     """The seeded random 169M-shape RWKV-4 BlinkDL checkpoint at `path` (written once, atomically)."""
     if path.is_file():
         return path
-    from .models.random_init import random_blinkdl_state_dict
+    from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 
     log(f"generating {path.name} (seed {RANDOM_SEED}, {RANDOM_169M})")
     state = random_blinkdl_state_dict(RANDOM_169M, seed=RANDOM_SEED)
@@ -79,9 +73,9 @@ def _stamp(checkpoint: Path, precision: str) -> str:
 
 
 def _export_sources_digest() -> str:
-    """sha256 of this package's Python sources: a changed exporter or quantizer redoes the cached exports."""
+    """sha256 of the export package's Python sources: a changed exporter or quantizer redoes the cached exports."""
     digest = hashlib.sha256()
-    root = Path(__file__).resolve().parent
+    root = Path(rrwkv_trt.export.__file__).resolve().parent
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
@@ -137,50 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     manifest.write_text(json.dumps({"models": models}, indent=2) + "\n")
     log(f"wrote {manifest}")
     return 0
-
-
-def _parameter_bytes(tensors) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def torch_eager(checkpoint: str, threads: int) -> SessionBackend:
-    """This project's PyTorch model in eager mode (fp32): the baseline an exporter starts from."""
-    from .reference import TorchSession
-
-    torch.set_num_threads(threads)
-    session = TorchSession(checkpoint)
-    return SessionBackend(session, _parameter_bytes(session.model.parameters()))
-
-
-class RwkvPackageBackend:
-    """BlinkDL's rwkv package (0.8.32, strategy "cpu fp32", TorchScript on) on the same BlinkDL .pth."""
-
-    def __init__(self, checkpoint: str, threads: int) -> None:
-        os.environ.setdefault("RWKV_JIT_ON", "1")  # the package reads both when rwkv.model is imported
-        os.environ["RWKV_CUDA_ON"] = "0"
-        from rwkv.model import RWKV
-
-        torch.set_num_threads(threads)
-        self.model = RWKV(model=str(Path(checkpoint).with_suffix("")), strategy="cpu fp32", verbose=False)
-        self.weight_bytes = _parameter_bytes(t for t in self.model.w.values() if isinstance(t, torch.Tensor))
-        self.state = None
-
-    def prefill(self, ids: np.ndarray) -> np.ndarray:
-        logits, _ = self.model.forward(ids[0].tolist(), None)  # sequence mode: the last token's logits
-        return logits.numpy()
-
-    def start(self, batch: int) -> None:
-        if batch != 1:
-            raise Unsupported("the rwkv package's forward() takes one sequence")
-        self.state = None
-
-    def step(self, tokens: np.ndarray) -> np.ndarray:
-        logits, self.state = self.model.forward([int(tokens[0])], self.state)
-        return logits.numpy()[None]
-
-
-def rwkv_package(checkpoint: str, threads: int) -> RwkvPackageBackend:
-    return RwkvPackageBackend(checkpoint, threads)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,19 @@
 """Accuracy of the weight-only int8 / int4 exports against the fp32 export, both on ONNX Runtime.
 
-Greedy agreement as `rrwkv-trt compare` measures drift (runtime/drift.py): a seeded prompt is prefilled, then the
-fp32 session decodes greedily and every session is fed fp32's token at each step, each carrying its own state, so
+Greedy agreement as runtime/drift.py defines it for all its users: a seeded prompt is prefilled, then the fp32
+session decodes greedily and every session is fed fp32's token at each step, each carrying its own state, so
 agreement counts the steps where a candidate's argmax equals fp32's, and the max |logit - fp32 logit| covers the
 prefill and every step. fp32's top-1 minus top-2 margin says how fragile the argmax is: a candidate whose logits
 are off by at most e can only flip steps whose margin is below 2e (a random model's near-tied logits flip
-where a trained model's do not). Runs in a benchmark worker (runtime/bench/worker.py), not in the coordinator, so the
+where a trained model's do not). Runs in a benchmark worker (bench/worker.py), not in the coordinator, so the
 sessions' memory is not the coordinator's.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..backends.ort import OrtSession
-from ..drift import drift
+from rrwkv_trt.runtime.backends.ort import OrtSession
+from rrwkv_trt.runtime.drift import drift
 
 MIN_GREEDY_AGREEMENT = 0.98  # issue target for int8 over 1000 tokens
 

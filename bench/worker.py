@@ -1,7 +1,7 @@
 """One benchmark backend in its own process, driven over a pipe.
 
 Each backend lives in a separate process so that its peak RSS is its own and one backend's allocations and
-threads cannot slow another; the coordinator (runtime/bench/suite.py) sends the same command to each in turn, so
+threads cannot slow another; the coordinator (bench/suite.py) sends the same command to each in turn, so
 repetitions are A/B interleaved. A backend is built in the worker by a factory named "module:function", so the
 coordinator never imports what a backend needs (torch for the PyTorch baselines).
 
@@ -100,7 +100,7 @@ def serve(conn, factory: str, kwargs: dict) -> None:
 
 
 class SessionBackend:
-    """A runtime session (OrtSession, or export.reference.TorchSession) as a benchmark backend."""
+    """A runtime session (OrtSession, or rrwkv_trt.reference's TorchSession) as a benchmark backend."""
 
     def __init__(self, session, weight_bytes: int) -> None:
         self.session, self.weight_bytes = session, weight_bytes
@@ -119,7 +119,7 @@ class SessionBackend:
 def ort_backend(model: str, threads: int, use_custom_ops: bool, weight_bytes: int,
                 session_options: dict | None = None) -> SessionBackend:
     """ONNX Runtime on an exported folder: fused rrwkv kernels or the function bodies."""
-    from ..backends.ort import OrtSession
+    from rrwkv_trt.runtime.backends.ort import OrtSession
 
     session = OrtSession(model, threads=threads, use_custom_ops=use_custom_ops, session_options=session_options)
     if use_custom_ops and session.custom_ops_library is None:
@@ -128,7 +128,7 @@ def ort_backend(model: str, threads: int, use_custom_ops: bool, weight_bytes: in
 
 
 class MachineProbe:
-    """The machine worker: no model; `bounds` runs the probes of runtime/bench/machine.py under this process's
+    """The machine worker: no model; `bounds` runs the probes of bench/machine.py under this process's
     BLAS thread count."""
 
     weight_bytes = 0

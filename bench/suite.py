@@ -1,68 +1,36 @@
 """The benchmark coordinator behind `rrwkv-trt bench` (torch-free: models and baselines run in subprocesses).
 
-1. `python -m rrwkv_trt.export.bench_models` prepares the exports (fp32, fp16, int8, int4) of each checkpoint and
+1. `python -m rrwkv_trt.bench.exports` prepares the exports (fp32, fp16, int8, int4) of each checkpoint and
    of the seeded random 169M RWKV-4, and writes their manifest.
-2. A machine worker measures the bounds (runtime/bench/machine.py) with the benchmark's thread count.
-3. Per model, one worker per variant (runtime/bench/worker.py) is started and warmed up; then, repetition by
+2. A machine worker measures the bounds (machine.py) with the benchmark's thread count.
+3. Per model, one worker per variant (worker.py) is started and warmed up; then, repetition by
    repetition, every variant runs decode at batch 1, decode at batch 8 and a prefill, in an order rotated each
    repetition (A/B interleaved), so drift in machine load hits all variants alike.
 4. A worker opens fp32 and the weight-only exports together and measures greedy agreement (accuracy.py).
-5. runtime/bench/report.py turns the samples into medians, ratios and fractions of the bounds.
+5. report.py turns the samples into medians, ratios and fractions of the bounds.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
+import datetime
 import json
 import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
 from rrwkv_trt.core.errors import UserError
-from rrwkv_trt.core.paths import REPO_ROOT, SHIPPED_MODEL
 from rrwkv_trt.core.metadata import WEIGHT_ONLY_PRECISIONS
 from .idle import wait_until_idle
+from .plan import Settings, Variant
+from .report import format_model, summarize_model
 from .worker import serve
-
-TENSORRT_SKIP = "TensorRT needs an NVIDIA GPU and full TensorRT; neither is on this machine, so it is not measured"
-
-
-@dataclass
-class Settings:
-    reps: int = 5
-    threads: int = 2
-    decode_steps: int = 32  # batch 1
-    batch: int = 8
-    batch_steps: int = 16
-    prefill_tokens: int = 512
-    agreement_steps: int = 1000
-    agreement_prompt: int = 32
-    seed: int = 0
-    started: float = field(default_factory=time.monotonic)  # progress lines show the time since
-
-    def log(self, message: str) -> None:
-        click.echo(f"bench: {message} [{time.monotonic() - self.started:.0f} s]", err=True)
-
-
-@dataclass
-class Variant:
-    name: str  # "<backend> <precision>", e.g. "ort-kernel int8"
-    backend: str
-    precision: str
-    factory: str  # "module:function" run by the worker
-    kwargs: dict
-    step_bytes: int  # weight bytes one decode step reads
-    samples: dict = field(default_factory=dict)  # measure -> list of worker results
-    load: dict = field(default_factory=dict)
-    memory: dict = field(default_factory=dict)
-    error: str | None = None
 
 
 class Worker:
@@ -78,7 +46,7 @@ class Worker:
         self.hello = self._recv()
 
     def call(self, op: str, **kwargs) -> dict:
-        """Send a command; returns its reply once the worker's threads have stopped spinning (runtime/bench/idle.py),
+        """Send a command; returns its reply once the worker's threads have stopped spinning (idle.py),
         so that they do not take a core from the next measurement."""
         self.conn.send({"op": op, **kwargs})
         reply = self._recv()
@@ -117,7 +85,7 @@ def _environment(env: dict):
 def prepare_models(checkpoints: list[Path], random_169m: bool, work_dir: Path, precisions: tuple[str, ...],
                    fresh: bool) -> list[dict]:
     """Run the export-side preparation (needs the [export] extra) and return its manifest's models."""
-    cmd = [sys.executable, "-m", "rrwkv_trt.export.bench_models", str(work_dir)]
+    cmd = [sys.executable, "-m", "rrwkv_trt.bench.exports", str(work_dir)]
     cmd += [a for c in checkpoints for a in ("--model", str(c))]
     cmd += [a for p in precisions for a in ("--precision", p)]
     cmd += ["--random-169m"] * random_169m + ["--fresh"] * fresh
@@ -142,19 +110,19 @@ def variants_for(model: dict, backends: tuple[str, ...], precisions: tuple[str, 
         if "ort-kernel" in backends and precision in exports:
             e = exports[precision]
             out.append(Variant(f"ort-kernel {precision}", "ort-kernel", precision,
-                               "rrwkv_trt.runtime.bench.worker:ort_backend",
+                               "rrwkv_trt.bench.worker:ort_backend",
                                dict(model=e["dir"], threads=threads, use_custom_ops=True,
                                     weight_bytes=e["weight_bytes"]), e["step_bytes"]))
     if "ort-function" in backends:
         e = exports["fp32"]
-        out.append(Variant("ort-function fp32", "ort-function", "fp32", "rrwkv_trt.runtime.bench.worker:ort_backend",
+        out.append(Variant("ort-function fp32", "ort-function", "fp32", "rrwkv_trt.bench.worker:ort_backend",
                            dict(model=e["dir"], threads=threads, use_custom_ops=False,
                                 weight_bytes=e["weight_bytes"]), e["step_bytes"]))
     if "torch-eager" in backends:
-        out.append(Variant("torch-eager fp32", "torch-eager", "fp32", "rrwkv_trt.export.bench_models:torch_eager",
+        out.append(Variant("torch-eager fp32", "torch-eager", "fp32", "rrwkv_trt.bench.baselines:torch_eager",
                            dict(checkpoint=model["checkpoint"], threads=threads), fp32_step))
     if "rwkv-package" in backends and model["rwkv_package_checkpoint"]:
-        out.append(Variant("rwkv-package fp32", "rwkv-package", "fp32", "rrwkv_trt.export.bench_models:rwkv_package",
+        out.append(Variant("rwkv-package fp32", "rwkv-package", "fp32", "rrwkv_trt.bench.baselines:rwkv_package",
                            dict(checkpoint=model["rwkv_package_checkpoint"], threads=threads), fp32_step))
     return out
 
@@ -222,7 +190,7 @@ def start_machine(model: dict, settings: Settings) -> tuple[Worker, dict]:
     per_layer = [(A, C)] * 3 + [(C, A), (F, C), (C, C), (C, F)]  # [N, K]: r, k, v, output; key, receptance, value
     T = settings.prefill_tokens
     env = {k: str(settings.threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    worker = Worker("rrwkv_trt.runtime.bench.worker:machine_probe", {}, env)
+    worker = Worker("rrwkv_trt.bench.worker:machine_probe", {}, env)
     reply = worker.call("bounds", args={"gemv_shapes": per_layer * L + [(V, C)],
                                         "gemm_shapes": [(T, C, A), (T, C, F), (T, F, C), (T, C, V)]})
     if not reply.pop("ok", False):
@@ -243,7 +211,7 @@ def measure_agreement(model: dict, precisions: tuple[str, ...], settings: Settin
     candidates = {p: exports[p]["dir"] for p in precisions if p in WEIGHT_ONLY_PRECISIONS and p in exports}
     if not candidates or settings.agreement_steps < 1:
         return {}
-    worker = Worker("rrwkv_trt.runtime.bench.accuracy:agreement_probe",
+    worker = Worker("rrwkv_trt.bench.accuracy:agreement_probe",
                     dict(reference=exports["fp32"]["dir"], candidates=candidates, threads=settings.threads))
     try:
         if not worker.hello.get("ok"):
@@ -258,8 +226,6 @@ def measure_agreement(model: dict, precisions: tuple[str, ...], settings: Settin
 
 def bench_model(model: dict, backends: tuple[str, ...], precisions: tuple[str, ...], settings: Settings) -> dict:
     """Every variant of one prepared model, the machine's bounds for its shapes, and weight-only accuracy."""
-    from .report import summarize_model
-
     vocab = model["config"]["vocab_size"]
     settings.log(f"{model['name']}: measuring GEMM and GEMV throughput")
     machine, bounds = start_machine(model, settings)
@@ -282,11 +248,6 @@ def bench_model(model: dict, backends: tuple[str, ...], precisions: tuple[str, .
 def run_bench(checkpoints: list[Path], random_169m: bool, work_dir: Path, results_dir: Path,
               backends: tuple[str, ...], precisions: tuple[str, ...], settings: Settings, fresh: bool) -> Path:
     """Prepare, measure every model, write `results_dir/<date>-edge-cpu.json` and print the tables."""
-    import dataclasses
-    import datetime
-
-    from .report import format_model
-
     if "fp32" not in precisions:
         raise UserError("--precision must include fp32: it is the reference of the weight-only accuracy check")
     models = prepare_models(checkpoints, random_169m, work_dir, precisions, fresh)

@@ -1,9 +1,9 @@
-"""runtime/bench/idle.py: the benchmark waits for a worker's spinning threads before the next measurement."""
+"""bench/idle.py: the benchmark waits for a worker's spinning threads before the next measurement."""
 import subprocess
 import sys
 import time
 
-from rrwkv_trt.runtime.bench import idle
+from rrwkv_trt.bench import idle
 
 BUSY_THEN_SLEEP = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < {busy}: pass\ntime.sleep(30)"
 

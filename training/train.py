@@ -1,6 +1,6 @@
 """Train the shipped RRWKV-R1 model on the Python standard library's own source (byte-level).
 
-    python -m rrwkv_trt.export.train -o models/rrwkv-pystdlib --minutes 20
+    python -m rrwkv_trt.training.train -o models/rrwkv-pystdlib --minutes 20
 
 The corpus is every `.py` file under this interpreter's stdlib (sysconfig "stdlib"), sorted by
 path; a file goes to the held-out split when crc32(relative path) % 20 == 0, so the split is
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import sysconfig
 import time
 import zlib
@@ -30,9 +31,9 @@ from tqdm import tqdm
 from rrwkv_trt.core.families.rrwkv import RrwkvConfig
 from rrwkv_trt.runtime.tokenizer import byte_level_tokenizer
 
-from .models.random_init import randomize_
-from .ops.wkv4_medium import naive_wkv4_medium
-from .models.rrwkv import MediumTimeMix, RrwkvModel
+from rrwkv_trt.export.models.random_init import randomize_
+from rrwkv_trt.export.models.rrwkv import MediumTimeMix, RrwkvModel
+from rrwkv_trt.export.ops.wkv4_medium import naive_wkv4_medium
 
 LN2 = math.log(2)
 
@@ -65,7 +66,7 @@ class NegExp(nn.Module):
 
 
 class RowLayerNorm(nn.Module):
-    """emb.weight = LN(raw rows) without affine: ln0 = (1, 0) folded, as checkpoint.py does on load."""
+    """emb.weight = LN(raw rows) without affine: ln0 = (1, 0) folded, as export/checkpoint.py does on load."""
 
     def forward(self, raw: Tensor) -> Tensor:
         return F.layer_norm(raw, raw.shape[-1:], eps=1e-5)
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    args.command = "python -m rrwkv_trt.export.train " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    args.command = "python -m rrwkv_trt.training.train " + " ".join(argv if argv is not None else sys.argv[1:])
     print(json.dumps(train(args), indent=2))
 
 
