@@ -1,26 +1,22 @@
-"""The PyTorch reference folder MODEL/reference/: its files, manifest, and the feeds built from them (torch-free).
+"""The PyTorch reference folder MODEL/reference/: its files, manifest, and the feeds built from them (stdlib + numpy).
 
-`python -m rrwkv_trt.reference.writer CHECKPOINT MODEL` writes it (the only torch step, `write_folder` here);
-`rrwkv-trt compare` and `polygraphy run --data-loader-script` read it:
+`python -m rrwkv_trt.reference.writer CHECKPOINT MODEL` writes it (the only torch step); `rrwkv-trt compare` and
+`polygraphy run --data-loader-script` read it:
   reference.json  manifest: prompt and decode ids, state spec, precision, sha256 of the model.onnx it belongs to
   inputs.json     the feed of every iteration (polygraphy.json.save_json): iteration 0 prefills the prompt from the
                   spec's initial state; iteration k >= 1 feeds decode token k with PyTorch's state after iteration k-1
   outputs.json    PyTorch's outputs of every iteration as Polygraphy RunResults (runner "pytorch")
   data_loader.py  `load_data()` for `polygraphy run --data-loader-script`, bound to its own folder
 
-Polygraphy's comparator treats every iteration on its own, so each feed carries its state (CONVENTIONS.md §3.13).
-inputs.json and outputs.json are Polygraphy's own file formats, so polygraphy (a [dev] dependency) is imported inside
-the functions that read or write them; everything else here is stdlib and numpy.
+Polygraphy's comparator treats every iteration on its own, so each feed carries its state (docs/conventions.md §3.13).
+inputs.json and outputs.json are Polygraphy's own file formats: runtime/reference_files.py reads and writes them.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -36,20 +32,6 @@ INPUTS_FILE = "inputs.json"
 OUTPUTS_FILE = "outputs.json"
 LOADER_FILE = "data_loader.py"
 REFERENCE_RUNNER = "pytorch"
-LOADER_SOURCE = '''"""The feeds of this PyTorch reference, for `polygraphy run --data-loader-script data_loader.py`.
-
-Written by rrwkv_trt.reference.writer; it finds the reference through its own path.
-"""
-from pathlib import Path
-
-from rrwkv_trt.core.reference_format import load_data as _load_data
-
-
-def load_data():
-    return _load_data(Path(__file__).resolve().parent)
-'''
-
-
 def reference_hint(model_dir: str | os.PathLike) -> str:
     return (f"write it with `python -m rrwkv_trt.reference.writer CHECKPOINT {os.fspath(model_dir)}` (CHECKPOINT: "
             "what the model was exported from; needs torch and polygraphy: pip install 'rrwkv-trt[export,dev]'), or "
@@ -73,34 +55,6 @@ class Reference:
     def describe(self) -> str:
         return (f"{self.iterations} iterations: a prefill of {len(self.prompt_ids)} tokens, then "
                 f"{len(self.decode_ids)} decode steps, each fed PyTorch's state")
-
-
-def write_folder(model_dir: str | os.PathLike, manifest: dict, feeds: list[dict[str, np.ndarray]],
-                 outputs: list[dict[str, np.ndarray]]) -> Path:
-    """Write MODEL/reference/ (replacing an older one) from PyTorch's feeds and outputs, one dict per iteration.
-
-    `manifest` gets format_version here; it is written last, so a folder without it is incomplete."""
-    pg = _polygraphy("writing a reference")
-    model_dir = Path(model_dir)
-    results = pg.RunResults()
-    results.append((REFERENCE_RUNNER, [pg.IterationResult(outputs=o, runner_name=REFERENCE_RUNNER) for o in outputs]))
-    final = model_dir / REFERENCE_DIR
-    tmp = Path(tempfile.mkdtemp(prefix=f".{REFERENCE_DIR}.", dir=model_dir))
-    try:
-        tmp.chmod(0o755)
-        with pg.G_LOGGER.verbosity(pg.G_LOGGER.WARNING):  # no "Saving ..." lines
-            pg.save_json(feeds, str(tmp / INPUTS_FILE), description="rrwkv reference inputs")
-            results.save(str(tmp / OUTPUTS_FILE))
-        (tmp / LOADER_FILE).write_text(LOADER_SOURCE)
-        manifest = {"format_version": REFERENCE_FORMAT_VERSION, **manifest}
-        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
 
 
 def read_reference(folder: str | os.PathLike, model_dir: str | os.PathLike | None = None) -> Reference:
@@ -140,17 +94,6 @@ def load_reference(model_dir: str | os.PathLike) -> Reference:
     return ref
 
 
-def read_outputs(ref: Reference) -> list[dict[str, np.ndarray]]:
-    """PyTorch's outputs, one {output name: array} per iteration."""
-    pg = _polygraphy("reading a reference")
-    with pg.G_LOGGER.verbosity(pg.G_LOGGER.WARNING):
-        results = pg.RunResults.load(str(ref.folder / OUTPUTS_FILE))
-    if len(results) != 1 or len(results[0][1]) != ref.iterations:
-        raise UserError(f"{ref.folder / OUTPUTS_FILE} does not hold one runner with {ref.iterations} iterations; "
-                        f"{reference_hint(ref.folder.parent)}")
-    return [{name: np.asarray(value) for name, value in it.items()} for it in results[0][1]]
-
-
 def reference_feeds(ref: Reference, outputs: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
     """The feed of every iteration, built from the state spec: iteration 0 starts from the spec's initial values,
     iteration k >= 1 takes the state_out.* of PyTorch's iteration k-1 as its state_in.* (matched by spec name)."""
@@ -182,28 +125,3 @@ def _chained_state(ref: Reference, previous: dict[str, np.ndarray], iteration: i
 def extra_feeds(logits_from: bool) -> dict[str, np.ndarray]:
     """The inputs besides ids and state: logits_from = 0 (every position) for graphs that have it."""
     return {LOGITS_FROM: np.zeros(1, dtype=np.int64)} if logits_from else {}
-
-
-def load_data(reference_dir: str | os.PathLike | None = None) -> list[dict[str, np.ndarray]]:
-    """The feeds of a reference folder, for `polygraphy run --data-loader-script` (see `reference_feeds`).
-
-    Polygraphy calls the function with no argument: use MODEL/reference/data_loader.py:load_data, which passes
-    its own folder here.
-    """
-    if reference_dir is None:
-        raise UserError("load_data() needs the reference folder; pass --data-loader-script "
-                        f"MODEL/{REFERENCE_DIR}/{LOADER_FILE}:load_data (written with the reference)")
-    ref = read_reference(reference_dir)
-    return reference_feeds(ref, read_outputs(ref))
-
-
-def _polygraphy(task: str):
-    """Polygraphy's RunResults, IterationResult, save_json and logger, or a UserError saying how to install it."""
-    try:
-        from polygraphy.comparator import IterationResult, RunResults
-        from polygraphy.json import save_json
-        from polygraphy.logger import G_LOGGER
-    except ImportError as err:
-        raise UserError(f"{task} needs polygraphy ({err}); pip install 'rrwkv-trt[dev]' (polygraphy==0.53.6)") from None
-    return SimpleNamespace(RunResults=RunResults, IterationResult=IterationResult, save_json=save_json,
-                           G_LOGGER=G_LOGGER)

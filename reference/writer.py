@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from rrwkv_trt.core import reference_format as fmt
+from rrwkv_trt.runtime.reference_files import write_folder
 from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.metadata import file_sha256, model_sha256
 from rrwkv_trt.core.names import INPUT_IDS, LOGITS, MODEL_FILE
@@ -90,7 +91,7 @@ def write_reference(checkpoint: str | Path, model_dir: str | Path, prompt_ids: l
         "prompt_ids": prompt_ids,
         "decode_ids": decode_ids,
     }
-    return fmt.write_folder(model_dir, manifest, feeds, outputs)
+    return write_folder(model_dir, manifest, feeds, outputs)
 
 
 def _outputs(spec: StateSpec, logits: np.ndarray, state: State) -> dict[str, np.ndarray]:

@@ -23,10 +23,12 @@ from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.names import INPUT_IDS, LOGITS, LOGITS_FROM, MODEL_FILE
 from rrwkv_trt.core.paths import resolve_model_path
 from rrwkv_trt.core.reference_format import (
-    LOADER_FILE, OUTPUTS_FILE, REFERENCE_DIR, REFERENCE_RUNNER, Reference, load_reference, read_outputs,
-    reference_feeds, reference_hint,
+    LOADER_FILE, OUTPUTS_FILE, REFERENCE_DIR, REFERENCE_RUNNER, Reference, load_reference, reference_feeds,
+    reference_hint,
 )
+
 from .drift import drift, drift_passed, format_drift
+from .reference_files import read_outputs
 from .tolerances import CallTolerance, Policy
 
 

@@ -18,6 +18,7 @@ from helpers import REPO, op_spec
 from test_trt_backend import fakes, make_sidecar  # noqa: F401 - `fakes` is a fixture
 
 from rrwkv_trt.core import reference_format as fmt
+from rrwkv_trt.runtime import reference_files
 from rrwkv_trt.core.names import INPUT_IDS, LOGITS, LOGITS_FROM
 from rrwkv_trt.runtime import compare as cmp
 from rrwkv_trt.runtime import drift as drift_mod
@@ -69,7 +70,7 @@ def test_reference_layout_and_feeds(exported):
     _, out = exported
     ref = fmt.load_reference(out)
     assert len(ref.prompt_ids) == PROMPT_LEN and len(ref.decode_ids) == STEPS and ref.iterations == STEPS + 1
-    outputs = fmt.read_outputs(ref)
+    outputs = reference_files.read_outputs(ref)
     # The generated loader binds the reference folder; polygraphy calls it with no argument.
     namespace = {"__file__": str(ref.folder / fmt.LOADER_FILE)}
     exec(compile((ref.folder / fmt.LOADER_FILE).read_text(), fmt.LOADER_FILE, "exec"), namespace)
@@ -156,7 +157,7 @@ def test_missing_or_stale_reference_exits_2(exported, tmp_path, make_fake_model)
 
 def test_load_data_without_folder_explains():
     with pytest.raises(ValueError, match=r"data_loader\.py:load_data"):
-        fmt.load_data()
+        reference_files.load_data()
 
 
 class _Offset:
