@@ -36,8 +36,10 @@ plugins: $(STAMP)
 plugins-check: $(STAMP)
 	bash plugins/compile_check.sh
 
-# Run the whole test suite on the CPU (GPU/TensorRT tests skip with their reason).
+# Check the import-linter layer contracts (pyproject.toml), then run the whole test suite on the CPU
+# (GPU/TensorRT tests skip with their reason).
 test: $(STAMP) plugins plugins-check
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -rs
 
 # Speed on the edge CPU (README): the shipped model and a generated random 169M RWKV-4, every ORT backend and

@@ -2,17 +2,29 @@
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import grimp
+import pytest
 
 from rrwkv_trt.core.paths import REPO_ROOT
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
 
 def _root_packages() -> list[str]:
+    """The packages the contracts cover: every package of the project (pyproject.toml [tool.importlinter])."""
     with open(REPO_ROOT / "pyproject.toml", "rb") as f:
         return tomllib.load(f)["tool"]["importlinter"]["root_packages"]
+
+
+def test_contracts_cover_every_package():
+    with open(REPO_ROOT / "pyproject.toml", "rb") as f:
+        project = tomllib.load(f)["tool"]["setuptools"]
+    assert set(_root_packages()) == set(project["package-dir"])
 
 
 def test_import_linter_contracts_are_kept():
