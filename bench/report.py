@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import statistics
 
+from rrwkv_trt.core.config import config_from_dict
+
 from .plan import Settings, Variant
 
 TENSORRT_SKIP = "TensorRT needs an NVIDIA GPU and full TensorRT; neither is on this machine, so it is not measured"
@@ -44,9 +46,9 @@ def summarize_measure(samples, tokens: int, bound_tok_s: float) -> dict:
 
 
 def prefill_flops(model: dict, tokens: int) -> float:
-    cfg = model["config"]
     matmul_params = model["exports"]["fp32"]["step_bytes"] / 4
-    head = cfg["n_embd"] * cfg["vocab_size"]
+    n, k = config_from_dict(model["config"]).step_matmul_shapes()[-1]
+    head = n * k
     return 2.0 * ((matmul_params - head) * tokens + head)
 
 
@@ -138,7 +140,7 @@ def _frac(m: dict) -> str:
 
 def _header(result: dict, settings: Settings) -> list[str]:
     b, cfg, bw = result["bounds"], result["config"], result["bounds"]["bandwidth"]
-    return [f"{result['name']}: {cfg['family']} {cfg['n_layer']}x{cfg['n_embd']}, vocab {cfg['vocab_size']}; "
+    return [f"{result['name']}: {cfg['family']}, {cfg['n_layer']} layers, vocab {cfg['vocab_size']}; "
             f"{settings.threads} threads, {settings.reps} reps; bounds: read {bw['read_gb_s']} GB/s "
             f"[{bw['min_gb_s']}, {bw['max_gb_s']}], GEMV at the model's shapes {b['gemv_model']['read_gb_s']} "
             f"GB/s, GEMM {b['gemm']['best_gflop_s']} GFLOP/s; baseline (x base): {result['baseline']}",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import click
 
+from rrwkv_trt.core.config import config_from_dict
 from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.metadata import WEIGHT_ONLY_PRECISIONS
 from .idle import wait_until_idle
@@ -185,14 +186,12 @@ def start_machine(model: dict, settings: Settings) -> tuple[Worker, dict]:
     """A machine worker whose BLAS runs `settings.threads` threads, and its GEMM / GEMV bounds at the model's
     shapes; the read bandwidth is measured once per repetition (run_interleaved), since it drifts with the load
     of a shared machine."""
-    cfg = model["config"]
-    C, A, F, V, L = cfg["n_embd"], cfg["dim_att"], cfg["dim_ffn"], cfg["vocab_size"], cfg["n_layer"]
-    per_layer = [(A, C)] * 3 + [(C, A), (F, C), (C, C), (C, F)]  # [N, K]: r, k, v, output; key, receptance, value
+    gemv = config_from_dict(model["config"]).step_matmul_shapes()  # [N, K], the head last
     T = settings.prefill_tokens
     env = {k: str(settings.threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     worker = Worker("rrwkv_trt.bench.worker:machine_probe", {}, env)
-    reply = worker.call("bounds", args={"gemv_shapes": per_layer * L + [(V, C)],
-                                        "gemm_shapes": [(T, C, A), (T, C, F), (T, F, C), (T, C, V)]})
+    gemm = [(T, k, n) for n, k in dict.fromkeys(gemv)]  # [M, K, N] of each distinct weight shape
+    reply = worker.call("bounds", args={"gemv_shapes": list(gemv), "gemm_shapes": gemm})
     if not reply.pop("ok", False):
         worker.close()
         raise UserError(f"measuring the machine's bounds failed: {reply.get('error')}")

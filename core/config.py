@@ -55,6 +55,11 @@ class ModelConfig:
         """Static named dims the slots' shapes may use besides "batch" (e.g. {"n_embd": 768})."""
         return {}
 
+    def step_matmul_shapes(self) -> tuple[tuple[int, int], ...]:
+        """[N, K] of every weight matrix one decode step multiplies, the head last: the bench's bandwidth and GEMM
+        bounds at the model's own shapes."""
+        raise NotImplementedError(f"{type(self).__name__} does not list its decode-step matmuls")
+
     def state_spec(self, activation_dtype: str = "float32") -> StateSpec:
         return StateSpec(n_layer=self.n_layer, slots=self.state_slots(activation_dtype), dims=self.state_dims())
 

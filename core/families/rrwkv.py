@@ -35,3 +35,9 @@ class RrwkvConfig(Rwkv4Config):
             StateSlot("ffn_m", (BATCH, c), "float32", 0.0),
             StateSlot("pos", (BATCH,), "int64", 0.0, per_layer=False),
         )
+
+    def layer_matmul_shapes(self) -> tuple[tuple[int, int], ...]:
+        """RWKV-4's, plus the medium's key and value projections and the two excitations (every step: the graph
+        projects the latest medium whether or not a window closes)."""
+        C, A = self.n_embd, self.dim_att
+        return (*super().layer_matmul_shapes(), (A, C), (A, C), (A, C), (C, C))

@@ -33,3 +33,11 @@ class Rwkv4Config(ModelConfig):
             StateSlot("att_pp", (BATCH, a), "float32", PP_INIT),
             StateSlot("ffn_xx", (BATCH, c), activation_dtype, 0.0),
         )
+
+    def step_matmul_shapes(self) -> tuple[tuple[int, int], ...]:
+        """Per layer: time-mix r, k, v, output; channel-mix key, receptance, value. Then the head."""
+        return (*self.layer_matmul_shapes() * self.n_layer, (self.vocab_size, self.n_embd))
+
+    def layer_matmul_shapes(self) -> tuple[tuple[int, int], ...]:
+        C, A, F = self.n_embd, self.dim_att, self.dim_ffn
+        return ((A, C), (A, C), (A, C), (C, A), (F, C), (C, C), (C, F))

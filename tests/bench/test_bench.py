@@ -2,7 +2,6 @@
 one end-to-end run on a tiny RWKV-4 .pth with every backend. No speed is asserted (targets live in the benchmark)."""
 import json
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -38,7 +37,7 @@ def test_probes_measure_something():
 
 
 def _model(step_bytes=4000):
-    cfg = {"family": "rwkv4", "vocab_size": 10, "n_embd": 4, "n_layer": 1, "dim_att": 4, "dim_ffn": 16}
+    cfg = Rwkv4Config(vocab_size=10, n_embd=4, n_layer=1, dim_att=4, dim_ffn=16).to_dict()
     return {"name": "m", "checkpoint": "m.pth", "config": cfg,
             "exports": {"fp32": {"step_bytes": step_bytes, "weight_bytes": step_bytes + 160}}}
 
