@@ -66,6 +66,14 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return {"family": self.family, **dataclasses.asdict(self)}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        """`config_from_dict`, also checking that `data` is a config of this class (or a subclass)."""
+        config = config_from_dict(data)
+        if not isinstance(config, cls):
+            raise ConfigError(f"expected a {cls.family or cls.__name__} config, got family {config.family!r}")
+        return config
+
 
 def require_positive_ints(config: object, names: list[str], minimum: int = 1) -> None:
     """ConfigError naming the first field of `names` that is not an int >= `minimum`."""

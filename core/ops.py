@@ -15,6 +15,8 @@ DOMAIN = "rrwkv"  # ONNX domain of every op, opset version DOMAIN_VERSION
 DOMAIN_VERSION = 1
 PLUGIN_NAMESPACE = "rrwkv"  # TensorRT plugin namespace; every node carries it as plugin_namespace
 PLUGIN_VERSION = "1"  # every node carries it as plugin_version
+# The string attributes every rrwkv node carries; TensorRT 10.15+ keys its plugin lookup on them (docs/onnx.md §0.3).
+PLUGIN_ATTRIBUTES = {"plugin_namespace": PLUGIN_NAMESPACE, "plugin_version": PLUGIN_VERSION}
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,11 @@ import onnx
 from onnx import TensorProto, numpy_helper
 from onnx import helper as oh
 
-from rrwkv_trt.core.ops import DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from rrwkv_trt.core.ops import DOMAIN, PLUGIN_ATTRIBUTES
 
 from .ops.matmul_w8 import DEFAULT_BLOCK
 from .ops.registry import attach_functions, register_schemas
 from .w8_pack import quantize_w8
-
-_PLUGIN_ATTRS = {"plugin_namespace": PLUGIN_NAMESPACE, "plugin_version": PLUGIN_VERSION}
-
 
 def quantize_matmuls_w8(proto: onnx.ModelProto, block_size: int = DEFAULT_BLOCK) -> int:
     """Replace, in place, every MatMul of the main graph whose weight is a 2-D float initializer by one MatMulW8
@@ -41,7 +38,7 @@ def quantize_matmuls_w8(proto: onnx.ModelProto, block_size: int = DEFAULT_BLOCK)
         node.op_type, node.domain = "MatMulW8", DOMAIN
         node.input[:] = [node.input[0], w_name, s_name]
         node.attribute.extend([oh.make_attribute("N", n_out), oh.make_attribute("block_size", block_size),
-                               *(oh.make_attribute(k, v) for k, v in _PLUGIN_ATTRS.items())])
+                               *(oh.make_attribute(k, v) for k, v in PLUGIN_ATTRIBUTES.items())])
         converted += 1
     _drop_unused_initializers(proto, set(packed))
     attach_functions(proto)

@@ -13,7 +13,7 @@ from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.graph import graph_nodes, strip_functions
 from rrwkv_trt.core.metadata import ModelInfo, from_metadata
 from rrwkv_trt.core.names import LOGITS_FROM
-from rrwkv_trt.core.ops import DOMAIN, OP_NAMES, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from rrwkv_trt.core.ops import DOMAIN, OP_NAMES, PLUGIN_ATTRIBUTES, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from rrwkv_trt.core.paths import resolve_model_path
 
 
@@ -44,7 +44,7 @@ def rrwkv_nodes(model, source: str = "model") -> list[PluginNode]:
             raise UserError(f"{source}: node {node.name!r} is rrwkv::{node.op_type}, which has no TensorRT plugin; "
                             f"plugins exist for {list(OP_NAMES)}")
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        want = {"plugin_namespace": PLUGIN_NAMESPACE.encode(), "plugin_version": PLUGIN_VERSION.encode()}
+        want = {name: value.encode() for name, value in PLUGIN_ATTRIBUTES.items()}
         bad = {k: attrs.get(k) for k, v in want.items() if attrs.get(k) != v}
         if bad:
             raise UserError(f"{source}: node {node.name!r} ({node.op_type}) has {bad}, expected plugin_namespace="

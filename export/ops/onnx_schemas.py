@@ -11,10 +11,8 @@ import functools
 from onnx import defs
 from onnx import helper as oh
 
-from rrwkv_trt.core.ops import DOMAIN, DOMAIN_VERSION, PLUGIN_NAMESPACE, PLUGIN_VERSION
-
-# Every rrwkv node carries these (docs/onnx.md §0.3); TensorRT 10.15+ keys plugin lookup on them.
-PLUGIN_ATTRS = {"plugin_namespace": PLUGIN_NAMESPACE, "plugin_version": PLUGIN_VERSION}
+from rrwkv_trt.core.ops import DOMAIN, DOMAIN_VERSION
+from rrwkv_trt.core.ops import PLUGIN_ATTRIBUTES as PLUGIN_ATTRS
 
 S = defs.OpSchema
 F = defs.OpSchema.FormalParameter

@@ -1,4 +1,4 @@
-"""rrwkv::WKV4 (ARCHITECTURES.md §1.3, §1.8): the RWKV-4 WKV recurrence with explicit (aa, bb, pp) state.
+"""rrwkv::WKV4 (docs/families/rwkv4.md §1.3, §1.8): the RWKV-4 WKV recurrence with explicit (aa, bb, pp) state.
 
 The pure-PyTorch reference `naive_wkv4` is the oracle of the CPU and CUDA kernels in plugins/wkv4/,
 and backs the torch custom op `rrwkv::wkv4` (public wrapper `wkv4`) that the exporter turns into ONE
@@ -144,12 +144,13 @@ def wkv4_function(opset: int = 18) -> FunctionProto:
     return oh.make_function("rrwkv", "WKV4", ["w", "u", "k", "v", "aa", "bb", "pp"],
                             ["y", "aa_out", "bb_out", "pp_out"], nodes,
                             opset_imports=[oh.make_opsetid("", opset)],
-                            attributes=["plugin_namespace", "plugin_version"],
+                            attributes=[*PLUGIN_ATTRS],
                             doc_string=wkv4_function.__doc__.split("\n")[0])
 
 
 def wkv4_schema() -> defs.OpSchema:
-    """rrwkv::WKV4 (ARCHITECTURES.md §1.8): w, u [C]; k, v [B,T,C]; aa, bb, pp [B,C] -> y [B,T,C], state [B,C]."""
+    """rrwkv::WKV4 (docs/families/rwkv4.md §1.8): w, u [C]; k, v [B,T,C]; aa, bb, pp [B,C] -> y [B,T,C],
+    state [B,C]."""
     return S(
         "WKV4", DOMAIN, DOMAIN_VERSION,
         "RWKV-4 WKV recurrence over T tokens with explicit fp32 (aa, bb, pp) state.",

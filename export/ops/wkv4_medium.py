@@ -1,4 +1,4 @@
-"""rrwkv::WKV4Medium (ARCHITECTURES.md §2.3-§2.6): WKV4 plus a medium merged into the state
+"""rrwkv::WKV4Medium (docs/families/rrwkv.md §2.3-§2.6): WKV4 plus a medium merged into the state
 after every token whose global position closes a window ((pos0 + t + 1) % s == 0).
 
 k_m, v_m [B, Mmax, C] hold the mediums closing in this call in close order: row r is sequence b's
@@ -194,13 +194,13 @@ def wkv4_medium_function(opset: int = 18) -> FunctionProto:
                             ["w", "u", "k", "v", "k_m", "v_m", "aa", "bb", "pp", "pos0"],
                             ["y", "aa_out", "bb_out", "pp_out"], nodes,
                             opset_imports=[oh.make_opsetid("", opset)],
-                            attributes=["s", "plugin_namespace", "plugin_version"],
+                            attributes=["s", *PLUGIN_ATTRS],
                             attribute_protos=[oh.make_attribute("medium_decays", 0)],
                             doc_string=wkv4_medium_function.__doc__.split("\n")[0])
 
 
 def wkv4_medium_schema() -> defs.OpSchema:
-    """rrwkv::WKV4Medium (ARCHITECTURES.md §2.6): WKV4 inputs plus k_m, v_m [B,Mmax,C] f32 and pos0 [B] int64;
+    """rrwkv::WKV4Medium (docs/families/rrwkv.md §2.6): WKV4 inputs plus k_m, v_m [B,Mmax,C] f32 and pos0 [B] int64;
     attributes s (required), medium_decays (default 0) and the plugin attributes."""
     return S(
         "WKV4Medium", DOMAIN, DOMAIN_VERSION,
@@ -213,7 +213,7 @@ def wkv4_medium_schema() -> defs.OpSchema:
         type_constraints=[ACT],
         attributes=[S.Attribute("s", S.AttrType.INT, "medium interval (>= 1)", required=True),
                     S.Attribute("medium_decays", oh.make_attribute("medium_decays", 0),
-                                 "1: the merge decays the state by w once (ARCHITECTURES.md §2.8.1)"),
+                                 "1: the merge decays the state by w once (docs/families/rrwkv.md §2.8.1)"),
                     *plugin_attributes()])
 
 

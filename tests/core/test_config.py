@@ -47,3 +47,10 @@ def test_decode_step_matmuls_include_the_mediums_and_end_with_the_head():
     rwkv4, rrwkv = Rwkv4Config(**SIZES), RrwkvConfig(**SIZES)
     assert len(rwkv4.step_matmul_shapes()) == 7 * 2 + 1 and rwkv4.step_matmul_shapes()[-1] == (50, 8)
     assert len(rrwkv.step_matmul_shapes()) == 11 * 2 + 1
+
+
+def test_from_dict_checks_the_class():
+    cfg = Rwkv4Config(**SIZES)
+    assert Rwkv4Config.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="expected a rrwkv config, got family 'rwkv4'"):
+        RrwkvConfig.from_dict(cfg.to_dict())

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from rrwkv_trt.core.paths import REPO_ROOT
+
+REPO = REPO_ROOT
 SHIM = REPO / "build" / "librrwkv_cpu_testshim.so"
 ORT_OPS = REPO / "build" / "librrwkv_ort_ops.so"
 BACKENDS = ("cpu", "emu")  # CPU kernel, emulated CUDA kernel

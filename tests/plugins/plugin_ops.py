@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-REPO = Path(__file__).resolve().parents[2]
+from rrwkv_trt.core.paths import REPO_ROOT
+
+REPO = REPO_ROOT
 PLUGINS = REPO / "plugins"
 OPS_MODULE = REPO / "core" / "ops.py"
 OPS_OUT = REPO / "build" / "op_folders"  # rrwkvOps.txt and the generated headers, for the scripts' builds
