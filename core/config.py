@@ -11,9 +11,10 @@ import importlib
 import json
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 from .state import StateSlot, StateSpec
 
 FORMAT_VERSION = 1
@@ -131,6 +132,23 @@ def config_to_json(config: ModelConfig) -> str:
 
 def config_from_json(text: str) -> ModelConfig:
     return config_from_dict(parse_json_object(text, "config"))
+
+
+def read_versioned_json(path: Path, what: str, version: int, missing: str, fix: str = "") -> dict:
+    """The JSON object in file `path` (a `what`, e.g. "tolerance policy"), whose "format_version" is `version`.
+
+    Raises UserError: `missing` when the file does not exist; otherwise naming the file and what is wrong, with
+    `fix` ("; do ...") appended."""
+    try:
+        data = parse_json_object(path.read_text(), f"{what} {path}", fix)
+    except FileNotFoundError:
+        raise UserError(missing) from None
+    except OSError as err:
+        raise UserError(f"cannot read {what} {path} ({err.strerror or err}){fix}") from None
+    if data.get("format_version") != version:
+        raise UserError(f"{what} {path} has format_version {data.get('format_version')!r}, this rrwkv-trt reads "
+                        f"{version}{fix}")
+    return data
 
 
 def parse_json_object(text: str, source: str, fix: str = "") -> dict:

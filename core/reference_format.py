@@ -13,13 +13,13 @@ inputs.json and outputs.json are Polygraphy's own file formats: runtime/referenc
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .config import read_versioned_json
 from .errors import UserError
 from .metadata import model_sha256
 from .names import INPUT_IDS, LOGITS_FROM, MODEL_FILE
@@ -62,15 +62,9 @@ def read_reference(folder: str | os.PathLike, model_dir: str | os.PathLike | Non
     folder = Path(folder)
     model_dir = folder.parent if model_dir is None else model_dir
     path = folder / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"no PyTorch reference: {path} not found; {reference_hint(model_dir)}") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read {path} ({err}); {reference_hint(model_dir)}") from None
-    if manifest.get("format_version") != REFERENCE_FORMAT_VERSION:
-        raise UserError(f"{path} has format_version {manifest.get('format_version')!r}, this rrwkv-trt reads "
-                        f"{REFERENCE_FORMAT_VERSION}; {reference_hint(model_dir)}")
+    manifest = read_versioned_json(path, "reference manifest", REFERENCE_FORMAT_VERSION,
+                                   f"no PyTorch reference: {path} not found; {reference_hint(model_dir)}",
+                                   f"; {reference_hint(model_dir)}")
     for name in (INPUTS_FILE, OUTPUTS_FILE):
         if not (folder / name).is_file():
             raise UserError(f"{folder} lacks {name}; {reference_hint(model_dir)}")

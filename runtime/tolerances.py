@@ -11,11 +11,11 @@ Elementwise rule (Polygraphy's CompareFunc.simple): an element fails when |out -
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from rrwkv_trt.core.config import read_versioned_json
 from rrwkv_trt.core.errors import UserError
 
 POLICY_FILE = Path(__file__).with_name("tolerances.json")
@@ -65,15 +65,8 @@ class Policy:
 def load_policy(precision: str, path: str | os.PathLike | None = None) -> Policy:
     """The policy of `precision` ("fp32", ...) from `path` (None: the runtime's tolerances.json)."""
     path = POLICY_FILE if path is None else Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"tolerance policy {path} not found; it ships with rrwkv_trt.runtime") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read tolerance policy {path}: {err}") from None
-    if data.get("format_version") != POLICY_FORMAT_VERSION:
-        raise UserError(f"{path}: format_version {data.get('format_version')!r}, this rrwkv-trt reads "
-                        f"{POLICY_FORMAT_VERSION}")
+    data = read_versioned_json(path, "tolerance policy", POLICY_FORMAT_VERSION,
+                               f"tolerance policy {path} not found; it ships with rrwkv_trt.runtime")
     precisions = data.get("precisions", {})
     if precision not in precisions:
         raise UserError(f"{path} has no policy for precision {precision!r}; it has {sorted(precisions)}")
