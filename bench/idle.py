@@ -1,10 +1,10 @@
 """Wait for a worker process to stop using the CPU before the next measurement starts.
 
-After a call returns, thread pools keep spinning: ONNX Runtime's intra-op threads spin about 40 ms after each
-Run (measured here: a full core, 10 ms of CPU per 10 ms, then nothing); OpenMP and OpenBLAS pools spin-wait by
-design too (not measured). On a 2-core machine that takes a core from whichever variant the benchmark measures
-next, and most from the fastest ones, whose measurement is shortest. A deployment runs one model per process, so
-the benchmark lets each worker go quiet first; reading the process's CPU clock covers any pool.
+After a call returns, thread pools keep spinning: ONNX Runtime's intra-op threads spin on a full core for a while
+after each Run (measured: README "Speed on the edge CPU", How); OpenMP and OpenBLAS pools spin-wait by design too
+(not measured). On a 2-core machine that takes a core from whichever variant the benchmark measures next, and most
+from the fastest ones, whose measurement is shortest. A deployment runs one model per process, so the benchmark
+lets each worker go quiet first; reading the process's CPU clock covers any pool.
 """
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ def require_positive_ints(config: object, names: list[str], minimum: int = 1) ->
 
 
 def check_format_version(version: object) -> None:
-    if version not in SUPPORTED_FORMAT_VERSIONS:
+    if type(version) is not int or version not in SUPPORTED_FORMAT_VERSIONS:
         raise ConfigError(
             f"unsupported format_version {version!r}; this rrwkv-trt reads {list(SUPPORTED_FORMAT_VERSIONS)}"
         )
@@ -102,8 +102,8 @@ def config_classes() -> dict[str, type[ModelConfig]]:
 
 
 def config_class(family: object) -> type[ModelConfig]:
-    classes = _CONFIG_CLASSES if family in _CONFIG_CLASSES else config_classes()
-    if family not in classes:
+    classes = _CONFIG_CLASSES if isinstance(family, str) and family in _CONFIG_CLASSES else config_classes()
+    if not isinstance(family, str) or family not in classes:
         raise ConfigError(f"unknown model family {family!r}; expected one of {sorted(classes)}")
     return classes[family]
 

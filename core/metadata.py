@@ -61,10 +61,16 @@ def from_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
         check_format_version(int(props[KEY_FORMAT]))
         config = config_from_json(props[KEY_CONFIG])
         state = StateSpec.from_dict(json.loads(props[KEY_STATE]))
-        transforms = tuple(json.loads(props.get(KEY_TRANSFORMS, "[]")))
+        transforms = json.loads(props.get(KEY_TRANSFORMS, "[]"))
     except (ConfigError, ValueError) as err:
         raise ConfigError(f"{source}: {err}") from None
-    return ModelInfo(config=config, state=state, precision=props[KEY_PRECISION], transforms=transforms)
+    if not isinstance(transforms, list) or not all(isinstance(t, str) for t in transforms):
+        raise ConfigError(f"{source}: {KEY_TRANSFORMS} must be a JSON list of strings")
+    if props[KEY_PRECISION] not in PRECISIONS:
+        raise ConfigError(f"{source}: {KEY_PRECISION} is {props[KEY_PRECISION]!r}, expected one of {list(PRECISIONS)}")
+    if state.n_layer != config.n_layer:
+        raise ConfigError(f"{source}: the state spec has {state.n_layer} layers, the config {config.n_layer}")
+    return ModelInfo(config=config, state=state, precision=props[KEY_PRECISION], transforms=tuple(transforms))
 
 
 def model_sha256(path: str | os.PathLike) -> str:

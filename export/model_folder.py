@@ -26,8 +26,8 @@ from rrwkv_trt.core.names import CONFIG_FILE, EXTERNAL_DATA_SUFFIX, MODEL_FILE, 
 from .kernel_weights import write_kernel_weights_index
 
 # Models whose initializers reach this size keep them in model.onnx.data beside the graph. ONNX Runtime then maps
-# the file instead of holding a parsed copy of it next to its weight tensors: the 169M RWKV-4's peak RSS at load
-# fell from 1094 to 724 MB (README "Speed on the edge CPU"). Smaller models stay one file.
+# the file instead of holding a parsed copy of it next to its weight tensors, which lowers the peak RSS at load
+# (measured: README "Speed on the edge CPU", Memory). Smaller models stay one file.
 EXTERNAL_DATA_MIN_BYTES = 64 << 20
 
 

@@ -3,20 +3,21 @@
 "int8" and "int4" are weight-only: the torch model stays fp32 and export/quantize.py quantizes the traced
 graph's MatMul weights for ONNX Runtime's CPU provider.
 
-TensorRT 11 builds strongly typed networks only, so an fp16 engine needs an fp16 ONNX graph (CONVENTIONS.md §4.3).
+TensorRT 11 builds strongly typed networks only, so an fp16 engine needs an fp16 ONNX graph (docs/conventions.md §4.3).
 `--precision fp16` converts the torch model before tracing (README "Precision" has the measurements):
 
 * fp16: the embedding table, every projection matrix (time-mix r/k/v/output, channel-mix, medium excitation, head),
   the token-shift mixes, and so every GEMM, sigmoid, relu², tanh and token-shift lerp; the state slots att_xx and
-  ffn_xx (activation dtype, ARCHITECTURES.md §1.7). k and v enter the WKV op in fp16 and y leaves it in fp16.
+  ffn_xx (activation dtype, docs/families/rwkv4.md §1.7). k and v enter the WKV op in fp16 and y leaves it in fp16.
 * fp32: the WKV parameters w, u (inputs of the op), the WKV arithmetic inside the op, the recurrent state
   att_aa/bb/pp, the medium path (squeeze weights, carry λ, macc, m, the medium projections W_km, W_vm and β = -1e30,
-  which fp16 cannot hold; ARCHITECTURES.md §1.9, §2.7) and every LayerNorm (computed on an fp32 input with fp32
-  weights, then cast to fp16: its mean and variance are the reductions most sensitive to fp16 rounding).
+  which fp16 cannot hold; docs/families/rwkv4.md §1.9, docs/families/rrwkv.md §2.7) and every LayerNorm
+  (computed on an fp32 input with fp32 weights, then cast to fp16: its mean and variance are the reductions most
+  sensitive to fp16 rounding).
 * The residual stream x runs in fp32 (RESIDUAL_FP32, the default): each sub-block's fp16 output is cast up and
   added in fp32, so x cannot overflow however it grows with depth and its additions do not round to fp16.
   ChatRWKV's alternative, RESIDUAL_RESCALE (att.output / ffn.value of layer i divided by 2^(i // 6) and x halved
-  after every 6th block, fp16 residual), is kept for `python -m rrwkv_trt.export.precision_check` to measure.
+  after every 6th block, fp16 residual), is kept for `python -m rrwkv_trt.reference.precision_check` to measure.
 * Logits leave the graph as fp32 (one Cast after the fp16 head GEMM): samplers and `compare` see one dtype at
   every precision; the values carry the fp16 head's rounding.
 """
@@ -30,7 +31,7 @@ from rrwkv_trt.core.metadata import PRECISIONS
 RESIDUAL_FP32 = "fp32"
 RESIDUAL_RESCALE = "rescale"
 RESIDUALS = (RESIDUAL_FP32, RESIDUAL_RESCALE)
-RESCALE_LAYER = 6  # ChatRWKV's fp16 value (ARCHITECTURES.md §1.1)
+RESCALE_LAYER = 6  # ChatRWKV's fp16 value (docs/families/rwkv4.md §1.1)
 
 
 def activation_dtype(precision: str) -> str:

@@ -3,21 +3,21 @@
 Every MatMul whose weight is a constant initializer (time-mix r/k/v/output, channel-mix key/receptance/value, the
 head; RRWKV's medium projections too) becomes one node whose weight is stored as symmetric integers with one fp32
 scale per BLOCK_SIZE inputs of each output column (round half to even):
-  * int8: `rrwkv::MatMulW8` (export/ops/matmul_w8.py, export/quantize_w8.py, plugins/matmul_w8/): the fused CPU kernel of librrwkv_ort_ops.so,
-    or its FunctionProto in stock ONNX Runtime;
+  * int8: `rrwkv::MatMulW8` (export/ops/matmul_w8.py, export/quantize_w8.py, plugins/matmul_w8/): the fused CPU
+    kernel of librrwkv_ort_ops.so, or its FunctionProto in stock ONNX Runtime;
   * int4: `com.microsoft::MatMulNBits` with ACCURACY_LEVEL 4 (ONNX Runtime's own quantizer).
 Activations, the embedding table, LayerNorms, the WKV/medium parameters and arithmetic, the recurrent state and the
 logits stay fp32, so the state spec and the ONNX contract are those of an fp32 export.
 
-Measured on the project's 2-core machine (2 threads; README "Speed on the edge CPU"):
-  * int8 MatMulW8 vs MatMulNBits (8 bits, accuracy level 4, which quantises each activation block to int8 and uses
-    VNNI; levels 0/1 ran ~100x slower than an fp32 MatMul): the 85 weights of the 169M RWKV-4 in 6.4-8.1 ms per
-    token against 8.2-10.0, with int16 instead of int8 activations (max |dlogit| vs fp32 0.10 instead of 0.14).
-  * Weight-only QDQ (int8 DequantizeLinear per column -> MatMul) is rewritten by ORT 1.32 itself into a
-    MatMulNBits with its own block and accuracy settings; it took 69 us per 768x768 weight in a chain of 300
-    DRAM-resident weights, against 38-44 us for MatMulNBits as written here and 92 us for fp32 MatMul.
-  * BLOCK_SIZE 128 decoded the 169M RWKV-4 13% faster than 32 with MatMulNBits (94 vs 83 tok/s) with the same
-    greedy agreement with fp32 (95.0% vs 94.7% over 300 steps of the random model).
+Why these choices (measured on the project's 2-core machine: README "Speed on the edge CPU", int8 / int4 and
+"Why an int8 op of our own"):
+  * int8 is MatMulW8 rather than MatMulNBits at 8 bits: faster at decode, and more accurate (int16 instead of int8
+    activations). MatMulNBits runs at accuracy level 4 (activation blocks quantised to int8, VNNI); levels 0/1
+    are far slower than an fp32 MatMul.
+  * The weights are written as MatMulNBits / MatMulW8 nodes, not as weight-only QDQ (int8 DequantizeLinear per
+    column -> MatMul): ORT 1.32 rewrites QDQ itself into a MatMulNBits with its own block and accuracy settings,
+    which was slower than the nodes written here.
+  * BLOCK_SIZE 128 rather than 32: faster decode with MatMulNBits at the same greedy agreement with fp32.
 TensorRT engines are built from fp32 or fp16 exports.
 """
 from __future__ import annotations

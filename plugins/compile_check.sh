@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compile-only check of the TensorRT plugin sources (`make plugins-check`, TOOLCHAIN.md §5-6):
+# Compile-only check of the TensorRT plugin sources (`make plugins-check`, docs/toolchain.md §5-6):
 #   - every op's CUDA_SOURCES, once per architecture sm_80, sm_87, sm_90;
 #   - every op's PLUGIN_SOURCES and plugins/register*.cpp, once (host code, the same for every architecture);
 # against the TensorRT headers of plugins/fetch_trt_headers.sh, warnings as errors. The op sources come from the op

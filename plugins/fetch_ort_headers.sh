@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the ONNX Runtime C/C++ headers (Debian trixie libonnxruntime-dev, C API 21) into build/ort through a
 # private apt configuration: the system's apt sources and lists stay untouched, nothing is installed.
-# Recipe: /work/shared/design/TOOLCHAIN.md §4. Idempotent: does nothing when the headers are present.
+# Recipe: docs/toolchain.md §4. Idempotent: does nothing when the headers are present.
 # Prints the include directory on stdout; progress goes to stderr.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Print the TensorRT include directory on the last line of stdout (TOOLCHAIN.md §5), in this order:
+# Print the TensorRT include directory on the last line of stdout (docs/toolchain.md §5), in this order:
 #   1. $TENSORRT_ROOT/include when it holds NvInfer.h;
 #   2. the compiler's standard include paths (a system TensorRT);
 #   3. NVIDIA's TensorRT 10.14 headers from the PyPI wheel kernel-lens==2.0.1, fetched once into

@@ -1,5 +1,5 @@
 /*
- * Dynamic registration: linked into librrwkv_trt_plugins_dyn.so only (CONVENTIONS.md §4.4). Exposes the entry
+ * Dynamic registration: linked into librrwkv_trt_plugins_dyn.so only (docs/conventions.md §4.4). Exposes the entry
  * points of IPluginRegistry::loadLibrary / trtexec --dynamicPlugins; needs no libnvinfer at link time.
  * No REGISTER_TENSORRT_PLUGIN here: loadLibrary fails on creators that are already registered.
  */

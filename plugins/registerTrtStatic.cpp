@@ -1,5 +1,5 @@
 /*
- * Static registration: linked into librrwkv_trt_plugins.so only (CONVENTIONS.md §4.4). Loading the library
+ * Static registration: linked into librrwkv_trt_plugins.so only (docs/conventions.md §4.4). Loading the library
  * registers every rrwkv creator with libnvinfer's registry; the route for Polygraphy --plugins, ctypes.CDLL and
  * trtexec --staticPlugins. References getPluginRegistry()/getLogger() from libnvinfer.
  */

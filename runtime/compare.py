@@ -3,7 +3,7 @@
 MODEL/reference/ (its files: core/reference_format.py) is written by `python -m rrwkv_trt.reference.writer
 CHECKPOINT MODEL`, the only torch step. Every backend runs as the product runs it (OrtSession, TrtSession), wrapped
 as a Polygraphy runner. Polygraphy's comparator treats every iteration on its own, so each feed carries its state
-(CONVENTIONS.md §3.13). Drift over many steps is measured by runtime/drift.py, where every backend carries its own
+(docs/conventions.md §3.13). Drift over many steps is measured by runtime/drift.py, where every backend carries its own
 state. Polygraphy is a [dev] dependency, imported inside the functions that need it. Tolerances:
 runtime/tolerances.json (tolerances.py).
 """
@@ -107,7 +107,8 @@ def _call_report(name: str, iterations, ref_outputs, verdicts, tol: CallToleranc
 @contextmanager
 def _no_output_stats(pg):
     """Polygraphy 0.53.6 formats every compared output (its statistics, quantiles included, and the array itself)
-    even when its log is silenced: about 2 ms per output and iteration, 3/4 of `compare` on the shipped model.
+    even when its log is silenced, most of `compare`'s time on the shipped model (measured: README "Comparing
+    backends with PyTorch").
     Those two helpers only log, so they are skipped, and arrays print summarised, while the log is silenced."""
     util = pg.comparator_util
     saved = util.log_output_stats, util.log_compared_output_stats

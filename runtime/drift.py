@@ -1,7 +1,7 @@
 """Multi-step drift and greedy agreement: every backend decodes the same tokens carrying its own state; torch-free.
 
 Polygraphy compares calls one at a time (runtime/compare.py feeds each its reference state), so error that builds up
-in the recurrent state over many steps is measured here instead (CONVENTIONS.md §3.13).
+in the recurrent state over many steps is measured here instead (docs/conventions.md §3.13).
 
 Greedy agreement has this one definition, used by `rrwkv-trt compare` (runtime/compare.py), `make demo`'s check
 (reference/verify.py), the benchmark's weight-only accuracy (bench/accuracy.py) and the fp16 check

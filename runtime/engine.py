@@ -3,13 +3,14 @@ engine + sidecar; before loading, check that an engine suits this TensorRT and G
 
 `onnx` and `tensorrt` are imported lazily, by onnx_graph.py and trt_loader.py (GPU hosts, `pip install
 'rrwkv-trt[trt]'`). Every builder function takes the TensorRT module as an argument, so the whole path also runs under
-TensorRT-RTX (`tensorrt_rtx`, a CPU-only NVIDIA builder; TOOLCHAIN.md §10). API differences between the two are
+TensorRT-RTX (`tensorrt_rtx`, a CPU-only NVIDIA builder; docs/toolchain.md §10). API differences between the two are
 handled with hasattr, here only.
 
-Why the functions are stripped (CONVENTIONS.md §4.1): depending on its version, the ONNX parser either binds an rrwkv
-node to the registered plugin or silently inlines the model-local FunctionProto. Without the function, a node whose
-plugin is not registered fails the parse ("Plugin not found") instead of building the slow Scan body. The parser flag
-ENABLE_PLUGIN_OVERRIDE is set too where it exists, and every rrwkv node is checked to be a PLUGIN_V3 layer.
+Why the functions are stripped (docs/conventions.md §4.1): depending on its version, the ONNX parser either binds an
+rrwkv node to the registered plugin or silently inlines the model-local FunctionProto. Without the function, a node
+whose plugin is not registered fails the parse ("Plugin not found") instead of building the slow Scan body. The
+parser flag ENABLE_PLUGIN_OVERRIDE is set too where it exists, and every rrwkv node is checked to be a PLUGIN_V3
+layer.
 """
 from __future__ import annotations
 

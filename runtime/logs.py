@@ -8,7 +8,7 @@ _logged: set[str] = set()
 
 def log_once(logger: logging.Logger, level: int, message: str) -> None:
     """Log `message` on `logger` the first time this process sees it: a fallback warns once, not every call
-    (CONVENTIONS.md convention 14)."""
+    (docs/conventions.md §3.14)."""
     if message not in _logged:
         _logged.add(message)
         logger.log(level, message)

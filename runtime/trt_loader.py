@@ -1,7 +1,7 @@
 """TensorRT made ready for rrwkv: import the module, one logger per module, the plugin library loaded once.
 
 `tensorrt` / `tensorrt_rtx` are imported lazily (GPU hosts, `pip install 'rrwkv-trt[trt]'`). Every function takes
-the TensorRT module as an argument, so the same code serves TensorRT and TensorRT-RTX (TOOLCHAIN.md §10).
+the TensorRT module as an argument, so the same code serves TensorRT and TensorRT-RTX (docs/toolchain.md §10).
 """
 from __future__ import annotations
 
@@ -28,13 +28,13 @@ def import_tensorrt():
         import tensorrt
     except ImportError as err:
         raise UserError(f"TensorRT is not installed ({err}); on a host with an NVIDIA GPU run "
-                        "pip install 'rrwkv-trt[trt]' (NVIDIA's wheels; TOOLCHAIN.md §11)") from None
+                        "pip install 'rrwkv-trt[trt]' (NVIDIA's wheels; docs/toolchain.md §11)") from None
     return tensorrt
 
 
 def import_tensorrt_rtx():
     """TensorRT-RTX (`tensorrt_rtx`), a CPU-capable ahead-of-time builder: it checks the plugins on machines without
-    a GPU (TOOLCHAIN.md §10); its engines run only on TensorRT-RTX."""
+    a GPU (docs/toolchain.md §10); its engines run only on TensorRT-RTX."""
     try:
         import tensorrt_rtx
         import tensorrt_rtx_libs
@@ -42,7 +42,7 @@ def import_tensorrt_rtx():
         raise UserError(f"TensorRT-RTX is not installed ({err}); pip install tensorrt-rtx-cu13==1.7.1.116") from None
     libdir = Path(tensorrt_rtx_libs.__file__).parent
     if not (libdir / "libtensorrt_rtx.so").exists():
-        # Without it the process aborts inside the ONNX parser at the first plugin node (TOOLCHAIN.md §10).
+        # Without it the process aborts inside the ONNX parser at the first plugin node (docs/toolchain.md §10).
         raise UserError(f"TensorRT-RTX's ONNX parser needs {libdir}/libtensorrt_rtx.so, which the wheel lacks; create "
                         f"it with: ln -s libtensorrt_rtx.so.1 {libdir}/libtensorrt_rtx.so")
     return tensorrt_rtx
@@ -149,8 +149,8 @@ def check_plugin_library(path: Path, trt) -> None:
 def load_plugin_library(trt, library: str | os.PathLike | None = None) -> Path:
     """Load the dynamic-registration plugin library into `trt`'s plugin registry, once per process.
 
-    A process loads one rrwkv plugin library, once (CONVENTIONS.md §4.4): asking again for the same file is a no-op,
-    asking for another one is an error. After loading, every rrwkv creator must resolve as (op, "1", "rrwkv").
+    A process loads one rrwkv plugin library, once (docs/conventions.md §4.4): asking again for the same file is a
+    no-op, asking for another one is an error. After loading, every rrwkv creator must resolve as (op, "1", "rrwkv").
 
     Returns: the resolved library path.
     """

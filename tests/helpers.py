@@ -1,4 +1,4 @@
-"""Shared test helpers: `assert_close` and the tolerances of plugins/<op>/spec.yaml (CONVENTIONS.md §3.10-11)."""
+"""Shared test helpers: `assert_close` and the tolerances of plugins/<op>/spec.yaml (docs/conventions.md §3.10-11)."""
 from __future__ import annotations
 
 import functools

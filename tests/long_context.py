@@ -1,10 +1,11 @@
 """Long-context numerics of rrwkv::WKV4 / rrwkv::WKV4Medium (issue 4), shared by tests/plugins/test_long_context.py
 (20,000 tokens, `make test`) and scripts/long_context.py (100,000 tokens).
 
-- `wkv_f64`: the float64 reference, the (aa, bb, pp) recurrence of ARCHITECTURES.md §1.3 / §2.3 vectorised over
-  (B, C) in numpy (a Python loop over T; about 20 us per token at B*C = 256, so 100,000 tokens take seconds where
-  naive_wkv4 in float64 takes minutes). `formula_f64` is an independent O(T^2) oracle for it: the WKV definition as
-  a log-sum-exp over every item ever added (incoming state, tokens, mediums) with its decay count.
+- `wkv_f64`: the float64 reference, the (aa, bb, pp) recurrence of docs/families/rwkv4.md §1.3 /
+  docs/families/rrwkv.md §2.3 vectorised over (B, C) in numpy (a Python loop over T; about 20 us per token at
+  B*C = 256, so 100,000 tokens take seconds where naive_wkv4 in float64 takes minutes). `formula_f64` is an independent
+  O(T^2) oracle for it: the WKV definition as a log-sum-exp over every item ever added (incoming state, tokens,
+  mediums) with its decay count.
 - `adversarial_inputs`: channels partitioned into numeric regimes (`REGIMES`): exp(u + k) beyond fp32's 88.7,
   decays w = -exp(time_decay) near 1 (|w| ~ 1e-6) and near 0 (|w| >= 1e3), keys near fp16's largest magnitude.
 - `long_context_errors`: y and the final state of a backend against the float64 reference, scale-free (see there).

@@ -2,7 +2,7 @@
 
 Scales keep activations O(1) so float64/float32 comparisons are meaningful; medium parameters are
 made non-trivial (carry, projections, excitation, β ≈ -8) unless `identity_medium` asks for the
-RWKV-4 identity of ARCHITECTURES.md §2.2.
+RWKV-4 identity of docs/families/rrwkv.md §2.2.
 """
 from __future__ import annotations
 

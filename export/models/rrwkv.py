@@ -1,4 +1,4 @@
-"""RRWKV-R1 reference model (ARCHITECTURES.md §2): RWKV-4 plus mediums every s tokens.
+"""RRWKV-R1 reference model (docs/families/rrwkv.md §2): RWKV-4 plus mediums every s tokens.
 
 Each layer squeezes its LN1 (time-mix) and LN2 (channel-mix) outputs of a window into a medium
 with carry (m_j = Σ W_s[slot] ⊙ xx + λ ⊙ m_{j-1}); the time-mix merges the projected medium into

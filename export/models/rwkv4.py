@@ -1,4 +1,4 @@
-"""RWKV-4 reference model (ARCHITECTURES.md §1) with a sequence (prefill) form and a step form.
+"""RWKV-4 reference model (docs/families/rwkv4.md §1) with a sequence (prefill) form and a step form.
 
 Parameters hold the *converted* checkpoint form (export/checkpoint.py applies the one-time
 transforms): `att.time_decay` is already w = -exp(raw), `time_mix_*` are [C], ln0 is folded

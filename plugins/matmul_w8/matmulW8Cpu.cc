@@ -4,9 +4,9 @@
  * compute the same integers and therefore the same bits. The SIMD paths are compiled with target attributes and
  * chosen at run time, so the library loads on any x86-64 CPU.
  *
- * Why the VNNI path looks the way it does (measured on the project's 2-core Xeon, 169M RWKV-4 weights, 2 threads):
- * at one row the product is bound by reading the 130 MB of int8 weights, and the hardware prefetcher alone kept
- * the stream at ~8 GB/s per core; a software prefetch 512 bytes ahead of the packed stream doubled it.
+ * Why the VNNI path looks the way it does: at one row the product is bound by reading the int8 weights, and the
+ * hardware prefetcher alone streams them well below the memory's rate; a software prefetch ahead of the packed
+ * stream closes most of the gap (measured: plugins/matmul_w8/README.md "Performance").
  */
 #include "matmul_w8/matmulW8Cpu.h"
 
@@ -26,7 +26,7 @@ namespace
 {
 
 constexpr int32_t kPairBytes = 2 * kW8GroupCols; // one row pair of a group: 128 int8
-// Measured at one row, the 85 weights of the 169M: 0 B 8.6, 512 B 7.6, 2 KiB 5.5, 4 KiB 3.5-4 ms per token.
+// The fastest prefetch distance of those tried at one row (plugins/matmul_w8/README.md "Performance").
 constexpr int32_t kPrefetchBytes = 4096;
 constexpr int32_t kSimdRows = 4;                  // rows that share one load of the weights
 

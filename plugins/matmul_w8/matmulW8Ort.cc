@@ -99,8 +99,9 @@ struct MatMulW8Kernel
                 matmulW8QuantizeRowsCpu(
                     m32, k32, kpad32, x.Data(), xq, xScale, W8Isa::kAvx512Vnni, begin, end);
             });
-            // One contiguous range of column groups per hardware thread: measured 20-30% faster at one row than
-            // handing the groups out one by one (each thread then streams one run of the packed weights).
+            // One contiguous range of column groups per hardware thread, so each thread streams one run of the
+            // packed weights: faster at one row than handing the groups out one by one (plugins/matmul_w8/README.md
+            // "Performance").
             static auto const threads = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
             parallelSlices(
                 context, matmulW8CpuSliceCount(m32, mN),

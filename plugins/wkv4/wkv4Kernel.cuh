@@ -4,7 +4,7 @@
  * the CPU is this code, not a copy. The arithmetic is wkv4Math.h. The kernels of the ops built on the WKV4
  * recurrence reuse the thread mapping, the I/O conversions and the launcher here.
  *
- * One thread per (b, c) (ARCHITECTURES.md §1.10): idx = blockIdx.x * blockDim.x + threadIdx.x, b = idx / C,
+ * One thread per (b, c) (docs/families/rwkv4.md §1.10): idx = blockIdx.x * blockDim.x + threadIdx.x, b = idx / C,
  * c = idx % C; the thread keeps w, u and the state in fp32 registers and loops over t with stride C
  * (coalesced across c). The grid covers any B*C: the last block's surplus threads return at the guard.
  */

@@ -1,5 +1,5 @@
 /*
- * CUDA launcher for rrwkv::WKV4 (ARCHITECTURES.md §1.8).
+ * CUDA launcher for rrwkv::WKV4 (docs/families/rwkv4.md §1.8).
  * One thread per (b, c) loops over time; state and arithmetic are fp32, k/v/y are T (float or __half).
  * Knows nothing of TensorRT or ONNX Runtime. All pointers are device pointers, dense row-major:
  *   k, v, y [B, T, C]; w, u [C]; aa, bb, pp [B, C].

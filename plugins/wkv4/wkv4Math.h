@@ -1,5 +1,5 @@
 /*
- * The arithmetic of rrwkv::WKV4 (ARCHITECTURES.md §1.3): the single source for the CUDA kernels (wkv4Kernel.cuh)
+ * The arithmetic of rrwkv::WKV4 (docs/families/rwkv4.md §1.3): the single source for the CUDA kernels (wkv4Kernel.cuh)
  * and the CPU kernels (wkv4Cpu.h), and the step that the ops built on WKV4 share. Everything is fp32 and per
  * channel; the variable names follow export/ops/wkv4.py (wkv4_step) so the two can be diffed by eye. Plain expf:
  * no fast-math dependency.

@@ -1,5 +1,5 @@
 /*
- * TensorRT IPluginV3 for rrwkv::WKV4 (ARCHITECTURES.md §1.8, plugins/wkv4/spec.yaml).
+ * TensorRT IPluginV3 for rrwkv::WKV4 (docs/families/rwkv4.md §1.8, plugins/wkv4/spec.yaml).
  * Inputs:  w, u [C] f32; k, v [B,T,C] f32|f16; aa, bb, pp [B,C] f32.
  * Outputs: y [B,T,C] (dtype of k); aa_out, bb_out, pp_out [B,C] f32.
  * Attributes: plugin_namespace, plugin_version (ONNX STRING, type-checked, values ignored).

@@ -1,5 +1,5 @@
 /*
- * CUDA launcher for rrwkv::WKV4Medium (ARCHITECTURES.md §2.6).
+ * CUDA launcher for rrwkv::WKV4Medium (docs/families/rrwkv.md §2.6).
  * One thread per (b, c) loops over time; state and arithmetic are fp32, k/v/y are T (float or __half).
  * Knows nothing of TensorRT or ONNX Runtime. All pointers are device pointers, dense row-major:
  *   k, v, y [B, T, C]; kM, vM [B, M, C]; w, u [C]; aa, bb, pp [B, C]; pos0 [B] (int64).

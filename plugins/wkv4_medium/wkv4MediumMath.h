@@ -1,6 +1,6 @@
 /*
- * The arithmetic rrwkv::WKV4Medium adds to WKV4's step (wkv4/wkv4Math.h; ARCHITECTURES.md §2.3, §2.6): the medium
- * merge and where it happens, the single source for the CUDA kernels (wkv4MediumKernel.cuh) and the CPU kernels
+ * The arithmetic rrwkv::WKV4Medium adds to WKV4's step (wkv4/wkv4Math.h; docs/families/rrwkv.md §2.3, §2.6): the
+ * medium merge and where it happens, the single source for the CUDA kernels (wkv4MediumKernel.cuh) and the CPU kernels
  * (wkv4MediumCpu.cc). Everything is fp32 and per channel; the variable names follow export/ops/wkv4_medium.py
  * (medium_merge, naive_wkv4_medium) so the two can be diffed by eye. Plain expf: no fast-math dependency.
  */

@@ -1,5 +1,5 @@
 /*
- * TensorRT IPluginV3 for rrwkv::WKV4Medium (ARCHITECTURES.md §2.6, plugins/wkv4_medium/spec.yaml).
+ * TensorRT IPluginV3 for rrwkv::WKV4Medium (docs/families/rrwkv.md §2.6, plugins/wkv4_medium/spec.yaml).
  * Inputs:  w, u [C] f32; k, v [B,T,C] f32|f16; k_m, v_m [B,M,C] f32; aa, bb, pp [B,C] f32; pos0 [B] i64.
  * Outputs: y [B,T,C] (dtype of k); aa_out, bb_out, pp_out [B,C] f32.
  * Attributes: s (INT >= 1, required), medium_decays (INT 0|1, default 0), plugin_namespace, plugin_version.

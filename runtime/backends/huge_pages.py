@@ -6,14 +6,14 @@ every call: MatMulW8 streams all 135 MB of int8 weights of the 169M RWKV-4 per t
 each a two-level page walk on a virtual machine. `load_custom_op_weights` reads exactly those initializers (external,
 consumed by rrwkv nodes only) into one private anonymous buffer advised MADV_HUGEPAGE (2 MiB pages where the
 kernel's THP setting is `madvise` or `always`); OrtSession passes them with SessionOptions.add_initializer,
-which makes ORT use that memory instead of mapping the file. An int8 decode step of the 169M took 19% less time
-(median 6.6 against 8.2 ms, 8 processes each, alternating); the results are bit-identical. Peak RSS is unchanged:
+which makes ORT use that memory instead of mapping the file. Fewer TLB misses make an int8 decode step of the 169M
+faster, with bit-identical results (measured: README "Speed on the edge CPU", Huge pages). Peak RSS is unchanged:
 the same bytes, held once, though private to the process rather than shared through the page cache.
 
 The export lists those initializers in `model.onnx` + KERNEL_WEIGHTS_SUFFIX (export/kernel_weights.py), so the
-runtime needs no onnx package to find them (importing onnx alone takes 1.3 s and 17 MiB here). Exports without that
-index (older ones, or small ones that keep their weights inside model.onnx), and platforms without private
-anonymous mappings, keep ORT's file mapping.
+runtime needs no onnx package to find them (importing onnx is slow and costs memory; measured: README "Speed on
+the edge CPU", Huge pages). Exports without that index (older ones, or small ones that keep their weights inside
+model.onnx), and platforms without private anonymous mappings, keep ORT's file mapping.
 """
 from __future__ import annotations
 

@@ -42,13 +42,13 @@ def find_custom_ops_library() -> Path | None:
     return next((p for p in custom_ops_search_path() if p.is_file()), None)
 
 
-# ORT's memory patterns plan one block for all of a run's activations per input shape, kept beside the arena: 55 MB
-# of peak RSS (19% of the weights) for the int8 169M RWKV-4 after a 512-token prefill, with decode and prefill speed
-# unchanged within the noise (A/B, README "Speed on the edge CPU").
+# ORT's memory patterns plan one block for all of a run's activations per input shape, kept beside the arena: a
+# higher peak RSS, with decode and prefill speed unchanged within the noise (A/B; measured: README "Speed on the
+# edge CPU", Memory).
 DEFAULT_SESSION_OPTIONS = {"enable_mem_pattern": False}
 # `run` feeds longer prompts in chunks of this many tokens, the state carried from one to the next: the activations
-# of a 128-token chunk, not of the whole prompt, are what the arena must hold. A 512-token prefill of the int8 169M
-# RWKV-4 peaked 45 MB lower than in one call, at the same speed (fp32: the same speed, its peak is the load).
+# of a 128-token chunk, not of the whole prompt, are what the arena must hold: a lower peak for long prompts at
+# the same speed (measured: README "Speed on the edge CPU", Memory).
 PREFILL_CHUNK = 128
 
 
@@ -66,15 +66,15 @@ class OrtSession(BackendSession):
         session_options: SessionOptions to change from DEFAULT_SESSION_OPTIONS over ORT's defaults: an attribute
             name ("enable_mem_pattern": True, "graph_optimization_level": "ORT_ENABLE_BASIC") or a session config
             key with a dot ("session.intra_op.allow_spinning": "0"). None keeps the defaults, which
-            `scripts/ort_options_sweep.py` found best on the 169M RWKV-4 (README "Speed on the edge CPU"): no
-            option beat them beyond the run-to-run noise; one thread instead of two lost 40%, no prepacking 10%.
+            `scripts/ort_options_sweep.py` found best on the 169M RWKV-4: no option beat them beyond the run-to-run
+            noise (measured: README "Speed on the edge CPU", fp32 decode).
 
         prefill_chunk: the most tokens per sequence that `run` feeds in one call (PREFILL_CHUNK); None feeds
             the whole prompt at once.
         huge_pages: with the custom ops registered, read the weights that only rrwkv kernels use (MatMulW8's)
             from the external data into 2 MiB pages instead of letting ORT map the file (backends/huge_pages.py:
-            19% less time per int8 decode step at the 169M shape); False keeps ORT's mapping, which other
-            processes share.
+            fewer TLB misses, a faster int8 decode step; measured: README "Speed on the edge CPU", Huge pages);
+            False keeps ORT's mapping, which other processes share.
 
     Attributes:
         custom_ops_library: the registered library's path, or None when the function bodies run.

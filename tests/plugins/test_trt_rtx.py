@@ -1,4 +1,5 @@
-"""The TensorRT plugins' host side inside a real NVIDIA builder, on the CPU (TOOLCHAIN.md §10, CONVENTIONS.md §4.5).
+"""The TensorRT plugins' host side inside a real NVIDIA builder, on the CPU (docs/toolchain.md §10,
+docs/conventions.md §4.5).
 
 TensorRT-RTX parses one-node rrwkv graphs (no FunctionProto) into our IPluginV3 plugins and builds serialised SM86
 engines: createPlugin with the node's attributes, getOutputDataTypes, getOutputShapes (real IExprBuilder),

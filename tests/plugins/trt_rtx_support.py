@@ -1,4 +1,4 @@
-"""TensorRT-RTX as a CPU-only NVIDIA builder for the rrwkv plugins (TOOLCHAIN.md §10).
+"""TensorRT-RTX as a CPU-only NVIDIA builder for the rrwkv plugins (docs/toolchain.md §10).
 
 - `skip_reason()`: why the RTX tests cannot run here (no nvcc, no tensorrt_rtx), or None.
 - `ensure_unversioned_lib()`: the libtensorrt_rtx.so -> libtensorrt_rtx.so.1 link the ONNX parser needs.
@@ -36,7 +36,7 @@ def skip_reason() -> str | None:
         return "nvcc not on PATH: cannot build the plugin library for TensorRT-RTX"
     if importlib.util.find_spec("tensorrt_rtx") is None:
         return ("tensorrt_rtx not installed: pip install -e '.[dev]' "
-                "(tensorrt-rtx-cu13==1.7.1.116, TOOLCHAIN.md §10)")
+                "(tensorrt-rtx-cu13==1.7.1.116, docs/toolchain.md §10)")
     return None
 
 

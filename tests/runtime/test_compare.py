@@ -1,5 +1,5 @@
 """`rrwkv-trt compare`, the Polygraphy data loader and the README's `polygraphy run` command, on a tiny exported
-RRWKV model with its PyTorch reference (CONVENTIONS.md §3.13, §4.5). Tolerances: runtime/tolerances.json only."""
+RRWKV model with its PyTorch reference (docs/conventions.md §3.13, §4.5). Tolerances: runtime/tolerances.json only."""
 from __future__ import annotations
 
 import os

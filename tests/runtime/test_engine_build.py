@@ -1,4 +1,4 @@
-"""`rrwkv-trt build` (runtime/engine.py): the whole build path under TensorRT-RTX on the CPU (TOOLCHAIN.md §10):
+"""`rrwkv-trt build` (runtime/engine.py): the whole build path under TensorRT-RTX on the CPU (docs/toolchain.md §10):
 strip, parse with the plugins bound, plugin-layer check, two profiles, SM86 engine, sidecar; and the errors for
 models and plugin libraries TensorRT cannot use. Full TensorRT on a GPU: test_trt_backend.py."""
 from __future__ import annotations

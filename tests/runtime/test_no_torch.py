@@ -1,4 +1,4 @@
-"""The runtime must import and decode with torch unavailable (CONVENTIONS.md convention 6)."""
+"""The runtime must import and decode with torch unavailable (docs/conventions.md §3.6)."""
 import subprocess
 import sys
 from pathlib import Path

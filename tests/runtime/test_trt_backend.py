@@ -1,5 +1,5 @@
 """TrtSession: bookkeeping on the CPU through stand-ins (fake_trt.py), sidecar and compatibility errors, and on a
-GPU host with full TensorRT the golden comparison against OrtSession (CONVENTIONS.md §3.12)."""
+GPU host with full TensorRT the golden comparison against OrtSession (docs/conventions.md §3.12)."""
 from __future__ import annotations
 
 import _ctypes
