@@ -73,11 +73,11 @@ class TorchSession:
         return self._to_numpy(self._state)
 
     def _to_torch(self, state: State) -> dict[str, torch.Tensor]:
-        return {t.input_name.removeprefix("state_in."): torch.from_numpy(np.array(state[t.input_name]))
+        return {t.key: torch.from_numpy(np.array(state[t.input_name]))
                 for t in self.spec.tensors()}
 
     def _to_numpy(self, state: dict[str, torch.Tensor]) -> State:
-        return {t.input_name: state[t.input_name.removeprefix("state_in.")].numpy().astype(t.slot.dtype)
+        return {t.input_name: state[t.key].numpy().astype(t.slot.dtype)
                 for t in self.spec.tensors()}
 
 
