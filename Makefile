@@ -7,7 +7,7 @@ MODEL  ?= models/rrwkv-pystdlib
 DEMO   := build/demo
 PROMPT ?= import 
 
-.PHONY: demo test export plugins plugins-check bench compare long-context clean
+.PHONY: demo test fuzz export plugins plugins-check bench compare long-context clean
 
 # Create the virtual environment and install the project with every extra the tests use.
 # torch is pinned to 2.13.0 (the CPU build); see README "Dependencies".
@@ -41,6 +41,11 @@ plugins-check: $(STAMP)
 test: $(STAMP) plugins plugins-check
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -rs
+
+# The property-based tests (marker fuzz) with ten times the examples of `make test`, new ones each run, and
+# hypothesis's statistics per test (cases tried, outcomes).
+fuzz: $(STAMP) plugins
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -m fuzz --hypothesis-show-statistics
 
 # Speed on the edge CPU (README): the shipped model and a generated random 169M RWKV-4, every ORT backend and
 # precision beside PyTorch eager and the rwkv package, A/B interleaved, against the machine's bandwidth and GEMM

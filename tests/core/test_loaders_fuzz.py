@@ -1,7 +1,8 @@
 """The core's loaders of untrusted metadata refuse anything malformed with a ConfigError, never another exception."""
 import json
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rrwkv_trt.core.config import config_from_dict
@@ -17,6 +18,8 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                                        max_size=4), max_leaves=20)
 
+pytestmark = pytest.mark.fuzz
+
 
 def _refuses_or_accepts(load, data):
     try:
@@ -25,25 +28,21 @@ def _refuses_or_accepts(load, data):
         pass
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.sampled_from(sorted(json.loads(VALID["rrwkv.config"]))), json_values, max_size=9))
 def test_config_from_dict(data):
     _refuses_or_accepts(config_from_dict, data)
 
 
-@settings(max_examples=200, deadline=None)
 @given(json_values)
 def test_state_spec_from_dict(data):
     _refuses_or_accepts(StateSpec.from_dict, data)
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.sampled_from(sorted(VALID)), json_values)
 def test_metadata_with_one_field_replaced(key, value):
     _refuses_or_accepts(from_metadata, {**VALID, key: json.dumps(value)})
 
 
-@settings(max_examples=100, deadline=None)
 @given(st.sampled_from(["n_layer", "pattern", "slots", "dims"]), json_values)
 def test_state_spec_with_one_field_replaced(key, value):
     data = json.loads(VALID["rrwkv.state_spec"])
