@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 from rrwkv_trt.core.errors import UserError
 from .logs import log_once
 from rrwkv_trt.core.metadata import ModelInfo, WEIGHT_ONLY_PRECISIONS, file_sha256, model_sha256
-from rrwkv_trt.core.sidecar import EngineSidecar, sidecar_path, write_sidecar
+from rrwkv_trt.core.sidecar import EngineSidecar, fsync_dir, sidecar_path, sidecar_text, stage_file
 from .onnx_graph import PluginNode, load_model, tensorrt_graph
 from rrwkv_trt.core.names import INPUT_IDS
 from rrwkv_trt.core.ops import PLUGIN_NAMESPACE, PLUGIN_VERSION
@@ -260,24 +259,27 @@ def build_engine(model: str | os.PathLike, engine: str | os.PathLike, *, max_bat
 
 
 def write_engine(engine: Path, plan: bytes, sidecar: EngineSidecar) -> None:
-    """Write engine and sidecar under temporary names in the target folder, then rename both."""
+    """Replace engine and sidecar so that no crash leaves an engine beside a sidecar that describes another one.
+
+    Both are first written to temporary files in the target folder (a full disk fails here and leaves the old pair
+    alone). Then the old sidecar is removed, the engine renamed into place and the new sidecar renamed last: a crash
+    in between leaves an engine without a sidecar, which TrtSession refuses with "rebuild the engine"."""
     engine.parent.mkdir(parents=True, exist_ok=True)
-    tmp_files = []
+    side = sidecar_path(engine)
+    staged: list[Path] = []
     try:
-        for target, write in ((engine, lambda p: p.write_bytes(plan)),
-                              (sidecar_path(engine), lambda p: write_sidecar(p, sidecar))):
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-            os.close(fd)
-            tmp_files.append((Path(tmp), target))
-            write(Path(tmp))
-            os.chmod(tmp, 0o644)
-        for tmp, target in tmp_files:
+        staged.append(stage_file(engine, plan))
+        staged.append(stage_file(side, sidecar_text(sidecar).encode()))
+        side.unlink(missing_ok=True)
+        fsync_dir(engine.parent)
+        for tmp, target in zip(staged, (engine, side)):
             os.replace(tmp, target)
+            fsync_dir(engine.parent)
     except OSError as err:
         raise UserError(f"cannot write engine {engine}: {err}") from None
     finally:
-        for tmp, _ in tmp_files:
-            tmp.unlink(missing_ok=True)
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)  # only there when writing failed
 
 
 def check_engine_plugin_layers(trt, plan: bytes, nodes: list[PluginNode]) -> bool:

@@ -94,7 +94,7 @@ def find_plugin_library(library: str | os.PathLike | None = None) -> Path:
     """`library` if given (it must exist), else the first existing file of `plugin_search_path()`."""
     if library is not None:
         path = Path(library)
-        if not path.is_file():
+        if not is_file(path):
             raise UserError(f"plugin library {path} not found; run `make plugins` or pass the path of "
                             f"{PLUGIN_LIBRARY}")
         return path.resolve()
@@ -105,27 +105,101 @@ def find_plugin_library(library: str | os.PathLike | None = None) -> Path:
     return found.resolve()
 
 
+ELF64_HEADER_BYTES = 64
+MAX_LIBRARY_BYTES = 2 << 30  # read whole into memory: far more than any plugin library, far less than RAM
+ET_DYN = (3).to_bytes(2, "little")  # e_type of a shared object
+SHT_DYNAMIC, DT_NULL, DT_NEEDED = 6, 0, 1
+_SECTION = struct.Struct("<IIQQQQIIQQ")  # Elf64_Shdr: name, type, flags, addr, offset, size, link, info, align, entsize
+_DYN = struct.Struct("<qQ")  # Elf64_Dyn: tag, value
+
+
+class _ElfError(Exception):
+    """A part of an ELF file lies outside the file or contradicts the format; the message says which."""
+
+
+def is_file(path: Path) -> bool:
+    """Path.is_file, but False (not OSError) for a name the file system refuses, e.g. one that is too long."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def elf_needed(path: str | os.PathLike) -> list[str] | None:
-    """DT_NEEDED entries of a 64-bit little-endian ELF shared library; None if the file is not one."""
-    data = Path(path).read_bytes()
-    if data[:6] != b"\x7fELF\x02\x01":
+    """DT_NEEDED entries of a 64-bit little-endian ELF shared library; None if the file is not one.
+
+    The file is hostile until parsed: every header, table and string is bounds-checked against the file's size
+    before it is read. Raises UserError for a truncated or malformed ELF file, naming the part that is wrong."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_LIBRARY_BYTES:
+                raise UserError(f"{path} has {size} bytes, more than any plugin library ({MAX_LIBRARY_BYTES}); "
+                                "pass the librrwkv_trt_plugins_dyn.so that `make plugins` builds")
+            data = f.read(MAX_LIBRARY_BYTES)
+    except OSError as err:
+        raise UserError(f"cannot read plugin library {path}: {err.strerror or err}") from None
+    if len(data) < ELF64_HEADER_BYTES or data[:6] != b"\x7fELF\x02\x01" or data[0x10:0x12] != ET_DYN:
         return None
-    shoff, = struct.unpack_from("<Q", data, 0x28)
-    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
-    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    try:
+        return _dynamic_needed(data)
+    except _ElfError as err:
+        raise UserError(f"{path} is a truncated or malformed ELF file ({err}); rebuild it with `make plugins`") from None
+
+
+def _unpack(fmt: str, data, offset: int, what: str) -> tuple:
+    if offset < 0 or offset + struct.calcsize(fmt) > len(data):
+        raise _ElfError(f"{what} at byte {offset} lies outside the file's {len(data)} bytes")
+    return struct.unpack_from(fmt, data, offset)
+
+
+def _sections(data) -> list[tuple]:
+    shoff, = _unpack("<Q", data, 0x28, "e_shoff")
+    shentsize, shnum = _unpack("<HH", data, 0x3A, "e_shentsize")
+    if shoff == 0:
+        return []  # no section header table
+    if shentsize < _SECTION.size:
+        raise _ElfError(f"e_shentsize {shentsize} is smaller than a section header ({_SECTION.size} bytes)")
+    if shnum == 0:  # more than 0xff00 sections: the count is section 0's sh_size (ELF extended numbering)
+        shnum = _unpack(_SECTION.format, data, shoff, "section header 0")[5]
+    if shoff + shnum * shentsize > len(data):
+        raise _ElfError(f"{shnum} section headers at byte {shoff} overrun the file's {len(data)} bytes")
+    return [_SECTION.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
+
+
+def _dynamic_needed(data) -> list[str]:
+    sections = _sections(data)
+    dynamic = [s for s in sections if s[1] == SHT_DYNAMIC]
+    if len(dynamic) > 1:  # a library has one; many, each spanning the file, would take quadratic time
+        raise _ElfError(f"{len(dynamic)} dynamic sections, expected one")
     needed = []
-    for _, sh_type, _, _, offset, size, link, _, _, entsize in sections:
-        if sh_type != 6:  # SHT_DYNAMIC
-            continue
-        strtab_offset = sections[link][4]
-        for pos in range(offset, offset + size, entsize or 16):
-            tag, value = struct.unpack_from("<qQ", data, pos)
-            if tag == 0:
+    for _, _, _, _, offset, size, link, _, _, entsize in dynamic:
+        if link >= len(sections):
+            raise _ElfError(f"the dynamic section links string table {link} of {len(sections)} sections")
+        strtab_offset, strtab_size = sections[link][4], sections[link][5]
+        if strtab_offset + strtab_size > len(data) or offset + size > len(data):
+            raise _ElfError("the dynamic section or its string table lies outside the file")
+        if entsize not in (0, _DYN.size):
+            raise _ElfError(f"dynamic entries of {entsize} bytes, expected {_DYN.size}")
+        for pos in range(offset, offset + size - _DYN.size + 1, _DYN.size):
+            tag, value = _DYN.unpack_from(data, pos)
+            if tag == DT_NULL:
                 break
-            if tag == 1:  # DT_NEEDED
-                start = strtab_offset + value
-                needed.append(data[start:data.index(b"\0", start)].decode())
+            if tag == DT_NEEDED:
+                needed.append(_string(data, strtab_offset, strtab_size, value))
     return needed
+
+
+def _string(data, table: int, table_size: int, index: int) -> str:
+    """The NUL-terminated string at `index` of the string table at `table`, which must hold all of it."""
+    end = data.find(b"\0", table + index, table + table_size) if index < table_size else -1
+    if end < 0:
+        raise _ElfError(f"DT_NEEDED string {index} does not end inside its {table_size}-byte string table")
+    try:
+        return data[table + index:end].decode()
+    except UnicodeDecodeError:
+        raise _ElfError(f"DT_NEEDED string {index} is not UTF-8") from None
 
 
 def check_plugin_library(path: Path, trt) -> None:

@@ -20,12 +20,14 @@ from ..engine import PROFILES, check_engine_compatible, gpu_compute_capability, 
 from rrwkv_trt.core.errors import UserError
 from ..logs import log_once
 from rrwkv_trt.core.metadata import ModelInfo, file_sha256
-from rrwkv_trt.core.sidecar import EngineSidecar, read_sidecar
+from rrwkv_trt.core.paths import BUILD_DIR
+from rrwkv_trt.core.sidecar import EngineSidecar, read_sidecar, sidecar_path
 from rrwkv_trt.core.names import INPUT_IDS, LOGITS
 from ..state import State
 from ..trt_loader import (
     find_plugin_library,
     import_tensorrt,
+    is_file,
     load_plugin_library,
     take_errors,
     tensorrt_product,
@@ -76,12 +78,7 @@ class TrtSession(BackendSession):
         trt, cudart = _import_modules()
         product, version = tensorrt_product(trt)
         check_engine_compatible(self.path, self.sidecar, product, version, gpu_compute_capability())
-        self.plugin_library = load_plugin_library(trt, self._resolve_library(plugin_library))
-        if file_sha256(self.plugin_library) != self.sidecar.plugin_sha256:
-            log_once(_log, logging.WARNING,
-                     f"plugin library {self.plugin_library} differs from the one engine {self.path} was built with "
-                     f"({self.sidecar.plugin_library}, sha256 {self.sidecar.plugin_sha256[:12]}...); rebuild the "
-                     "engine if the plugins changed")
+        self.plugin_library = load_plugin_library(trt, self._choose_library(plugin_library))
         self._trt = trt
         self._cuda = CudaRuntime(cudart)
         self._stream = self._cuda.stream_create()
@@ -93,11 +90,40 @@ class TrtSession(BackendSession):
         self._check_io()
         self._contexts = {name: self._context(index) for name, index in PROFILES.items()}
 
-    def _resolve_library(self, library: str | os.PathLike | None) -> Path:
-        if library is not None:
-            return find_plugin_library(library)
-        recorded = Path(self.sidecar.plugin_library)
-        return recorded if recorded.is_file() else find_plugin_library(None)
+    def _choose_library(self, library: str | os.PathLike | None) -> Path:
+        """The plugin library to load, checked before it is loaded: native code runs only from a place the user
+        chose. That is `library` (--plugin-library), the library the sidecar records if it sits in the engine's
+        folder or in build/ and still has the recorded sha256, or, when the recorded file is gone, build/'s."""
+        recorded = self.path.parent / self.sidecar.plugin_library  # a relative path counts from the engine's folder
+        if library is None and is_file(recorded):
+            return self._recorded_library(recorded)
+        path = find_plugin_library(library)
+        if file_sha256(path) != self.sidecar.plugin_sha256:
+            log_once(_log, logging.WARNING,
+                     f"plugin library {path} differs from the one engine {self.path} was built with "
+                     f"({self.sidecar.plugin_library}, sha256 {self.sidecar.plugin_sha256[:12]}...); rebuild the "
+                     "engine if the plugins changed")
+        return path
+
+    def _recorded_library(self, recorded: Path) -> Path:
+        """The sidecar's plugin library, or UserError.
+
+        The sidecar is only a JSON file beside the engine: whoever can edit it must not be able to make this
+        process load a library of their choice, so its path counts only inside the engine's folder or build/
+        (symlinks resolved) and only with the sha256 the build recorded."""
+        path = recorded.resolve()  # exists (is_file followed any symlinks), so this cannot loop
+        where = f"engine sidecar {sidecar_path(self.path)}"
+        fix = (f"if you trust {path}, pass it with --plugin-library {path}; otherwise rebuild the engine with "
+               f"`rrwkv-trt build {self.sidecar.source_model} -o {self.path}`")
+        if path.parent not in (self.path.parent.resolve(), BUILD_DIR.resolve()):
+            raise UserError(f"{where} names plugin library {path}, which is neither in the engine's folder nor in "
+                            f"{BUILD_DIR}, the only places a sidecar may load native code from; {fix}")
+        digest = file_sha256(path)
+        if digest != self.sidecar.plugin_sha256:
+            raise UserError(f"plugin library {path} has sha256 {digest[:12]}..., not the "
+                            f"{self.sidecar.plugin_sha256[:12]}... that {where} recorded: it is not the library the "
+                            f"engine was built with; {fix}")
+        return path
 
     def _context(self, profile: int):
         trt = self._trt

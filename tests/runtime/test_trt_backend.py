@@ -27,13 +27,18 @@ ELF_LIBRARY = _ctypes.__file__  # any ELF shared library stands in for the plugi
 
 
 def make_sidecar(model_dir, engine_path, **overrides) -> EngineSidecar:
+    """The sidecar `rrwkv-trt build` would write; the "plugin library" is a copy of an ELF library in the engine's
+    folder, a place a sidecar may load native code from."""
     import onnx
 
+    library = engine_path.parent / trt_loader.PLUGIN_LIBRARY
+    if not library.exists():
+        shutil.copyfile(ELF_LIBRARY, library)
     proto = onnx.load(str(model_dir / "model.onnx"))
     fields = dict(
         info=from_metadata({p.key: p.value for p in proto.metadata_props}), tensorrt_product="TensorRT",
         tensorrt_version=FakeTensorRT.__version__, compute_capability="8.6", gpu_name="Fake GPU",
-        plugin_library=ELF_LIBRARY, plugin_sha256=metadata.file_sha256(ELF_LIBRARY), max_batch=MAX_BATCH,
+        plugin_library=str(library), plugin_sha256=metadata.file_sha256(library), max_batch=MAX_BATCH,
         max_seq=MAX_SEQ, profiles=dict(engine_mod.PROFILES), plugin_layers=(), engine_inspected=False,
         engine_bytes=engine_path.stat().st_size, source_model=str(model_dir / "model.onnx"), source_sha256="0" * 64)
     return EngineSidecar(**(fields | overrides))
@@ -132,14 +137,70 @@ def test_step_before_start_decode(fakes, fake_engine):
 
 
 def test_plugin_library_changed_warns(fakes, fake_engine, tmp_path, caplog):
+    """A library the user passes is theirs to choose: a changed one loads, with a warning logged before loading."""
+    trt, _ = fakes
     _, engine = fake_engine
     other = tmp_path / "libother.so"
     shutil.copyfile(ELF_LIBRARY, other)
     with open(other, "ab") as f:
         f.write(b"rebuilt")
     with caplog.at_level(logging.WARNING), TrtSession(engine, plugin_library=other) as sess:
-        assert sess.plugin_library == other.resolve()
+        assert sess.plugin_library == other.resolve() and trt.loaded == [str(other.resolve())]
     assert "differs from the one engine" in caplog.text and "rebuild the engine if the plugins changed" in caplog.text
+
+
+def test_sidecar_library_changed_is_refused(fakes, fake_engine):
+    """The library a sidecar names is hashed before it is loaded, and a changed one is not loaded."""
+    _, engine = fake_engine
+    library = engine.parent / trt_loader.PLUGIN_LIBRARY
+    with open(library, "ab") as f:
+        f.write(b"swapped")
+    with pytest.raises(UserError, match=rf"plugin library {library} has sha256 \w{{12}}\.\.\., not the \w{{12}}\.\.\. "
+                                        r"that engine sidecar .*fake\.plan\.json recorded: it is not the library the "
+                                        rf"engine was built with; if you trust {library}, pass it with "
+                                        rf"--plugin-library {library}; otherwise rebuild the engine with `rrwkv-trt "
+                                        r"build .*model\.onnx -o .*fake\.plan`"):
+        TrtSession(engine)
+    assert not fakes[0].loaded
+
+
+@pytest.mark.parametrize("where", ["absolute", "dotdot", "symlink"])
+def test_sidecar_library_outside_trusted_folders_is_refused(fakes, fake_engine, tmp_path, where):
+    """Editing the sidecar must not load native code from elsewhere, even with the right sha256."""
+    model, engine = fake_engine
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    evil = outside / "libevil.so"
+    shutil.copyfile(ELF_LIBRARY, evil)
+    name = {"absolute": str(evil), "dotdot": "../elsewhere/libevil.so", "symlink": "liblink.so"}[where]
+    if where == "dotdot":
+        engine = _move_engine(model, engine, tmp_path / "engines")
+    if where == "symlink":
+        (engine.parent / name).symlink_to(evil)
+    write_sidecar(sidecar_path(engine), make_sidecar(model, engine, plugin_library=name,
+                                                     plugin_sha256=metadata.file_sha256(evil)))
+    with pytest.raises(UserError, match=rf"names plugin library {evil}, which is neither in the engine's folder nor "
+                                        r"in .*build, the only places a sidecar may load native code from; if you "
+                                        rf"trust {evil}, pass it with --plugin-library {evil}"):
+        TrtSession(engine)
+    assert not fakes[0].loaded
+
+
+def test_sidecar_library_in_engine_folder_by_plain_name(fakes, fake_engine):
+    """A relative plugin_library counts from the engine's folder, whatever the working directory."""
+    model, engine = fake_engine
+    library = engine.parent / trt_loader.PLUGIN_LIBRARY
+    write_sidecar(sidecar_path(engine), make_sidecar(model, engine, plugin_library=library.name))
+    with TrtSession(engine) as sess:
+        assert sess.plugin_library == library.resolve() and fakes[0].loaded == [str(library.resolve())]
+
+
+def _move_engine(model, engine, folder):
+    folder.mkdir()
+    moved = folder / engine.name
+    shutil.copyfile(engine, moved)
+    write_sidecar(sidecar_path(moved), make_sidecar(model, moved))
+    return moved
 
 
 # ---- errors before anything is deserialised ----
@@ -175,7 +236,8 @@ def test_sidecar_round_trip_and_errors(fake_engine):
     assert read_sidecar(engine) == sidecar
     assert sidecar_path(engine).name == "fake.plan.json"
     sidecar_path(engine).write_text('{"format_version": 1}')
-    with pytest.raises(UserError, match=r"is not an engine sidecar written by `rrwkv-trt build` .*rebuild the engine"):
+    with pytest.raises(UserError, match=r"fake\.plan\.json: missing fields config, engine_bytes, .*; rebuild the "
+                                        r"engine with `rrwkv-trt build`"):
         read_sidecar(engine)
     sidecar_path(engine).write_text('{"format_version": 99}')
     with pytest.raises(UserError, match=r"unsupported format_version 99; this rrwkv-trt reads \[1\]"):
