@@ -19,6 +19,7 @@ from .state import StateSlot, StateSpec
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
+MAX_JSON_BYTES = 64 << 20  # read_versioned_json's bound: manifests and policies are kilobytes
 
 _CONFIG_CLASSES: dict[str, type[ModelConfig]] = {}
 
@@ -135,16 +136,22 @@ def config_from_json(text: str) -> ModelConfig:
 
 
 def read_versioned_json(path: Path, what: str, version: int, missing: str, fix: str = "") -> dict:
-    """The JSON object in file `path` (a `what`, e.g. "tolerance policy"), whose "format_version" is `version`.
+    """The JSON object in file `path` (a `what`, e.g. "tolerance policy"; UTF-8, at most MAX_JSON_BYTES), whose
+    "format_version" is `version`.
 
     Raises UserError: `missing` when the file does not exist; otherwise naming the file and what is wrong, with
     `fix` ("; do ...") appended."""
     try:
-        data = parse_json_object(path.read_text(), f"{what} {path}", fix)
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise UserError(f"{what} {path} is larger than {MAX_JSON_BYTES} bytes{fix}")
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise UserError(missing) from None
     except OSError as err:
         raise UserError(f"cannot read {what} {path} ({err.strerror or err}){fix}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{what} {path} is not UTF-8 text ({err.reason} at byte {err.start}){fix}") from None
+    data = parse_json_object(text, f"{what} {path}", fix)
     if data.get("format_version") != version:
         raise UserError(f"{what} {path} has format_version {data.get('format_version')!r}, this rrwkv-trt reads "
                         f"{version}{fix}")
@@ -157,6 +164,8 @@ def parse_json_object(text: str, source: str, fix: str = "") -> dict:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{source} is not valid JSON ({err}){fix}") from None
+    except RecursionError:  # arrays or objects nested thousands deep exhaust the parser's stack
+        raise ConfigError(f"{source} nests JSON arrays or objects too deeply{fix}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must hold a JSON object, got {type(data).__name__}{fix}")
     return data

@@ -14,16 +14,17 @@ inputs.json and outputs.json are Polygraphy's own file formats: runtime/referenc
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .config import read_versioned_json
-from .errors import UserError
+from .config import config_from_dict, read_versioned_json
+from .errors import ConfigError, UserError
 from .metadata import model_sha256
-from .names import INPUT_IDS, LOGITS_FROM, MODEL_FILE
-from .state import StateSpec
+from .names import INPUT_IDS, LOGITS, LOGITS_FROM, MODEL_FILE
+from .state import StateSlot, StateSpec
 
 REFERENCE_FORMAT_VERSION = 1
 REFERENCE_DIR = "reference"
@@ -32,6 +33,10 @@ INPUTS_FILE = "inputs.json"
 OUTPUTS_FILE = "outputs.json"
 LOADER_FILE = "data_loader.py"
 REFERENCE_RUNNER = "pytorch"
+MAX_REFERENCE_TOKENS = 1 << 16  # bound on the manifest's prompt and decode lengths (the writer's default: 40 + 24)
+_JSON_NAMES = {dict: "object", list: "array", bool: "boolean", str: "string"}
+
+
 def reference_hint(model_dir: str | os.PathLike) -> str:
     return (f"write it with `python -m rrwkv_trt.reference.writer CHECKPOINT {os.fspath(model_dir)}` (CHECKPOINT: "
             "what the model was exported from; needs torch and polygraphy: pip install 'rrwkv-trt[export,dev]'), or "
@@ -47,6 +52,7 @@ class Reference:
     spec: StateSpec
     prompt_ids: list[int]
     decode_ids: list[int]
+    vocab_size: int
 
     @property
     def iterations(self) -> int:
@@ -58,23 +64,62 @@ class Reference:
 
 
 def read_reference(folder: str | os.PathLike, model_dir: str | os.PathLike | None = None) -> Reference:
-    """The manifest of a reference folder; UserError saying how to write one if it is missing or stale."""
+    """The manifest of a reference folder, every field checked; UserError saying how to write one if it is
+    missing, stale or malformed."""
     folder = Path(folder)
     model_dir = folder.parent if model_dir is None else model_dir
     path = folder / MANIFEST_FILE
+    fix = f"; {reference_hint(model_dir)}"
     manifest = read_versioned_json(path, "reference manifest", REFERENCE_FORMAT_VERSION,
-                                   f"no PyTorch reference: {path} not found; {reference_hint(model_dir)}",
-                                   f"; {reference_hint(model_dir)}")
+                                   f"no PyTorch reference: {path} not found{fix}", fix)
     for name in (INPUTS_FILE, OUTPUTS_FILE):
         if not (folder / name).is_file():
-            raise UserError(f"{folder} lacks {name}; {reference_hint(model_dir)}")
+            raise UserError(f"{folder} lacks {name}{fix}")
+    config_data, spec_data = (_field(manifest, key, dict, path, fix) for key in ("config", "state_spec"))
     try:
-        spec = StateSpec.from_dict(manifest["state_spec"])
-        return Reference(folder, manifest, spec, [int(i) for i in manifest["prompt_ids"]],
-                         [int(i) for i in manifest["decode_ids"]])
-    except (KeyError, TypeError, ValueError) as err:
-        raise UserError(f"{path} is not a reference manifest ({type(err).__name__}: {err}); "
-                        f"{reference_hint(model_dir)}") from None
+        config, spec = config_from_dict(config_data), StateSpec.from_dict(spec_data)
+    except ConfigError as err:
+        raise UserError(f"{path}: {err}{fix}") from None
+    if spec.n_layer != config.n_layer:
+        raise UserError(f"{path}: state_spec has n_layer {spec.n_layer}, its config {config.n_layer}{fix}")
+    for slot in spec.slots:  # StateSlot checks names, shapes and dtypes; feeds also need these two
+        if type(slot.per_layer) is not bool or not _init_fits(slot):
+            raise UserError(f"{path}: state slot {slot.name} needs a boolean per_layer and an initial value its "
+                            f"dtype {slot.dtype} holds, got {slot.per_layer!r} and {slot.init!r}{fix}")
+    for key, kind in (("logits_from", bool), ("model_sha256", str)):
+        _field(manifest, key, kind, path, fix)
+    return Reference(folder, manifest, spec, _token_ids(manifest, "prompt_ids", 1, config.vocab_size, path, fix),
+                     _token_ids(manifest, "decode_ids", 0, config.vocab_size, path, fix), config.vocab_size)
+
+
+def _field(manifest: dict, key: str, kind: type, path: Path, fix: str):
+    """manifest[key], which must be a `kind` (exactly: a bool is no int)."""
+    value = manifest.get(key)
+    if type(value) is not kind:
+        raise UserError(f"{path}: {key!r} must be a JSON {_JSON_NAMES[kind]}, got {type(value).__name__}{fix}")
+    return value
+
+
+def _token_ids(manifest: dict, key: str, at_least: int, vocab_size: int, path: Path, fix: str) -> list[int]:
+    """manifest[key]: between `at_least` and MAX_REFERENCE_TOKENS token ids, each an int in [0, vocab_size)."""
+    ids = _field(manifest, key, list, path, fix)
+    if not at_least <= len(ids) <= MAX_REFERENCE_TOKENS:
+        raise UserError(f"{path}: {key!r} holds {len(ids)} ids, expected {at_least} to {MAX_REFERENCE_TOKENS}{fix}")
+    bad = [i for i in ids if type(i) is not int or not 0 <= i < vocab_size]
+    if bad:
+        raise UserError(f"{path}: {key!r} holds {bad[0]!r}, expected token ids in [0, {vocab_size}){fix}")
+    return ids
+
+
+def _init_fits(slot: StateSlot) -> bool:
+    """Whether np.full can fill the slot with its initial value exactly (it raises for 10**400, or for nan or 1e30
+    in an int64 slot, whose JSON init is 0.0)."""
+    init = slot.init
+    if type(init) not in (int, float):
+        return False
+    if slot.dtype == "int64":
+        return -2**63 <= init < 2**63 and init == int(init)
+    return type(init) is float or abs(init) <= sys.float_info.max
 
 
 def load_reference(model_dir: str | os.PathLike) -> Reference:
@@ -88,32 +133,45 @@ def load_reference(model_dir: str | os.PathLike) -> Reference:
     return ref
 
 
+def check_outputs(ref: Reference, outputs: list[dict[str, np.ndarray]], source: Path) -> None:
+    """UserError unless `outputs` (PyTorch's, as read from `source`) hold one dict per iteration with exactly the
+    logits, float32 [1, T, vocab_size] (T: the prompt's length, then 1), and the spec's state_out.* at their dtypes
+    and batch-1 shapes. The spec's n_layer comes from the manifest, so the counts are compared before its tensors
+    are listed."""
+    fix = f"; {reference_hint(ref.folder.parent)}"
+    per_layer = sum(slot.per_layer for slot in ref.spec.slots)
+    count = 1 + ref.spec.n_layer * per_layer + len(ref.spec.slots) - per_layer
+    if len(outputs) != ref.iterations or any(len(out) != count for out in outputs):
+        raise UserError(f"{source} does not hold {ref.iterations} iterations of {count} outputs each (the logits and "
+                        f"the state spec's state_out.*){fix}")
+    state = {t.output_name: (t.slot.dtype, ref.spec.concrete_shape(t.slot, 1)) for t in ref.spec.tensors()}
+    for k, out in enumerate(outputs):
+        expected = state | {LOGITS: ("float32", (1, len(ref.prompt_ids) if k == 0 else 1, ref.vocab_size))}
+        for name, value in out.items():
+            if name not in expected:
+                raise UserError(f"{source} iteration {k}: unexpected output {name!r}; expected {LOGITS} and the "
+                                f"state spec's state_out.*{fix}")
+            dtype, shape = expected[name]
+            if value.dtype != np.dtype(dtype) or value.shape != shape:
+                raise UserError(f"{source} iteration {k}: {name} is {value.dtype} {list(value.shape)}, expected "
+                                f"{dtype} {list(shape)}{fix}")
+
+
 def reference_feeds(ref: Reference, outputs: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
     """The feed of every iteration, built from the state spec: iteration 0 starts from the spec's initial values,
-    iteration k >= 1 takes the state_out.* of PyTorch's iteration k-1 as its state_in.* (matched by spec name)."""
+    iteration k >= 1 takes the state_out.* of PyTorch's iteration k-1 as its state_in.* (matched by spec name).
+
+    `outputs` as runtime/reference_files.py's read_outputs returns them: checked by `check_outputs`, so the initial
+    state's shapes are those of arrays the file holds."""
     feeds = []
-    extra = extra_feeds(ref.manifest.get("logits_from"))
+    extra = extra_feeds(ref.manifest["logits_from"])
     state = {t.input_name: np.full(ref.spec.concrete_shape(t.slot, 1), t.slot.init, dtype=t.slot.dtype)
              for t in ref.spec.tensors()}
     for k, ids in enumerate([ref.prompt_ids, *([t] for t in ref.decode_ids)]):
         if k:
-            state = _chained_state(ref, outputs[k - 1], k - 1)
+            state = {t.input_name: outputs[k - 1][t.output_name] for t in ref.spec.tensors()}
         feeds.append({INPUT_IDS: np.asarray([ids], dtype=np.int64), **extra, **state})
     return feeds
-
-
-def _chained_state(ref: Reference, previous: dict[str, np.ndarray], iteration: int) -> dict[str, np.ndarray]:
-    """PyTorch's state_out.* of `iteration` as the next iteration's state_in.*, checked against the spec."""
-    where = f"{ref.folder / OUTPUTS_FILE} iteration {iteration}"
-    missing = [t.output_name for t in ref.spec.tensors() if t.output_name not in previous]
-    if missing:
-        raise UserError(f"{where} lacks {missing[:4]}; {reference_hint(ref.folder.parent)}")
-    for t in ref.spec.tensors():
-        value, want = previous[t.output_name], ref.spec.concrete_shape(t.slot, 1)
-        if value.shape != tuple(want) or value.dtype != np.dtype(t.slot.dtype):
-            raise UserError(f"{where}: {t.output_name} is {value.dtype} {list(value.shape)}, the state spec expects "
-                            f"{t.slot.dtype} {list(want)}; {reference_hint(ref.folder.parent)}")
-    return {t.input_name: previous[t.output_name] for t in ref.spec.tensors()}
 
 
 def extra_feeds(logits_from: bool) -> dict[str, np.ndarray]:

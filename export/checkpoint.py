@@ -8,7 +8,6 @@ knows its key names and applies its one-time transforms, which are recorded in t
 """
 from __future__ import annotations
 
-import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,8 @@ from rrwkv_trt.core.names import CONFIG_FILE
 from .families import Family, families, family_of
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+SAFETENSORS_LENGTH_BYTES = 8  # the little-endian u64 header length a .safetensors file starts with
+MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass
@@ -58,24 +59,85 @@ def resolve_checkpoint_file(path: Path) -> tuple[Path, Path]:
 
 
 def read_tensors(file: Path) -> dict[str, torch.Tensor]:
+    """The file's tensors, every size checked against the file's own size before anything is allocated."""
+    if file.suffix == ".safetensors":
+        check_safetensors_header(file)
+    else:
+        check_pth_archive(file)
     try:
         if file.suffix == ".safetensors":
             from safetensors.torch import load_file
             tensors = load_file(str(file))
         else:
             tensors = torch.load(file, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+    except Exception as err:  # the parsers raise whatever a hostile file provokes (SafetensorError, pickle, zip, ...)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot read checkpoint {file}: {first}") from None
-    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
-        raise UserError(f"{file}: expected a flat dict of tensors (a BlinkDL state dict)")
+    if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in tensors.items()):
+        raise UserError(f"{file}: expected a flat dict of tensors with string keys (a BlinkDL state dict)")
+    check_tensor_bytes(tensors, file)
     return tensors
 
 
+def check_safetensors_header(file: Path) -> None:
+    """The 8-byte header length must leave the header inside the file: safetensors would otherwise fail deep
+    inside its parser."""
+    size = file.stat().st_size
+    with file.open("rb") as f:
+        head = f.read(SAFETENSORS_LENGTH_BYTES)
+    header_len = int.from_bytes(head, "little")  # 0 (refused) for a file shorter than the field
+    if not 2 <= header_len <= size - SAFETENSORS_LENGTH_BYTES:
+        raise UserError(f"cannot read checkpoint {file}: not a safetensors file (its header length field says "
+                        f"{header_len} bytes, the file has {size}); re-save it with safetensors.torch.save_file")
+
+
+def check_pth_archive(file: Path) -> None:
+    """A .pth must be torch.save's zip archive with every record stored uncompressed, as torch.save writes it: then
+    no storage torch.load allocates can exceed the file's size (a compressed record, or the pre-1.6 format, can
+    declare any size)."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            compressed = [i.filename for i in archive.infolist() if i.compress_type != zipfile.ZIP_STORED]
+    except (OSError, zipfile.BadZipFile, ValueError) as err:
+        raise UserError(f"cannot read checkpoint {file}: not a torch.save zip archive ({err}); re-save it with "
+                        "torch.save (torch >= 1.6) or convert it to .safetensors") from None
+    if compressed:
+        raise UserError(f"cannot read checkpoint {file}: record {compressed[0]!r} is compressed, which torch.save "
+                        "never does; re-save the state dict with torch.save")
+
+
+def check_tensor_bytes(tensors: dict[str, torch.Tensor], file: Path) -> None:
+    """The tensors may not view more bytes than their storages hold: a zero stride, or many tensors over one
+    storage, would make the conversion to float32 allocate far more memory than the file holds."""
+    fix = "save every tensor contiguous and on its own (a state dict of .contiguous().clone() tensors)"
+    for key, t in tensors.items():
+        if t.numel() * t.element_size() > t.untyped_storage().nbytes():
+            raise UserError(f"{file}: tensor {key} has shape {list(t.shape)} and strides {list(t.stride())} over a "
+                            f"storage of {t.untyped_storage().nbytes()} bytes; {fix}")
+    viewed = sum(t.numel() * t.element_size() for t in tensors.values())
+    stored = sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors.values()}.values())
+    if viewed > stored:
+        raise UserError(f"{file}: its tensors view {viewed} bytes of storages holding {stored}, so some share "
+                        f"their storage; {fix}")
+
+
 def read_config_json(path: Path) -> dict:
+    """config.json beside the checkpoint: a UTF-8 JSON object of at most MAX_CONFIG_BYTES, "family" a string
+    (the adapters type-check the fields they read)."""
     if not path.is_file():
         return {}
-    return parse_json_object(path.read_text(), str(path))
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise UserError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes; a config.json holds a few fields")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); write it as UTF-8 "
+                        "JSON") from None
+    meta = parse_json_object(text, str(path))
+    if "family" in meta and not isinstance(meta["family"], str):
+        raise UserError(f"{path}: \"family\" must be a family id string such as \"rwkv4\", got {meta['family']!r}")
+    return meta
 
 
 def detect_family(raw: dict[str, torch.Tensor], file: Path) -> str:

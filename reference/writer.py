@@ -117,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             from rrwkv_trt.runtime.tokenizer import Tokenizer
             prompt_ids = Tokenizer.from_dir(args.model).encode(args.prompt)
         folder = write_reference(args.checkpoint, args.model, prompt_ids, args.steps, args.prompt_len)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except UserError as err:  # as the rrwkv-trt CLI does: one line, exit code 2
+        message = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"error: {message}", file=sys.stderr)
         return 2
     manifest = json.loads((folder / fmt.MANIFEST_FILE).read_text())
     print(f"wrote {folder}: PyTorch prefill of {len(manifest['prompt_ids'])} tokens + {args.steps} decode steps",

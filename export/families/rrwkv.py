@@ -28,12 +28,12 @@ class RrwkvCheckpoint(BlinkDLCheckpoint):
         squeeze = raw.get("blocks.0.att.medium_squeeze")
         if squeeze is None or squeeze.ndim != 2:
             raise UserError(f"{file}: rrwkv checkpoint lacks a 2-D 'blocks.0.att.medium_squeeze'")
-        declared = meta.get("medium_interval")
+        declared = self.meta_int(meta, "medium_interval", None, file)
         if declared is not None and declared != squeeze.shape[0]:
             raise UserError(f"{file}: config.json says medium_interval={declared} but medium_squeeze has "
                             f"{squeeze.shape[0]} rows")
         sizes = self.sizes(raw, file) | dict(medium_interval=squeeze.shape[0],
-                                             medium_decays=meta.get("medium_decays", 0))
+                                             medium_decays=self.meta_int(meta, "medium_decays", 0, file))
         return self.make_config(RrwkvConfig, sizes, file)
 
     def expected_shapes(self, cfg: RrwkvConfig) -> dict[str, tuple[int, ...]]:

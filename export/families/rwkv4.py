@@ -9,6 +9,7 @@ from torch import Tensor
 
 from rrwkv_trt.core.errors import ConfigError, UserError
 from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
+from rrwkv_trt.core.names import CONFIG_FILE
 
 from ..models.rwkv4 import LN_EPS, Rwkv4Model
 from . import register_family
@@ -39,12 +40,34 @@ class BlinkDLCheckpoint(CheckpointAdapter):
         for key in SIZE_KEYS:
             if key not in raw or raw[key].ndim != 2:
                 raise UserError(f"{file}: missing or non-2-D tensor {key!r}, needed to infer the model sizes")
-        layers = {k.split(".")[1] for k in raw if k.startswith("blocks.")}
-        if not all(i.isdigit() and len(i) < 6 for i in layers):
-            raise UserError(f"{file}: block indices {sorted(layers)[:3]} are not layer numbers")
         return dict(vocab_size=raw["emb.weight"].shape[0], n_embd=raw["emb.weight"].shape[1],
-                    n_layer=1 + max(int(i) for i in layers), dim_att=raw["blocks.0.att.key.weight"].shape[0],
+                    n_layer=self.layer_count(raw, file), dim_att=raw["blocks.0.att.key.weight"].shape[0],
                     dim_ffn=raw["blocks.0.ffn.key.weight"].shape[0])
+
+    @staticmethod
+    def layer_count(raw: dict[str, Tensor], file: Path) -> int:
+        """N, where the `blocks.{i}.` keys number exactly the layers 0..N-1: checked here, so that the expected
+        keys are never built for a layer count larger than the file's keys (`blocks.1000000.x`)."""
+        names = {k.split(".")[1] for k in raw if k.startswith("blocks.")}
+        bad = sorted(i for i in names if not (i.isascii() and i.isdigit()))
+        if bad:
+            raise UserError(f"{file}: key 'blocks.{bad[0]}...' has no layer number after 'blocks.'; expected "
+                            "'blocks.<layer>.<name>'")
+        layers = {int(i) for i in names}
+        if layers != set(range(len(layers))):
+            gap = min(set(range(len(layers))) - layers)
+            raise UserError(f"{file}: the blocks.<layer> keys name {len(layers)} layers, the highest {max(layers)}, "
+                            f"but layer {gap} has no keys; expected the layers 0..N-1")
+        return len(layers)
+
+    @staticmethod
+    def meta_int(meta: dict, key: str, default: int | None, file: Path) -> int | None:
+        """config.json's integer field `key` (`default` when absent); a bool, float or string is refused rather
+        than converted."""
+        value = meta.get(key, default)
+        if value is not None and type(value) is not int:
+            raise UserError(f"{file.parent / CONFIG_FILE}: {key!r} must be an integer, got {value!r}")
+        return value
 
     def config(self, raw: dict[str, Tensor], meta: dict, file: Path) -> Rwkv4Config:
         return self.make_config(Rwkv4Config, self.sizes(raw, file), file)
@@ -52,7 +75,7 @@ class BlinkDLCheckpoint(CheckpointAdapter):
     @staticmethod
     def make_config(cls: type, sizes: dict, file: Path):
         try:
-            return cls(**{k: int(v) for k, v in sizes.items()})
+            return cls(**sizes)
         except ConfigError as err:
             raise UserError(f"{file}: {err}") from None
 
