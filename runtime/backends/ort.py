@@ -5,11 +5,18 @@ onnxruntime is imported lazily so that `import rrwkv_trt.runtime.backends.ort` s
 The rrwkv custom ops run as fused CPU kernels when the custom-op library librrwkv_ort_ops.so (built by
 `make plugins`) is registered, and as the model's FunctionProtos (standard ONNX ops) otherwise. OrtSession
 registers the library automatically when `find_custom_ops_library()` finds it; see OrtSession's arguments.
+
+Before ORT sees the model, OrtSession reads its node list and initializers with onnx_graph.read_graph (a protobuf
+reader without the onnx package, whose import is slow) and refuses rrwkv nodes whose attributes break their op's
+contract: ORT would run them (a WKV4Medium with s = 0 divides by zero in its function body: SIGFPE). ORT's own
+errors, at load and at run, become UserErrors naming the model; at run ORT's message names the node.
 """
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +26,17 @@ from rrwkv_trt.core.paths import BUILD_DIR
 from ..logs import log_once
 from rrwkv_trt.core.metadata import ModelInfo, from_metadata
 from rrwkv_trt.core.names import INPUT_IDS, LOGITS, LOGITS_FROM
+from rrwkv_trt.core.ops import DOMAIN
 from rrwkv_trt.core.paths import resolve_model_path
+from ..onnx_graph import Graph, check_rrwkv_attributes, read_graph
 from ..state import State, allocate_state
 from .huge_pages import HugePageWeights, huge_pages_available, load_custom_op_weights
 from .session import BackendSession
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+# The exceptions onnxruntime raises for a model it cannot load or run (onnxruntime_pybind11_state, 1.32).
+_ORT_ERRORS = ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "EngineError", "RuntimeException",
+               "InvalidProtobuf", "ModelLoaded", "NotImplemented", "InvalidGraph", "EPFail")
 CUSTOM_OPS_LIBRARY = "librrwkv_ort_ops.so"
 
 _log = logging.getLogger(__name__)
@@ -100,13 +112,16 @@ class OrtSession(BackendSession):
         self.custom_ops_library = self._resolve_custom_ops(custom_ops_library, use_custom_ops)
         if self.custom_ops_library is not None:
             register_custom_ops(so, self.custom_ops_library)
-        self._weights = self._huge_page_weights(ort, so) if huge_pages and self.custom_ops_library else None
+        graph = read_graph(self.path)
+        for node in graph.nodes:
+            if node.domain == DOMAIN:
+                check_rrwkv_attributes(node, str(self.path))
+        self._weights = self._huge_page_weights(ort, so, graph) if huge_pages and self.custom_ops_library else None
         self.huge_page_bytes = self._weights[0].nbytes if self._weights else 0
-        load_errors = (ort_errors.Fail, ort_errors.InvalidGraph, ort_errors.InvalidProtobuf,
-                       ort_errors.NoSuchFile, ort_errors.NotImplemented, ort_errors.InvalidArgument)
+        self._ort_errors = tuple(getattr(ort_errors, name) for name in _ORT_ERRORS)
         try:
             self._sess = ort.InferenceSession(str(self.path), sess_options=so, providers=["CPUExecutionProvider"])
-        except load_errors as err:
+        except self._ort_errors as err:
             hint = ""
             if self.custom_ops_library is None and "rrwkv" in str(err):
                 hint = (f"; the model needs the rrwkv custom ops: build {CUSTOM_OPS_LIBRARY} with `make plugins` "
@@ -140,11 +155,11 @@ class OrtSession(BackendSession):
             log_once(_log, logging.INFO, f"rrwkv custom ops: {found}")
         return found
 
-    def _huge_page_weights(self, ort, so) -> tuple[HugePageWeights, list] | None:
+    def _huge_page_weights(self, ort, so, graph: Graph) -> tuple[HugePageWeights, list] | None:
         """Load the rrwkv-only weights into huge pages and add them to `so` (None: the export lists none)."""
         if not huge_pages_available():
             return None
-        weights = load_custom_op_weights(self.path)
+        weights = load_custom_op_weights(self.path, graph)
         if weights is None:
             return None
         values = [ort.OrtValue.ortvalue_from_numpy(a) for a in weights.arrays.values()]
@@ -187,13 +202,24 @@ class OrtSession(BackendSession):
         feed = {INPUT_IDS: np.ascontiguousarray(ids), **{name: np.ascontiguousarray(v) for name, v in state.items()}}
         if self.has_logits_from:
             feed[LOGITS_FROM] = np.array([ids.shape[1] - 1 if last_only else 0], dtype=np.int64)
-        outputs = self._live().run(self._output_names, feed)
+        session = self._live()
+        with self._run_errors():
+            outputs = session.run(self._output_names, feed)
         new_state = {t.input_name: out for t, out in zip(self.spec.tensors(), outputs[1:])}
         logits = outputs[0][:, -1:] if last_only and not self.has_logits_from else outputs[0]
         return logits, new_state
 
     def _new_decode(self, batch: int) -> _DecodeBuffers:
         return _DecodeBuffers(self, batch)
+
+    @contextmanager
+    def _run_errors(self) -> Iterator[None]:
+        """ORT's errors while running the model as a UserError (ORT's message names the failing node). A kernel
+        that fails (a status, not an exception) reaches Python as a plain RuntimeError "Error in execution: ..."."""
+        try:
+            yield
+        except (*self._ort_errors, RuntimeError) as err:
+            raise UserError(f"onnxruntime failed to run {self.path}: {err}") from None
 
     def _live(self):
         if self._sess is None:
@@ -263,7 +289,9 @@ class _DecodeBuffers:
         if ids.shape[0] != self.batch:
             raise UserError(f"step() got {ids.shape[0]} token ids, the decode state holds batch {self.batch}")
         self.tokens[:, 0] = ids
-        self.session._live().run_with_iobinding(self.bindings[self.current])
+        session = self.session._live()
+        with self.session._run_errors():
+            session.run_with_iobinding(self.bindings[self.current])
         self.current = 1 - self.current
         return self.logits_row
 

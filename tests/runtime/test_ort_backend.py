@@ -104,6 +104,9 @@ def test_missing_model_and_graph_mismatch(tmp_path, make_fake_model):
         OrtSession(make_fake_model("short", drop_inputs=1))
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not onnx")
+    with pytest.raises(UserError, match=r"garbage.onnx is not a valid ONNX model \(field 13 has wire type 6\)"):
+        OrtSession(garbage)
+    garbage.write_bytes(b"\x08\x07")  # a ModelProto with ir_version 7 and no graph: decodes, ORT refuses it
     with pytest.raises(UserError, match="onnxruntime cannot load"):
         OrtSession(garbage)
 
