@@ -152,7 +152,7 @@ def read_versioned_json(path: Path, what: str, version: int, missing: str, fix: 
     except UnicodeDecodeError as err:
         raise UserError(f"{what} {path} is not UTF-8 text ({err.reason} at byte {err.start}){fix}") from None
     data = parse_json_object(text, f"{what} {path}", fix)
-    if data.get("format_version") != version:
+    if type(data.get("format_version")) is not int or data["format_version"] != version:
         raise UserError(f"{what} {path} has format_version {data.get('format_version')!r}, this rrwkv-trt reads "
                         f"{version}{fix}")
     return data

@@ -8,6 +8,7 @@ name is a static size the spec records in `dims` (e.g. HGRN2's heads, ∞-former
 from __future__ import annotations
 
 import dataclasses
+import math
 import string
 from dataclasses import dataclass, field
 
@@ -18,6 +19,9 @@ BATCH = "batch"  # the dynamic leading dim of every slot
 LAYER_PATTERN = STATE_IN + ".{layer}.{slot}"  # per-layer slots
 SEQUENCE_PATTERN = STATE_IN + ".{slot}"  # sequence-level slots (one per sequence, e.g. RRWKV's pos)
 DTYPES = ("float32", "float16", "int64")
+MAX_LAYERS = 4096  # bounds from metadata are checked before anything is allocated from them
+MAX_SLOT_ELEMENTS = 1 << 31  # per sequence: 8 GiB of fp32, far beyond any model's state
+_INIT_LIMIT = {"float16": 65504.0, "float32": 3.4028234663852886e38, "int64": float(1 << 63)}
 
 
 @dataclass(frozen=True)
@@ -31,13 +35,21 @@ class StateSlot:
     per_layer: bool = True
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("_", "").isalnum():
-            raise ConfigError(f"state slot name {self.name!r} must be a non-empty identifier")
+        if not isinstance(self.name, str) or not self.name.replace("_", "").isalnum() or not self.name.isascii():
+            raise ConfigError(f"state slot name {self.name!r} must be a non-empty ASCII identifier")
         if self.dtype not in DTYPES:
             raise ConfigError(f"state slot {self.name}: dtype {self.dtype!r} is not one of {list(DTYPES)}")
+        if not isinstance(self.per_layer, bool):
+            raise ConfigError(f"state slot {self.name}: per_layer must be true or false, got {self.per_layer!r}")
+        if (isinstance(self.init, bool) or not isinstance(self.init, (int, float))
+                or not abs(self.init) <= _INIT_LIMIT[self.dtype]
+                or (self.dtype == "int64" and self.init != int(self.init))):
+            raise ConfigError(f"state slot {self.name}: init {self.init!r} is not a {self.dtype} value")
         for d in self.shape:
-            if not (isinstance(d, str) and d) and not (isinstance(d, int) and not isinstance(d, bool) and d >= 1):
-                raise ConfigError(f"state slot {self.name}: dim {d!r} must be a positive int or a dim name")
+            if not (isinstance(d, str) and d) and not (isinstance(d, int) and not isinstance(d, bool)
+                                                       and 1 <= d <= MAX_SLOT_ELEMENTS):
+                raise ConfigError(f"state slot {self.name}: dim {d!r} must be an int in [1, {MAX_SLOT_ELEMENTS}] "
+                                  "or a dim name")
 
     def input_name(self, layer: int | None, pattern: str = LAYER_PATTERN,
                    sequence_pattern: str = SEQUENCE_PATTERN) -> str:
@@ -71,6 +83,11 @@ class StateSpec:
     sequence_pattern: str = SEQUENCE_PATTERN
 
     def __post_init__(self) -> None:
+        if isinstance(self.n_layer, bool) or not isinstance(self.n_layer, int) or not 1 <= self.n_layer <= MAX_LAYERS:
+            raise ConfigError(f"state spec: n_layer must be an int in [1, {MAX_LAYERS}], got {self.n_layer!r}")
+        for name, size in self.dims.items():
+            if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_SLOT_ELEMENTS:
+                raise ConfigError(f"state spec: dim {name!r} must be an int in [1, {MAX_SLOT_ELEMENTS}], got {size!r}")
         _check_pattern(self.pattern, {"layer", "slot"})
         _check_pattern(self.sequence_pattern, {"slot"})
         names = [s.name for s in self.slots]
@@ -81,6 +98,9 @@ class StateSpec:
             if unknown:
                 raise ConfigError(f"state slot {slot.name}: dims {unknown} are neither {BATCH!r} nor in the "
                                   f"spec's dims {sorted(self.dims)}")
+            if math.prod(self.concrete_shape(slot, 1)) > MAX_SLOT_ELEMENTS:
+                raise ConfigError(f"state slot {slot.name}: {list(slot.shape)} holds more than {MAX_SLOT_ELEMENTS} "
+                                  "elements per sequence")
 
     def tensors(self) -> list[StateTensor]:
         """Every state tensor in a fixed order: per-layer slots layer by layer, then sequence-level slots."""
@@ -119,8 +139,8 @@ class StateSpec:
         """The spec as `to_dict` wrote it; the patterns are read back, not assumed."""
         try:
             slots = tuple(StateSlot(**(s | {"shape": tuple(s["shape"])})) for s in data["slots"])
-            dims = {str(k): int(v) for k, v in data.get("dims", {}).items()}
-            return cls(n_layer=int(data["n_layer"]), slots=slots, dims=dims, pattern=data["pattern"],
+            dims = dict(data.get("dims", {}))
+            return cls(n_layer=data["n_layer"], slots=slots, dims=dims, pattern=data["pattern"],
                        sequence_pattern=data.get("sequence_pattern", SEQUENCE_PATTERN))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             if isinstance(err, ConfigError):

@@ -54,3 +54,19 @@ def test_from_dict_checks_the_class():
     assert Rwkv4Config.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="expected a rrwkv config, got family 'rwkv4'"):
         RrwkvConfig.from_dict(cfg.to_dict())
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"n_layer": 10**9}, "n_layer must be an int in"),
+    ({"n_layer": True}, "n_layer must be an int in"),
+    ({"dims": {"width": 0}}, "dim 'width' must be an int in"),
+    ({"slots": [{"name": "h", "shape": ["batch", 1 << 20, 1 << 20], "dtype": "float32", "init": 0.0}]},
+     "elements per sequence"),
+    ({"slots": [{"name": "h", "shape": ["batch", 4], "dtype": "float16", "init": -1e30}]}, "is not a float16 value"),
+    ({"slots": [{"name": "h", "shape": ["batch", 4], "dtype": "float32", "init": 0.0, "per_layer": "yes"}]},
+     "per_layer must be true or false"),
+])
+def test_state_spec_bounds_what_metadata_may_ask_for(change, match):
+    data = Rwkv4Config(**SIZES).state_spec().to_dict() | change
+    with pytest.raises(ConfigError, match=match):
+        StateSpec.from_dict(data)
