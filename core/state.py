@@ -43,7 +43,7 @@ class StateSlot:
             raise ConfigError(f"state slot {self.name}: per_layer must be true or false, got {self.per_layer!r}")
         if (isinstance(self.init, bool) or not isinstance(self.init, (int, float))
                 or not abs(self.init) <= _INIT_LIMIT[self.dtype]
-                or (self.dtype == "int64" and self.init != int(self.init))):
+                or (self.dtype == "int64" and (self.init != int(self.init) or self.init == _INIT_LIMIT["int64"]))):
             raise ConfigError(f"state slot {self.name}: init {self.init!r} is not a {self.dtype} value")
         for d in self.shape:
             if not (isinstance(d, str) and d) and not (isinstance(d, int) and not isinstance(d, bool)

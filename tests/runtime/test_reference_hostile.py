@@ -129,11 +129,14 @@ def test_state_spec_layers_and_initial_values_are_checked(model_dir, tmp_path):
     folder = _copy(model_dir, tmp_path) / "reference"
     spec = json.loads((folder / fmt.MANIFEST_FILE).read_text())["state_spec"]
     _edit_manifest(folder, state_spec=spec | {"n_layer": 10**9})
-    with pytest.raises(UserError, match="state_spec has n_layer 1000000000, its config 1"):
+    with pytest.raises(UserError, match=r"n_layer must be an int in \[1, 4096\], got 1000000000"):
+        fmt.read_reference(folder)
+    _edit_manifest(folder, state_spec=spec | {"n_layer": 2})
+    with pytest.raises(UserError, match="state_spec has n_layer 2, its config 1"):
         fmt.read_reference(folder)
     slots = [s | {"init": 1e30} if s["dtype"] == "int64" else s for s in spec["slots"]]
     _edit_manifest(folder, state_spec=spec | {"slots": slots})
-    with pytest.raises(UserError, match=r"state slot pos needs .* dtype int64 holds, got False and 1e\+30"):
+    with pytest.raises(UserError, match=r"state slot pos: init 1e\+30 is not a int64 value"):
         fmt.read_reference(folder)
 
 
