@@ -1,7 +1,9 @@
-"""The `rrwkv-trt` command. Every user error becomes one `error: ...` line on stderr and exit code 2."""
+"""The `rrwkv-trt` command. Every user error becomes one `error: ...` line on stderr and exit code 2; a reader that
+closes the output pipe early (`rrwkv-trt run ... | head`) stops the command quietly with exit code 141."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -14,10 +16,12 @@ from rrwkv_trt.core.metadata import PRECISIONS
 BENCH_BACKENDS = ("ort-kernel", "ort-function", "torch-eager", "rwkv-package")
 
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE: what a shell reports for `cat`, `yes` or `grep` in the same place
 
 
 class RrwkvGroup(click.Group):
-    """Turns a UserError raised by any subcommand into a one-line message and exit code 2."""
+    """Turns a UserError raised by any subcommand into a one-line message and exit code 2, and a closed output pipe
+    into a quiet stop with exit code 141."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -26,6 +30,17 @@ class RrwkvGroup(click.Group):
             message = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
             click.echo(f"error: {message}", err=True)
             ctx.exit(EXIT_USER_ERROR)
+        except BrokenPipeError:
+            _discard_stdout()
+            ctx.exit(EXIT_BROKEN_PIPE)
+
+
+def _discard_stdout() -> None:
+    # Python flushes stdout once more at exit, which would fail again and print "Exception ignored ...": point the
+    # descriptor at /dev/null first (docs.python.org/3/library/signal.html, "Note on SIGPIPE").
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @click.group(cls=RrwkvGroup)
@@ -67,9 +82,10 @@ def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | N
 @click.option("--prompt", required=True, help="Text to continue.")
 @click.option("--max-new-tokens", type=click.IntRange(min=0), default=64, show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
-              help="0 is greedy.")
+              help="0 is exact greedy decoding; otherwise at least 1e-6 (smaller values are refused: use 0).")
 @click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), default=0, show_default=True,
+              help="Seed of the sampler's RNG, 0 to 2^64-1.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ORT intra-op threads [default: ORT's].")
 @click.option("--state-in", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Start from a state .npz saved by --state-out.")

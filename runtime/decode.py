@@ -16,6 +16,8 @@ from .tokenizer import Tokenizer
 class Session(Protocol):
     """What the loop needs from a backend (backends.ort.OrtSession; later TrtSession)."""
 
+    vocab_size: int
+
     def run(self, input_ids: np.ndarray, state: State | None = None,
             last_only: bool = False) -> tuple[np.ndarray, State]: ...
     def start_decode(self, state: State) -> None: ...
@@ -28,11 +30,13 @@ class Generator:
 
     Args:
         session: a backend session (see `Session`).
-        tokenizer: needed only for text prompts and text output.
+        tokenizer: needed only for text prompts and text output; its ids must fit the model's vocab_size.
         sampler: None is greedy (`Sampler()`).
     """
 
     def __init__(self, session: Session, tokenizer: Tokenizer | None = None, sampler: Sampler | None = None) -> None:
+        if tokenizer is not None:
+            tokenizer.check_fits(session.vocab_size)
         self.session = session
         self.tokenizer = tokenizer
         self.sampler = Sampler() if sampler is None else sampler
@@ -94,7 +98,23 @@ class Generator:
         for i in range(n):
             if i > 0:
                 last = self.session.step(tokens)
+            _check_finite(last, i)
             for b in range(tokens.shape[0]):
                 tokens[b] = sampler.sample(last[b])
             self._pending = tokens
             yield tokens
+
+
+def _check_finite(logits: np.ndarray, index: int) -> None:
+    """Stop at NaN/Inf logits: greedy would emit token 0 forever and sampling an arbitrary token, both silently.
+
+    Args: logits [B, V] (float16 or float32); index: which new token they predict (0-based).
+    """
+    # One pass and no [B, V] temporary per step: a float64 sum of finite float16/float32 values cannot overflow, and
+    # any NaN or Inf makes it non-finite.
+    if np.isfinite(logits.sum(dtype=np.float64)):
+        return
+    rows = np.flatnonzero(~np.isfinite(logits).all(axis=-1)).tolist()
+    raise UserError(f"the model produced NaN or Inf logits for new token {index + 1} (batch rows {rows}); its "
+                    "weights or the state it continued from are broken: compare the model with its checkpoint "
+                    "(`python -m rrwkv_trt.reference.verify CHECKPOINT MODEL`), or start from the initial state")

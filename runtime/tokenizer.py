@@ -42,6 +42,14 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return self.tok.get_vocab_size(with_added_tokens=True)
 
+    def check_fits(self, vocab_size: int) -> None:
+        """Refuse a tokenizer with ids a model of `vocab_size` has no embedding or logit for. A smaller one is fine:
+        the byte tokenizer's 256 ids under a larger vocabulary."""
+        top = max(self.tok.get_vocab(with_added_tokens=True).values(), default=-1)  # ids may be sparse
+        if top >= vocab_size:
+            raise UserError(f"tokenizer {self.path} has {self.vocab_size} tokens with ids up to {top}, but the model's "
+                            f"vocab_size is {vocab_size}; use the tokenizer.json the model was exported with")
+
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`, without special tokens (a prompt is plain text)."""
         return self.tok.encode(text, add_special_tokens=False).ids

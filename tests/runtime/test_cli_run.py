@@ -1,8 +1,13 @@
+import subprocess
+import sys
+
 import numpy as np
+import onnx
 import pytest
 from click.testing import CliRunner
+from onnx import numpy_helper
 
-from rrwkv_trt.cli.main import main
+from rrwkv_trt.cli.main import EXIT_BROKEN_PIPE, main
 from rrwkv_trt.runtime.backends.ort import OrtSession
 from rrwkv_trt.runtime.state import allocate_state, load_state
 
@@ -33,10 +38,64 @@ def test_run_sampling_options(make_fake_model):
     assert first.exit_code == 0 and first.stdout == second.stdout
 
 
-def test_bad_token_id_exits_2(make_fake_model):
-    out_dir = make_fake_model(vocab_size=128)  # the byte tokenizer still emits ids up to 255
-    _assert_user_error(_run(out_dir, "--prompt", "é", "--max-new-tokens", 2),
-                       "token id 195 is out of range for vocab size 128")
+def test_tokenizer_larger_than_vocab_exits_2(make_fake_model):
+    """Before, the mismatch surfaced only when a prompt held an id >= 128, as an out-of-range token id."""
+    out_dir = make_fake_model(vocab_size=128)  # the byte tokenizer emits ids up to 255
+    _assert_user_error(_run(out_dir, "--prompt", "a", "--max-new-tokens", 2),
+                       "tokenizer.json has 256 tokens with ids up to 255, but the model's vocab_size is 128")
+
+
+def test_tokenizer_smaller_than_vocab_runs(make_fake_model):
+    out_dir = make_fake_model(vocab_size=300)  # the byte tokenizer under a larger vocabulary: fine
+    result = _run(out_dir, "--prompt", "a", "--max-new-tokens", 2)
+    assert result.exit_code == 0 and result.stdout == "abc\n", result.stderr
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_seed_out_of_range_exits_2(make_fake_model, seed):
+    """Before, --seed -1 reached numpy and ended in a ValueError traceback."""
+    result = _run(make_fake_model(), "--prompt", "a", "--seed", seed)
+    assert result.exit_code == 2 and "Invalid value for '--seed'" in result.stderr
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_tiny_temperature_exits_2(make_fake_model):
+    """Before, 1e-320 divided to inf and the sampler emitted token V-1 forever."""
+    _assert_user_error(_run(make_fake_model(), "--prompt", "a", "--temperature", 1e-320),
+                       "temperature must be 0 (greedy) or a finite number >= 1e-06, got 1e-320")
+
+
+def test_nan_logits_stop_generation(make_fake_model, tmp_path):
+    """Before, greedy decoding emitted token 0 forever after NaN logits, with no warning; now nothing is emitted for
+    them, the state is not saved and the exit code is 2."""
+    out_dir = make_fake_model()
+    _poison_logits(out_dir / "model.onnx", row=ord("b"))  # the logits after token "b"
+    state_out = tmp_path / "s.npz"
+    result = _run(out_dir, "--prompt", "a", "--max-new-tokens", 5, "--state-out", state_out)
+    _assert_user_error(result, "the model produced NaN or Inf logits for new token 2 (batch rows [0])")
+    assert result.stdout == "ab"  # the prompt and the one token predicted from finite logits
+    assert not state_out.exists()
+
+
+def _poison_logits(model_path, row):
+    model = onnx.load(model_path)
+    (table,) = [t for t in model.graph.initializer if t.name == "table"]
+    values = numpy_helper.to_array(table).copy()
+    values[row, :3] = [np.nan, np.inf, -np.inf]
+    table.CopyFrom(numpy_helper.from_array(values, "table"))
+    onnx.save(model, model_path)
+
+
+def test_closed_pipe_stops_quietly(make_fake_model):
+    """`rrwkv-trt run ... | head -c 1`: no traceback and no "Exception ignored" line; 141 as for `yes | head`."""
+    out_dir = make_fake_model()
+    cmd = [sys.executable, "-m", "rrwkv_trt.cli.main", "run", str(out_dir), "--prompt", "a" * 100_000,
+           "--max-new-tokens", "1000"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout.read(1) == b"a"
+        proc.stdout.close()  # the reader goes away while the command still writes the prompt
+        stderr = proc.stderr.read().decode()
+    assert proc.returncode == EXIT_BROKEN_PIPE and stderr == ""
 
 
 def test_wrong_state_shape_exits_2(make_fake_model, tmp_path):

@@ -97,3 +97,40 @@ def test_bad_prompts(make_fake_model):
             list(gen.generate_ids([1], -1))
         with pytest.raises(UserError, match="spec expects"):
             list(gen.generate_ids([1], 1, allocate_state(session.spec, 2)))
+
+
+class PoisonedSession(CountingSession):
+    """One logit of batch row `row` becomes `value` (NaN, Inf) from decode step `at` on; logits are [B, V]."""
+
+    def __init__(self, session, at, row=0, value=np.nan):
+        super().__init__(session)
+        self.at, self.row, self.value = at, row, value
+
+    def step(self, ids):
+        logits = super().step(ids).copy()
+        if self.steps >= self.at:
+            logits[self.row, 7] = self.value
+        return logits
+
+
+def test_nan_logits_stop_generation(fake_model):
+    """Before, greedy emitted token 0 forever after NaN logits, with no warning."""
+    with OrtSession(fake_model) as session:
+        gen = Generator(PoisonedSession(session, at=2))
+        out = []
+        with pytest.raises(UserError, match=r"NaN or Inf logits for new token 3 \(batch rows \[0\]\)"):
+            out.extend(gen.generate_ids([10], 5))
+        assert out == [11, 12]  # the tokens from finite logits, and none after
+
+
+def test_inf_logits_name_the_batch_row(fake_model):
+    with OrtSession(fake_model) as session:
+        gen = Generator(PoisonedSession(session, at=1, row=1, value=np.inf))
+        with pytest.raises(UserError, match=r"for new token 2 \(batch rows \[1\]\)"):
+            gen.greedy_ids(np.array([[1], [2]]), 3)
+
+
+def test_generator_refuses_a_larger_tokenizer(make_fake_model):
+    out_dir = make_fake_model(vocab_size=100)
+    with OrtSession(out_dir) as session, pytest.raises(UserError, match="but the model's vocab_size is 100"):
+        Generator(session, Tokenizer.from_dir(out_dir))

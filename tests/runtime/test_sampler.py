@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rrwkv_trt.core.errors import UserError
-from rrwkv_trt.runtime.sampler import Sampler
+from rrwkv_trt.runtime.sampler import MIN_TEMPERATURE, Sampler
 
 
 def _logits(seed: int, n: int = 500) -> np.ndarray:
@@ -55,11 +55,30 @@ def test_float16_logits_and_reused_buffers():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(temperature=-1.0), "temperature must be >= 0"),
-    (dict(temperature=float("nan")), "temperature must be >= 0"),
+    (dict(temperature=-1.0), "temperature must be 0 "),
+    (dict(temperature=float("nan")), "temperature must be 0 "),
+    (dict(temperature=float("inf")), "temperature must be 0 "),
+    (dict(temperature=1e-320), r"temperature must be 0 \(greedy\) or a finite number >= 1e-06, got 1e-320"),
+    (dict(seed=-1), r"seed must be an int >= 0 \(or None to seed from the OS\), got -1"),
+    (dict(seed=1.5), "seed must be an int >= 0"),
     (dict(top_p=0.0), r"top_p must be in \(0, 1\]"),
     (dict(top_p=1.5), r"top_p must be in \(0, 1\]"),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(UserError, match=match):
         Sampler(**kwargs)
+
+
+def test_smallest_temperature_samples_the_top_token():
+    """At MIN_TEMPERATURE the scaled logits span hundreds of thousands: no overflow, no NaN, the top token wins
+    (before, 1e-320 made every probability NaN and the sampler emitted token V-1 forever)."""
+    logits = np.array([0.0, 3.0, -2.0, 1.0], np.float32)
+    for top_p in (1.0, 0.5):
+        sampler = Sampler(temperature=MIN_TEMPERATURE, top_p=top_p, seed=0)
+        assert {sampler.sample(logits) for _ in range(20)} == {1}
+
+
+def test_extreme_logits_do_not_overflow():
+    logits = np.array([-3e38, 3e38, 0.0], np.float32)  # float32's ends: shifted by the max they stay finite
+    sampler = Sampler(temperature=0.5, seed=0)
+    assert {sampler.sample(logits) for _ in range(20)} == {1}

@@ -1,4 +1,6 @@
 import pytest
+import tokenizers
+from tokenizers import models
 
 from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.runtime.tokenizer import Tokenizer, byte_level_tokenizer
@@ -46,3 +48,19 @@ def test_malformed_tokenizer(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{")
     with pytest.raises(UserError, match="not a valid tokenizers JSON file"):
         Tokenizer.from_dir(tmp_path)
+
+
+def test_check_fits_vocab(tokenizer):
+    tokenizer.check_fits(256)
+    tokenizer.check_fits(50277)  # a byte tokenizer under a larger vocabulary is fine
+    with pytest.raises(UserError, match=r"tokenizer .*tokenizer.json has 256 tokens with ids up to 255, but the "
+                                        r"model's vocab_size is 200"):
+        tokenizer.check_fits(200)
+
+
+def test_check_fits_counts_sparse_ids(tmp_path):
+    """Two tokens, but one with id 1000: the count alone would hide it."""
+    sparse = tokenizers.Tokenizer(models.WordLevel({"a": 0, "b": 1000}, unk_token="a"))
+    sparse.save(str(tmp_path / "tokenizer.json"))
+    with pytest.raises(UserError, match="has 2 tokens with ids up to 1000, but the model's vocab_size is 300"):
+        Tokenizer.from_dir(tmp_path).check_fits(300)
