@@ -97,7 +97,8 @@ def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | N
 @click.option("--cuda-graph", is_flag=True, default=False,
               help="TensorRT engines: replay each decode step as a captured CUDA graph.")
 @click.option("--plugin-library", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="TensorRT engines: librrwkv_trt_plugins_dyn.so [default: the one the engine was built with].")
+              help="TensorRT engines: librrwkv_trt_plugins_dyn.so [default: the one the engine was built with, if it is in "
+                   "the engine's folder or build/ with the sha256 its sidecar recorded].")
 def run(model: str, prompt: str, max_new_tokens: int, temperature: float, top_p: float, seed: int,
         threads: int | None, state_in: str | None, state_out: str | None, no_custom_ops: bool,
         cuda_graph: bool, plugin_library: str | None) -> None:
@@ -186,7 +187,8 @@ def build(model: str, engine: str, max_batch: int | None, max_seq: int | None, p
 @click.option("--custom-ops-library", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="librrwkv_ort_ops.so for the fused-kernel backend [default: build/ of this checkout].")
 @click.option("--plugin-library", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="TensorRT engines: librrwkv_trt_plugins_dyn.so [default: the one the engine was built with].")
+              help="TensorRT engines: librrwkv_trt_plugins_dyn.so [default: the one the engine was built with, if it is in "
+                   "the engine's folder or build/ with the sha256 its sidecar recorded].")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="ORT intra-op threads (one: reproducible sums, and no contention on a busy machine).")
 @click.option("--all-outputs", is_flag=True, default=False,
