@@ -96,9 +96,50 @@ inline Ort::Status checkInt32Dims(char const* op, std::vector<Dim> const& dims)
     return Ort::Status{nullptr};
 }
 
-// An INT attribute, or `fallback` when the node does not carry it (missing = false then).
-inline int64_t intAttribute(
-    OrtApi const* api, OrtKernelInfo const* info, char const* name, int64_t fallback, bool& present)
+// The ONNX type of a node attribute that is not an INT ("FLOAT", "STRING", "INTS", "FLOATS", "a list"), or nullptr
+// when the node carries no attribute `name` of those types. ORT's kernel info has no type query: each getter is tried.
+inline char const* nonIntAttributeType(OrtApi const* api, OrtKernelInfo const* info, char const* name)
+{
+    auto ok = [api](OrtStatus* status) {
+        bool const good = status == nullptr;
+        api->ReleaseStatus(status); // null is allowed
+        return good;
+    };
+    float f = 0.0F;
+    size_t size = 0;
+    if (ok(api->KernelInfoGetAttribute_float(info, name, &f)))
+    {
+        return "FLOAT";
+    }
+    if (ok(api->KernelInfoGetAttribute_string(info, name, nullptr, &size))) // the scalar getters check the type
+    {
+        return "STRING";
+    }
+    // The array getters do not check the type (ORT 1.2x answers an INTS query for a FLOATS attribute with its empty
+    // int list): the non-empty list tells which it is.
+    size_t ints = 0;
+    size_t floats = 0;
+    bool const isInts = ok(api->KernelInfoGetAttributeArray_int64(info, name, nullptr, &ints));
+    bool const isFloats = ok(api->KernelInfoGetAttributeArray_float(info, name, nullptr, &floats));
+    if (isInts && ints > 0)
+    {
+        return "INTS";
+    }
+    if (isFloats && floats > 0)
+    {
+        return "FLOATS";
+    }
+    if (isInts || isFloats)
+    {
+        return "a list"; // empty, or STRINGS / TENSORS / ... (no getter for those)
+    }
+    return nullptr;
+}
+
+// An INT attribute, or `fallback` when the node does not carry it (present = false then). An attribute of that name
+// with another type sets `error` ("WKV4Medium: attribute 's' must be an INT, got FLOAT") and returns `fallback`.
+inline int64_t intAttribute(OrtApi const* api, OrtKernelInfo const* info, char const* op, char const* name,
+    int64_t fallback, bool& present, std::string& error)
 {
     int64_t value = 0;
     OrtStatus* status = api->KernelInfoGetAttribute_int64(info, name, &value);
@@ -106,6 +147,12 @@ inline int64_t intAttribute(
     if (status != nullptr)
     {
         api->ReleaseStatus(status);
+        if (char const* type = nonIntAttributeType(api, info, name))
+        {
+            present = true;
+            error = error.empty() ? std::string(op) + ": attribute '" + name + "' must be an INT, got " + type
+                                  : error;
+        }
         return fallback;
     }
     return value;

@@ -344,6 +344,9 @@ protected:
     {
         char const* const plugin = Plugin::kNAME;
         int32_t const nbFields = fc == nullptr ? 0 : fc->nbFields;
+        validate(nbFields >= 0, plugin, "the plugin field collection has nbFields = " + std::to_string(nbFields));
+        validate(nbFields == 0 || fc->fields != nullptr, plugin,
+            "the plugin field collection has nbFields = " + std::to_string(nbFields) + " but no fields (null pointer)");
         for (int32_t i = 0; i < nbFields; ++i)
         {
             nvinfer1::PluginField const& field = fc->fields[i];

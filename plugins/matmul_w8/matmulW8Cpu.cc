@@ -13,6 +13,7 @@
 #include "matmul_w8/matmulW8Math.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <immintrin.h>
 
@@ -172,7 +173,7 @@ RRWKV_W8_AVX2 void groupAvx2(int32_t r0, int32_t r1, int32_t g, int32_t N, int32
 {
     int32_t const cols = std::min(N - g * kW8GroupCols, kW8GroupCols);
     int32_t r = r0;
-    for (; r + 4 <= r1; r += 4)
+    for (; r1 - r >= 4; r += 4) // not r + 4 <= r1: r1 may be 2^31 - 1
     {
         for (int32_t c0 = 0; c0 < cols; c0 += 16)
         {
@@ -297,7 +298,7 @@ void groupRowsSimd(int32_t r0, int32_t r1, int32_t g, int32_t N, int32_t Kpad, i
     float const* xScale, int8_t const* w, float const* scale, float* y)
 {
     int32_t r = r0;
-    for (; r + kSimdRows <= r1; r += kSimdRows)
+    for (; r1 - r >= kSimdRows; r += kSimdRows) // not r + kSimdRows <= r1: r1 may be 2^31 - 1
     {
         groupSimd<kSimdRows>(r, g, N, Kpad, blockSize, xq, xScale, w, scale, y);
     }
@@ -356,6 +357,44 @@ void matmulW8QuantizeRowsCpu(int32_t M, int32_t K, int32_t Kpad, float const* x,
     }
 }
 
+std::string matmulW8SizeError(int64_t M, int64_t K, int64_t N, int64_t blockSize)
+{
+    if (blockSize < 2 || blockSize > kW8MaxBlock || blockSize % 2 != 0)
+    {
+        return "block_size = " + std::to_string(blockSize) + " is not an even value in [2, "
+            + std::to_string(kW8MaxBlock) + "]";
+    }
+    if (N < 1 || N > kW8MaxN)
+    {
+        return "N = " + std::to_string(N) + " (output features) is outside [1, " + std::to_string(kW8MaxN) + "]";
+    }
+    if (K < 0 || K > kW8MaxK)
+    {
+        return "K = " + std::to_string(K) + " (input features) is outside [0, " + std::to_string(kW8MaxK) + "]";
+    }
+    int64_t const Kpad = w8PaddedK(static_cast<int32_t>(K), static_cast<int32_t>(blockSize));
+    if (Kpad > kW8MaxK)
+    {
+        return "K = " + std::to_string(K) + " padded to a multiple of block_size = " + std::to_string(blockSize)
+            + " is " + std::to_string(Kpad) + ", more than " + std::to_string(kW8MaxK);
+    }
+    if (M < 0 || M > INT32_MAX)
+    {
+        return "M = " + std::to_string(M) + " (rows of x) is outside [0, 2^31)";
+    }
+    return {};
+}
+
+W8CpuSlice matmulW8CpuSlice(int64_t s, int32_t M, int32_t N)
+{
+    // Consecutive slices walk the column groups of one row block: a thread's slices stream distinct weights.
+    // r0 < M, but r0 + kW8_CPU_ROWS may pass 2^31 - 1: the row end is taken in 64 bits.
+    int64_t const groups = w8GroupCount(N);
+    int64_t const r0 = (s / groups) * kW8_CPU_ROWS;
+    int64_t const r1 = std::min<int64_t>(M, r0 + kW8_CPU_ROWS);
+    return W8CpuSlice{static_cast<int32_t>(s % groups), static_cast<int32_t>(r0), static_cast<int32_t>(r1)};
+}
+
 int64_t matmulW8CpuSliceCount(int32_t M, int32_t N)
 {
     int64_t const rowBlocks = (static_cast<int64_t>(M) + kW8_CPU_ROWS - 1) / kW8_CPU_ROWS;
@@ -367,13 +406,9 @@ void matmulW8ForwardCpu(int32_t M, int32_t N, int32_t Kpad, int32_t blockSize, i
     int64_t sliceEnd)
 {
     W8Isa const isa = pathFor(maxIsa);
-    int64_t const groups = w8GroupCount(N);
     for (int64_t s = sliceBegin; s < sliceEndOr(sliceEnd, matmulW8CpuSliceCount(M, N)); ++s)
     {
-        // Consecutive slices walk the column groups of one row block: a thread's slices stream distinct weights.
-        auto const g = static_cast<int32_t>(s % groups);
-        auto const r0 = static_cast<int32_t>((s / groups) * kW8_CPU_ROWS);
-        int32_t const r1 = std::min(M, r0 + kW8_CPU_ROWS);
+        auto const [g, r0, r1] = matmulW8CpuSlice(s, M, N);
         switch (isa)
         {
         case W8Isa::kAvx512Vnni: groupRowsSimd(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;

@@ -15,11 +15,27 @@
 #define RRWKV_MATMUL_W8_CPU_H
 
 #include <cstdint>
+#include <string>
 
 namespace rrwkv
 {
 
 constexpr int32_t kW8_CPU_ROWS = 64;
+
+// Why x [M, K] @ W [K, N] in blocks of blockSize rows cannot run on these kernels ("K = 2147483647 (input features)
+// exceeds ..."), or "" when it can: blockSize even in [2, kW8MaxBlock], 1 <= N <= kW8MaxN, 0 <= K and the padded
+// K <= kW8MaxK, 0 <= M < 2^31 (matmulW8Math.h). Every caller checks it before any size arithmetic; the kernels
+// below assume it.
+std::string matmulW8SizeError(int64_t M, int64_t K, int64_t N, int64_t blockSize);
+
+// Slice s of pass 2 (0 <= s < matmulW8CpuSliceCount(M, N)): column group g, rows [r0, r1).
+struct W8CpuSlice
+{
+    int32_t g;
+    int32_t r0;
+    int32_t r1;
+};
+W8CpuSlice matmulW8CpuSlice(int64_t s, int32_t M, int32_t N);
 
 // The CPU kernels' paths, in order of preference.
 enum class W8Isa : int32_t

@@ -31,7 +31,7 @@ namespace rrwkv
 
 constexpr int32_t kW8_QUANT_THREADS = 128; // per row; a power of two (the reduction tree halves it)
 constexpr int32_t kW8_GEMM_THREADS = 128;
-constexpr int32_t kW8_MAX_K = 1 << 30; // K and Kpad: the int32 column loops below cannot overflow
+constexpr int32_t kW8_MAX_K = kW8MaxK; // K and Kpad (matmulW8Math.h): the int32 column loops below cannot overflow
 
 __global__ void matmulW8QuantizeKernel(
     int32_t K, int32_t Kpad, float const* __restrict__ x, int16_t* __restrict__ xq, float* __restrict__ xScale)
@@ -98,7 +98,7 @@ inline cudaError_t matmulW8ForwardLaunch(cudaStream_t stream, int32_t M, int32_t
     {
         return cudaErrorInvalidValue;
     }
-    int64_t const Kpad = static_cast<int64_t>(w8BlockCount(K, blockSize)) * blockSize;
+    int64_t const Kpad = w8PaddedK(K, blockSize);
     int64_t const gemmBlocks = (static_cast<int64_t>(M) * N + kW8_GEMM_THREADS - 1) / kW8_GEMM_THREADS;
     if (Kpad > kW8_MAX_K || gemmBlocks > 0x7FFFFFFF)
     {

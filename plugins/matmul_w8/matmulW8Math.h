@@ -29,15 +29,28 @@ constexpr int32_t kW8GroupCols = 64;   // output columns per packed group (4 AVX
 constexpr int32_t kW8ActMax = 32767;   // int16 activation range [-32767, 32767]
 constexpr int32_t kW8MaxBlock = 256;   // 256 * 128 * 32767 < 2^31: a block's int32 sum cannot overflow
 
-// Blocks along K and the padded K.
+// The largest sizes every kernel takes (the CPU callers check them with matmulW8SizeError, matmulW8Cpu.h; the CUDA
+// launcher refuses larger ones): K and Kpad <= 2^30 keep the int32 column loops and their steps in range, and
+// N <= kW8MaxN (the largest multiple of 64 below 2^31) keeps 64 G = the padded columns an int32.
+constexpr int32_t kW8MaxK = 1 << 30;
+constexpr int32_t kW8MaxN = 0x7FFFFFC0;
+
+// Blocks along K and column groups along N, for any K, N in [0, 2^31) and blockSize >= 1: computed in 64 bits (K + 255
+// or N + 63 would overflow int32 near 2^31), and the quotients fit int32.
 RRWKV_HD inline int32_t w8BlockCount(int32_t K, int32_t blockSize)
 {
-    return (K + blockSize - 1) / blockSize;
+    return static_cast<int32_t>((static_cast<int64_t>(K) + blockSize - 1) / blockSize);
 }
 
 RRWKV_HD inline int32_t w8GroupCount(int32_t N)
 {
-    return (N + kW8GroupCols - 1) / kW8GroupCols;
+    return static_cast<int32_t>((static_cast<int64_t>(N) + kW8GroupCols - 1) / kW8GroupCols);
+}
+
+// The padded K = NB * blockSize, in 64 bits (it exceeds 2^31 - 1 for K near it).
+RRWKV_HD inline int64_t w8PaddedK(int32_t K, int32_t blockSize)
+{
+    return static_cast<int64_t>(w8BlockCount(K, blockSize)) * blockSize;
 }
 
 // Correctly rounded division on both sides (nvcc's --use_fast_math would otherwise approximate `/`).

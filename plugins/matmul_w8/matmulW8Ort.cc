@@ -30,15 +30,21 @@ struct MatMulW8Kernel
     {
         bool hasN = false;
         bool hasBlock = false;
-        int64_t const n = intAttribute(api, info, "N", 0, hasN);
-        int64_t const block = intAttribute(api, info, "block_size", kDefaultBlock, hasBlock);
-        if (!hasN)
+        std::string typeError;
+        int64_t const n = intAttribute(api, info, "MatMulW8", "N", 0, hasN, typeError);
+        int64_t const block = intAttribute(api, info, "MatMulW8", "block_size", kDefaultBlock, hasBlock, typeError);
+        if (!typeError.empty())
+        {
+            mError = typeError;
+        }
+        else if (!hasN)
         {
             mError = "MatMulW8: required INT attribute 'N' (output features) is missing";
         }
-        else if (n < 1 || n > std::numeric_limits<int32_t>::max())
+        else if (n < 1 || n > kW8MaxN)
         {
-            mError = "MatMulW8: attribute N = " + std::to_string(n) + " is invalid; expected N >= 1";
+            mError = "MatMulW8: attribute N = " + std::to_string(n) + " is invalid; expected 1 <= N <= "
+                + std::to_string(kW8MaxN);
         }
         else if (block < 2 || block > kW8MaxBlock || block % 2 != 0)
         {
@@ -71,9 +77,15 @@ struct MatMulW8Kernel
                 return Ort::Status{msg.c_str(), ORT_INVALID_ARGUMENT};
             }
             int64_t const M = x.NumberOfElement() / K;
-            RRWKV_ORT_RETURN_IF_ERROR(checkInt32Dims(op, {{"K", K}, {"M", M}}));
+            // Before any size arithmetic: K, its padding and M within the kernels' int32 sizes.
+            std::string const sizeError = matmulW8SizeError(M, K, mN, mBlock);
+            if (!sizeError.empty())
+            {
+                std::string const msg = "MatMulW8: input 'x' has shape " + shapeString(xShape) + ": " + sizeError;
+                return Ort::Status{msg.c_str(), ORT_INVALID_ARGUMENT};
+            }
             int64_t const NB = w8BlockCount(static_cast<int32_t>(K), mBlock), G = w8GroupCount(mN);
-            int64_t const Kpad = NB * mBlock;
+            int64_t const Kpad = w8PaddedK(static_cast<int32_t>(K), mBlock);
             RRWKV_ORT_RETURN_IF_ERROR(checkShape(op, "w", w.Shape(),
                 {{"G = ceil(N / 64)", G}, {"Kpad / 2", Kpad / 2}, {"64", kW8GroupCols}, {"2", 2}}));
             RRWKV_ORT_RETURN_IF_ERROR(

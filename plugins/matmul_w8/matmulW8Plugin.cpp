@@ -77,6 +77,8 @@ MatMulW8Plugin::MatMulW8Plugin(int32_t n, int32_t blockSize)
     , mBlockSize(blockSize)
 {
     validate(mN >= 1, kNAME, "attribute 'N' (output features) must be >= 1, got " + std::to_string(mN));
+    validate(mN <= kW8MaxN, kNAME,
+        "attribute 'N' (output features) must be <= " + std::to_string(kW8MaxN) + ", got " + std::to_string(mN));
     validate(mBlockSize >= 2 && mBlockSize <= kW8MaxBlock && mBlockSize % 2 == 0, kNAME,
         "attribute 'block_size' must be an even value in [2, " + std::to_string(kW8MaxBlock) + "], got "
             + std::to_string(mBlockSize));

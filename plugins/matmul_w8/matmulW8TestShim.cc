@@ -8,18 +8,26 @@
 #include "matmul_w8/matmulW8Cpu.h"
 #include "matmul_w8/matmulW8Kernel.cuh"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <string>
 
 extern "C"
 {
 
     // y [M, N] and the quantised rows xq [M, Kpad], xScale [M] (matmulW8Kernel.h). The CPU kernels run both
     // passes, all slices, on the best path up to maxIsa (rrwkv::W8Isa: 0 portable, 1 AVX2, 2 AVX-512 VNNI).
-    // Return 0, or for the emulated launcher its cudaError_t.
+    // Return 0, or for the emulated launcher its cudaError_t; the CPU kernels refuse the sizes matmulW8SizeError
+    // names with 1 (cudaErrorInvalidValue), touching nothing.
     int rrwkv_cpu_matmul_w8(int32_t M, int32_t K, int32_t N, int32_t blockSize, float const* x, int8_t const* w,
         float const* scale, int16_t* xq, float* xScale, float* y, int32_t maxIsa)
     {
-        int32_t const Kpad = rrwkv::w8BlockCount(K, blockSize) * blockSize;
+        if (!rrwkv::matmulW8SizeError(M, K, N, blockSize).empty())
+        {
+            return 1;
+        }
+        auto const Kpad = static_cast<int32_t>(rrwkv::w8PaddedK(K, blockSize));
         auto const isa = static_cast<rrwkv::W8Isa>(maxIsa);
         rrwkv::matmulW8QuantizeRowsCpu(M, K, Kpad, x, xq, xScale, isa);
         rrwkv::matmulW8ForwardCpu(M, N, Kpad, blockSize, xq, xScale, w, scale, y, isa);
@@ -30,6 +38,45 @@ extern "C"
         float const* scale, int16_t* xq, float* xScale, float* y)
     {
         return rrwkv::matmulW8ForwardLaunch(nullptr, M, K, N, blockSize, x, w, scale, xq, xScale, y);
+    }
+
+    // The size arithmetic, for tests at the int32 limits without the buffers: w8BlockCount, w8GroupCount,
+    // w8PaddedK; matmulW8SizeError into msg (capacity bytes, NUL-terminated), returning its length (0: valid);
+    // pass-2 slice s of matmulW8CpuSlice and the slice count.
+    int32_t rrwkv_w8_block_count(int32_t K, int32_t blockSize)
+    {
+        return rrwkv::w8BlockCount(K, blockSize);
+    }
+
+    int32_t rrwkv_w8_group_count(int32_t N)
+    {
+        return rrwkv::w8GroupCount(N);
+    }
+
+    int64_t rrwkv_w8_padded_k(int32_t K, int32_t blockSize)
+    {
+        return rrwkv::w8PaddedK(K, blockSize);
+    }
+
+    int32_t rrwkv_w8_size_error(int64_t M, int64_t K, int64_t N, int64_t blockSize, char* msg, int32_t capacity)
+    {
+        std::string const error = rrwkv::matmulW8SizeError(M, K, N, blockSize);
+        if (capacity > 0)
+        {
+            size_t const n = std::min(error.size(), static_cast<size_t>(capacity - 1));
+            std::memcpy(msg, error.data(), n);
+            msg[n] = '\0';
+        }
+        return static_cast<int32_t>(error.size());
+    }
+
+    int64_t rrwkv_w8_cpu_slice(int64_t s, int32_t M, int32_t N, int32_t* g, int32_t* r0, int32_t* r1)
+    {
+        rrwkv::W8CpuSlice const slice = rrwkv::matmulW8CpuSlice(s, M, N);
+        *g = slice.g;
+        *r0 = slice.r0;
+        *r1 = slice.r1;
+        return rrwkv::matmulW8CpuSliceCount(M, N);
     }
 
     // The best path the CPU kernels take on this machine (rrwkv::W8Isa).

@@ -41,11 +41,13 @@ struct Wkv4CpuSlice
 };
 
 // Slice `index` of wkv4CpuSliceCount(B, C): channel blocks of one sequence are consecutive.
+// In 64 bits: C + 63 and c0 + 64 pass 2^31 - 1 for C near it.
 inline Wkv4CpuSlice wkv4CpuSlice(int64_t index, int32_t C)
 {
-    int32_t const blocks = (C + kWKV4_CPU_CHANNELS - 1) / kWKV4_CPU_CHANNELS;
-    int32_t const c0 = static_cast<int32_t>(index % blocks) * kWKV4_CPU_CHANNELS;
-    return Wkv4CpuSlice{index / blocks, c0, std::min(C, c0 + kWKV4_CPU_CHANNELS)};
+    int64_t const blocks = (static_cast<int64_t>(C) + kWKV4_CPU_CHANNELS - 1) / kWKV4_CPU_CHANNELS;
+    int64_t const c0 = (index % blocks) * kWKV4_CPU_CHANNELS;
+    int64_t const c1 = std::min<int64_t>(C, c0 + kWKV4_CPU_CHANNELS);
+    return Wkv4CpuSlice{index / blocks, static_cast<int32_t>(c0), static_cast<int32_t>(c1)};
 }
 
 // The end of a slice range: sliceEnd < 0 means all slices.

@@ -16,6 +16,17 @@ using rrwkv::HostHalf;
 extern "C"
 {
 
+    // Slice `index` of the CPU kernel's slicing (wkv4CpuSlice: sequence b, channels [c0, c1)); returns the slice
+    // count. For tests of the size arithmetic at the int32 limits without the buffers.
+    int64_t rrwkv_wkv4_cpu_slice(int64_t index, int32_t B, int32_t C, int64_t* b, int32_t* c0, int32_t* c1)
+    {
+        rrwkv::Wkv4CpuSlice const slice = rrwkv::wkv4CpuSlice(index, C);
+        *b = slice.b;
+        *c0 = slice.c0;
+        *c1 = slice.c1;
+        return rrwkv::wkv4CpuSliceCount(B, C);
+    }
+
     // CPU kernels (all slices). Return 0.
     int rrwkv_cpu_wkv4_f32(int32_t B, int32_t T, int32_t C, float const* w, float const* u, float const* k,
         float const* v, float const* aa, float const* bb, float const* pp, float* y, float* aaOut, float* bbOut,

@@ -31,9 +31,11 @@ RRWKV_HD inline void mediumMerge(float w, float km, float vm, int32_t mediumDeca
 
 // Token t of a call starting at global position pos0 closes a window of s tokens. x % s == 0 has the same
 // answer under C's truncating and Python's floor modulo, so a negative pos0 agrees with the reference too.
+// pos0 + t + 1 wraps in two's complement as int64 does in torch and ONNX (a signed overflow would be undefined).
 RRWKV_HD inline bool mediumCloses(int64_t pos0, int32_t t, int32_t s)
 {
-    return (pos0 + t + 1) % s == 0;
+    auto const x = static_cast<int64_t>(static_cast<uint64_t>(pos0) + static_cast<uint64_t>(t) + 1u);
+    return x % s == 0;
 }
 
 // The k_m/v_m row of a sequence's `closes`-th close in this call; rows past M - 1 are clamped to the last

@@ -24,9 +24,14 @@ struct Wkv4MediumKernel
     {
         bool hasS = false;
         bool hasDecays = false;
-        int64_t const s = intAttribute(api, info, "s", 0, hasS);
-        int64_t const decays = intAttribute(api, info, "medium_decays", 0, hasDecays);
-        if (!hasS)
+        std::string typeError;
+        int64_t const s = intAttribute(api, info, "WKV4Medium", "s", 0, hasS, typeError);
+        int64_t const decays = intAttribute(api, info, "WKV4Medium", "medium_decays", 0, hasDecays, typeError);
+        if (!typeError.empty())
+        {
+            mError = typeError;
+        }
+        else if (!hasS)
         {
             mError = "WKV4Medium: required INT attribute 's' (medium interval) is missing";
         }

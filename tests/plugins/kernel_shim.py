@@ -48,6 +48,15 @@ def shim() -> ctypes.CDLL:
     lib.rrwkv_cpu_matmul_w8.argtypes, lib.rrwkv_cpu_matmul_w8.restype = _W8_ARGS + [_i32], ctypes.c_int
     lib.rrwkv_emu_matmul_w8.argtypes, lib.rrwkv_emu_matmul_w8.restype = _W8_ARGS, ctypes.c_int
     lib.rrwkv_cpu_matmul_w8_isa.restype = _i32
+    lib.rrwkv_w8_block_count.argtypes, lib.rrwkv_w8_block_count.restype = [_i32, _i32], _i32
+    lib.rrwkv_w8_group_count.argtypes, lib.rrwkv_w8_group_count.restype = [_i32], _i32
+    lib.rrwkv_w8_padded_k.argtypes, lib.rrwkv_w8_padded_k.restype = [_i32, _i32], _i64
+    lib.rrwkv_w8_size_error.argtypes = [_i64] * 4 + [ctypes.c_char_p, _i32]
+    lib.rrwkv_w8_size_error.restype = _i32
+    lib.rrwkv_w8_cpu_slice.argtypes = [_i64, _i32, _i32] + [ctypes.POINTER(_i32)] * 3
+    lib.rrwkv_w8_cpu_slice.restype = _i64
+    lib.rrwkv_wkv4_cpu_slice.argtypes = [_i64, _i32, _i32, ctypes.POINTER(_i64)] + [ctypes.POINTER(_i32)] * 2
+    lib.rrwkv_wkv4_cpu_slice.restype = _i64
     lib.rrwkv_emu_matmul_w8_threads.argtypes = [ctypes.POINTER(_i32)] * 2
     lib.rrwkv_emu_matmul_w8_threads.restype = None
     lib.rrwkv_emu_last_launch.argtypes = [ctypes.POINTER(ctypes.c_uint32)] * 2 + [
@@ -146,6 +155,39 @@ def emu_matmul_w8_status(M: int, K: int, N: int, block_size: int) -> int:
     that must fail before any buffer is touched."""
     dummy = np.zeros(16, np.float32)
     return shim().rrwkv_emu_matmul_w8(M, K, N, block_size, *(_ptr(dummy),) * 6)
+
+
+def cpu_matmul_w8_status(M: int, K: int, N: int, block_size: int) -> int:
+    """The CPU entry point's return code for these sizes on dummy buffers (1: refused before touching them)."""
+    dummy = np.zeros(16, np.float32)
+    return shim().rrwkv_cpu_matmul_w8(M, K, N, block_size, *(_ptr(dummy),) * 6, W8_ISAS["avx512-vnni"])
+
+
+def w8_sizes(K: int, N: int, block_size: int) -> tuple[int, int, int]:
+    """(w8BlockCount(K, block_size), w8GroupCount(N), w8PaddedK(K, block_size)) of matmulW8Math.h."""
+    lib = shim()
+    return lib.rrwkv_w8_block_count(K, block_size), lib.rrwkv_w8_group_count(N), lib.rrwkv_w8_padded_k(K, block_size)
+
+
+def w8_size_error(M: int, K: int, N: int, block_size: int) -> str:
+    """matmulW8SizeError (matmulW8Cpu.h): why the CPU kernels refuse these sizes, "" when they take them."""
+    buf = ctypes.create_string_buffer(512)
+    shim().rrwkv_w8_size_error(M, K, N, block_size, buf, len(buf))
+    return buf.value.decode()
+
+
+def w8_cpu_slice(s: int, M: int, N: int) -> tuple[int, int, int, int]:
+    """(slice count, g, r0, r1) of pass-2 slice s of the MatMulW8 CPU kernel (matmulW8CpuSlice)."""
+    g, r0, r1 = _i32(), _i32(), _i32()
+    count = shim().rrwkv_w8_cpu_slice(s, M, N, ctypes.byref(g), ctypes.byref(r0), ctypes.byref(r1))
+    return count, g.value, r0.value, r1.value
+
+
+def wkv4_cpu_slice(index: int, B: int, C: int) -> tuple[int, int, int, int]:
+    """(slice count, b, c0, c1) of slice `index` of the WKV4 CPU kernels (wkv4CpuSlice)."""
+    b, c0, c1 = _i64(), _i32(), _i32()
+    count = shim().rrwkv_wkv4_cpu_slice(index, B, C, ctypes.byref(b), ctypes.byref(c0), ctypes.byref(c1))
+    return count, b.value, c0.value, c1.value
 
 
 def matmul_w8_isa() -> int:

@@ -11,10 +11,12 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace nvinfer1;
@@ -409,6 +411,43 @@ int main(int argc, char** argv)
         "attribute 'N' must be one kINT32 value (ONNX INT), got kINT64");
     expectRejected(w8, Fields{}.i32("N", 4).i32("s", 1), "MatMulW8.reject.unknown",
         "unknown attribute 's'; accepted: N, block_size, plugin_namespace, plugin_version");
+
+    // Malformed field collections: fields null with nbFields > 0, a negative count, a null name, null data.
+    for (auto const& [label, creator] : {std::pair<char const*, IPluginCreatorV3One*>{"WKV4", wkv4},
+             {"WKV4Medium", medium}, {"MatMulW8", w8}})
+    {
+        PluginFieldCollection nullFields{};
+        nullFields.nbFields = 2;
+        nullFields.fields = nullptr;
+        gFinder.mLogger.mText.clear();
+        IPluginV3* p = creator->createPlugin("bad", &nullFields, TensorRTPhase::kBUILD);
+        std::string const& log = gFinder.mLogger.mText;
+        bool const logged = log.find("nbFields = 2 but no fields (null pointer)") != std::string::npos;
+        check(p == nullptr && logged, std::string(label) + ".reject.nullFields", log);
+        delete p;
+        Fields negative;
+        negative.str("plugin_namespace", "rrwkv");
+        negative.fc.nbFields = -1;
+        expectRejected(creator, negative, std::string(label) + ".reject.negativeNbFields", "nbFields = -1");
+        Fields unnamed;
+        unnamed.str("plugin_version", "1");
+        unnamed.fields[0].name = nullptr;
+        expectRejected(creator, unnamed, std::string(label) + ".reject.nullName", "a plugin field has no name");
+        Fields nullString;
+        nullString.raw("plugin_namespace", "", 0, PluginFieldType::kCHAR, 5);
+        nullString.fields[0].data = nullptr;
+        expectRejected(creator, nullString, std::string(label) + ".reject.nullStringData",
+            "attribute 'plugin_namespace' must be a kCHAR string");
+    }
+    Fields nullInt;
+    nullInt.raw("s", "", 0, PluginFieldType::kINT32, 1);
+    nullInt.fields[0].data = nullptr;
+    expectRejected(medium, nullInt, "WKV4Medium.reject.nullIntData", "attribute 's' must be one kINT32 value");
+    int32_t const hugeN = 0x7FFFFFC1;
+    expectRejected(w8, Fields{}.i32("N", hugeN), "MatMulW8.reject.nHuge",
+        "attribute 'N' (output features) must be <= 2147483584, got 2147483585");
+    expectRejected(w8, Fields{}.i32("N", INT32_MAX), "MatMulW8.reject.nInt32Max",
+        "attribute 'N' (output features) must be <= 2147483584, got 2147483647");
 
     // supportsFormatCombination, position by position (inputs then outputs).
     DataType const F = DataType::kFLOAT;

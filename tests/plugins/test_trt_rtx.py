@@ -246,5 +246,8 @@ def test_field_round_trip_and_formats_harness(trt):
                   "WKV4Medium.reject.missingS", "WKV4Medium.reject.sInt64", "WKV4Medium.formats.reject.pos0Int32",
                   "WKV4.formats.float16", "MatMulW8.n65.recreate", "MatMulW8.defaults.fields",
                   "MatMulW8.reject.blockSize3", "MatMulW8.formats.int8Weight", "MatMulW8.formats.reject.wUint8",
-                  "MatMulW8.workspace", "MatMulW8.configure.rejectK", "MatMulW8.onShapeChange.rejectK"):
+                  "MatMulW8.workspace", "MatMulW8.configure.rejectK", "MatMulW8.onShapeChange.rejectK",
+                  *(f"{op}.reject.{what}" for op in ("WKV4", "WKV4Medium", "MatMulW8")
+                    for what in ("nullFields", "negativeNbFields", "nullName", "nullStringData")),
+                  "WKV4Medium.reject.nullIntData", "MatMulW8.reject.nHuge", "MatMulW8.reject.nInt32Max"):
         assert f"PASS {check}\n" in report, report
