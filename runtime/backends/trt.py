@@ -133,7 +133,7 @@ class TrtSession(BackendSession):
         else:
             context = self._engine.create_execution_context()
         if context is None:
-            raise RuntimeError(f"TensorRT could not create an execution context for {self.path} (out of memory?)")
+            raise UserError(f"TensorRT could not create an execution context for {self.path} (out of memory?)")
         context.set_optimization_profile_async(profile, int(self._stream))
         self._cuda.sync(self._stream)
         return context
@@ -227,7 +227,7 @@ class TrtSession(BackendSession):
                     context.set_tensor_address(t.input_name, sets[current][t.input_name])
                     context.set_tensor_address(t.output_name, sets[1 - current][t.input_name])
                 if not context.execute_async_v3(int(self._stream)):
-                    raise RuntimeError(f"TensorRT failed to run {self.path} (prefill, shape {list(part.shape)}): "
+                    raise UserError(f"TensorRT failed to run {self.path} (prefill, shape {list(part.shape)}): "
                                        f"{take_errors(self._trt)}")
                 n = batch * t_len * self.vocab_size
                 cuda.copy(host_logits.ctypes.data, logits_dev, n * host_logits.itemsize, "dtoh", self._stream)
@@ -322,7 +322,7 @@ class _DecodeBuffers:
         cuda, stream = self.session._cuda, self.session._stream
         cuda.copy(self.tokens_dev, self.tokens.ctypes.data, self.tokens.nbytes, "htod", stream)
         if not self.context.execute_async_v3(int(stream)):
-            raise RuntimeError(f"TensorRT failed to run {self.session.path} (decode step, batch {self.batch}): "
+            raise UserError(f"TensorRT failed to run {self.session.path} (decode step, batch {self.batch}): "
                                f"{take_errors(self.session._trt)}")
         cuda.copy(self.logits.ctypes.data, self.logits_dev, self.logits.nbytes, "dtoh", stream)
 
@@ -384,4 +384,4 @@ class _DecodeBuffers:
 
 def _set_shape(context, name: str, shape: tuple[int, ...]) -> None:
     if not context.set_input_shape(name, tuple(shape)):
-        raise RuntimeError(f"TensorRT rejected shape {list(shape)} for {name} (outside the engine's profile?)")
+        raise UserError(f"TensorRT rejected shape {list(shape)} for {name} (outside the engine's profile?)")

@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from fake_trt import FakeCudart, FakeTensorRT
+from fake_trt import FakeContext, FakeCudart, FakeTensorRT
 
 from rrwkv_trt.runtime import engine as engine_mod
 from rrwkv_trt.core import metadata
@@ -347,3 +347,16 @@ def test_gpu_greedy_and_logits_match_ort(gpu_engine, cuda_graph):
             assert_close(f"step {t} logits", ort.step(ids), sess.step(ids), atol, rtol)
         assert Generator(sess).greedy_ids(prompt[0, :7].tolist(), 32) == Generator(ort).greedy_ids(
             prompt[0, :7].tolist(), 32)
+
+
+def test_tensorrt_run_failures_are_user_errors(fakes, fake_engine, monkeypatch):
+    """A failed enqueue (TensorRT's own error, a GPU fault) ends in one error line, not a traceback."""
+
+    monkeypatch.setattr(FakeContext, "execute_async_v3", lambda self, stream: False)
+    _, engine = fake_engine
+    with TrtSession(engine) as sess:
+        with pytest.raises(UserError, match=r"TensorRT failed to run .*fake\.plan \(prefill"):
+            sess.run(np.array([[1, 2]]))
+        sess.start_decode(sess.initial_state(1))
+        with pytest.raises(UserError, match=r"TensorRT failed to run .*fake\.plan \(decode step, batch 1\)"):
+            sess.step(3)
