@@ -13,7 +13,7 @@ the same bytes, held once, though private to the process rather than shared thro
 The export lists those initializers in `model.onnx` + KERNEL_WEIGHTS_SUFFIX (export/kernel_weights.py), so the
 runtime needs no onnx package to find them (importing onnx is slow and costs memory; measured: README "Speed on
 the edge CPU", Huge pages). The index is hostile until checked: read_index bounds it by the data file, and
-`check_against_graph` requires every entry to be what the graph itself says (onnx_graph.read_graph, no onnx): an
+`check_against_graph` requires every entry to be what the graph itself says (onnx_reader.read_graph, no onnx): an
 external initializer in that data file at the same bytes, of the same dtype and shape, read by rrwkv nodes only;
 add_initializer would otherwise replace any initializer of the graph with any bytes of any file. Exports without that index (older ones, or small ones that keep their weights inside
 model.onnx), and platforms without private anonymous mappings, keep ORT's file mapping.
@@ -29,7 +29,7 @@ import numpy as np
 from ...core.errors import UserError
 from ...core.kernel_weights import KERNEL_WEIGHTS_SUFFIX, ExternalTensor, read_index
 from ...core.ops import DOMAIN
-from ..onnx_graph import TENSOR_DTYPES, Graph, read_graph
+from ..onnx_reader import TENSOR_DTYPES, Graph, read_graph
 
 HUGE_PAGE = 2 << 20
 MIN_BYTES = HUGE_PAGE  # less than one huge page of kernel weights stays mapped by ORT

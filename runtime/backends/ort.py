@@ -6,7 +6,7 @@ The rrwkv custom ops run as fused CPU kernels when the custom-op library librrwk
 `make plugins`) is registered, and as the model's FunctionProtos (standard ONNX ops) otherwise. OrtSession
 registers the library automatically when `find_custom_ops_library()` finds it; see OrtSession's arguments.
 
-Before ORT sees the model, OrtSession reads its node list and initializers with onnx_graph.read_graph (a protobuf
+Before ORT sees the model, OrtSession reads its node list and initializers with onnx_reader.read_graph (a protobuf
 reader without the onnx package, whose import is slow) and refuses rrwkv nodes whose attributes break their op's
 contract: ORT would run them (a WKV4Medium with s = 0 divides by zero in its function body: SIGFPE). ORT's own
 errors, at load and at run, become UserErrors naming the model; at run ORT's message names the node.
@@ -28,7 +28,8 @@ from rrwkv_trt.core.metadata import ModelInfo, from_metadata
 from rrwkv_trt.core.names import INPUT_IDS, LOGITS, LOGITS_FROM
 from rrwkv_trt.core.ops import DOMAIN
 from rrwkv_trt.core.paths import resolve_model_path
-from ..onnx_graph import Graph, check_rrwkv_attributes, read_graph
+from ..onnx_graph import check_rrwkv_attributes
+from ..onnx_reader import Graph, read_graph
 from ..state import State, allocate_state
 from .huge_pages import HugePageWeights, huge_pages_available, load_custom_op_weights
 from .session import BackendSession

@@ -27,7 +27,7 @@ from rrwkv_trt.export.onnx_export import export_checkpoint
 from rrwkv_trt.export.quantize import quantize_export
 from rrwkv_trt.runtime.backends import huge_pages
 from rrwkv_trt.runtime.backends.ort import OrtSession, find_custom_ops_library
-from rrwkv_trt.runtime.onnx_graph import read_graph
+from rrwkv_trt.runtime.onnx_reader import read_graph
 from rrwkv_trt.runtime.tokenizer import byte_level_tokenizer
 
 CFG = RrwkvConfig(vocab_size=256, n_embd=16, n_layer=1, dim_att=16, dim_ffn=64, medium_interval=3)

@@ -23,7 +23,8 @@ from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 from rrwkv_trt.export.onnx_export import export_checkpoint
 from rrwkv_trt.export.quantize import quantize_export
 from rrwkv_trt.runtime.backends.ort import OrtSession, find_custom_ops_library
-from rrwkv_trt.runtime.onnx_graph import ATTRIBUTES, W8_MAX_BLOCK, IntAttribute, read_graph
+from rrwkv_trt.runtime.onnx_graph import ATTRIBUTES, W8_MAX_BLOCK, IntAttribute
+from rrwkv_trt.runtime.onnx_reader import read_graph
 
 CFG = RrwkvConfig(vocab_size=40, n_embd=16, n_layer=1, dim_att=16, dim_ffn=64, medium_interval=3)
 IDS = np.array([[1, 5, 9, 2, 7]], dtype=np.int64)
