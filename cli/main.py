@@ -117,13 +117,13 @@ def run(model: str, prompt: str, max_new_tokens: int, temperature: float, top_p:
     sampler = Sampler(temperature=temperature, top_p=top_p, seed=seed)
     if is_engine_path(model):
         from rrwkv_trt.runtime.backends.trt import TrtSession
-        from rrwkv_trt.runtime.engine import resolve_engine_path, tokenizer_dir
+        from rrwkv_trt.runtime.engine import engine_tokenizer, resolve_engine_path
 
         if threads is not None or no_custom_ops:
             raise UserError("--threads and --no-custom-ops apply to ONNX Runtime; "
                             f"{model} is a TensorRT engine")
         engine = resolve_engine_path(model)  # a missing engine is reported before a missing tokenizer
-        tokenizer = Tokenizer.from_dir(tokenizer_dir(engine))
+        tokenizer = Tokenizer(engine_tokenizer(engine))
         session = TrtSession(engine, plugin_library=plugin_library, cuda_graph=cuda_graph)
     else:
         if cuda_graph or plugin_library is not None:

@@ -28,7 +28,7 @@ from .logs import log_once
 from rrwkv_trt.core.metadata import ModelInfo, WEIGHT_ONLY_PRECISIONS, file_sha256, model_sha256
 from rrwkv_trt.core.sidecar import EngineSidecar, fsync_dir, sidecar_path, sidecar_text, stage_file
 from .onnx_graph import PluginNode, load_model, tensorrt_graph
-from rrwkv_trt.core.names import INPUT_IDS
+from rrwkv_trt.core.names import INPUT_IDS, TOKENIZER_FILE
 from rrwkv_trt.core.ops import PLUGIN_NAMESPACE, PLUGIN_VERSION
 from .trt_loader import (
     PLUGIN_LIBRARY,
@@ -252,27 +252,33 @@ def build_engine(model: str | os.PathLike, engine: str | os.PathLike, *, max_bat
         plugin_sha256=file_sha256(library), max_batch=max_batch, max_seq=max_seq, profiles=profiles,
         plugin_layers=tuple(layers), engine_inspected=inspected, engine_bytes=len(plan),
         source_model=str(model_path.resolve()), source_sha256=model_sha256(model_path))
-    write_engine(engine, plan, sidecar)
+    tokenizer = model_path.parent / TOKENIZER_FILE
+    write_engine(engine, plan, sidecar, tokenizer if tokenizer.is_file() else None)
     report(f"wrote {engine} ({len(plan) / 1e6:.1f} MB) and {sidecar_path(engine)} in "
            f"{time.monotonic() - start:.1f} s")
     return sidecar
 
 
-def write_engine(engine: Path, plan: bytes, sidecar: EngineSidecar) -> None:
-    """Replace engine and sidecar so that no crash leaves an engine beside a sidecar that describes another one.
+def write_engine(engine: Path, plan: bytes, sidecar: EngineSidecar, tokenizer: Path | None = None) -> None:
+    """Replace engine and sidecar so that no crash leaves an engine beside a sidecar that describes another one;
+    `tokenizer` (the model's tokenizer.json) is copied to `engine_tokenizer_path(engine)` with them.
 
-    Both are first written to temporary files in the target folder (a full disk fails here and leaves the old pair
-    alone). Then the old sidecar is removed, the engine renamed into place and the new sidecar renamed last: a crash
-    in between leaves an engine without a sidecar, which TrtSession refuses with "rebuild the engine"."""
+    All are first written to temporary files in the target folder (a full disk fails here and leaves the old set
+    alone). Then the old sidecar is removed, the engine and tokenizer renamed into place and the new sidecar renamed
+    last: a crash in between leaves an engine without a sidecar, which TrtSession refuses with "rebuild the
+    engine"."""
     engine.parent.mkdir(parents=True, exist_ok=True)
     side = sidecar_path(engine)
+    targets = [engine, *[engine_tokenizer_path(engine)] * (tokenizer is not None), side]
     staged: list[Path] = []
     try:
         staged.append(stage_file(engine, plan))
+        if tokenizer is not None:
+            staged.append(stage_file(targets[1], tokenizer.read_bytes()))
         staged.append(stage_file(side, sidecar_text(sidecar).encode()))
         side.unlink(missing_ok=True)
         fsync_dir(engine.parent)
-        for tmp, target in zip(staged, (engine, side)):
+        for tmp, target in zip(staged, targets):
             os.replace(tmp, target)
             fsync_dir(engine.parent)
     except OSError as err:
@@ -384,12 +390,17 @@ def is_engine_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix in ENGINE_SUFFIXES
 
 
-def tokenizer_dir(engine: str | os.PathLike) -> Path:
-    """Where the tokenizer of an engine is: beside the engine if a tokenizer.json is there, else beside the model
-    the engine was built from (its export folder, recorded in the sidecar)."""
-    from rrwkv_trt.core.sidecar import read_sidecar
+def engine_tokenizer_path(engine: str | os.PathLike) -> Path:
+    """engine.plan -> engine.plan.tokenizer.json: the model's tokenizer, copied beside the engine by `build`."""
+    return Path(os.fspath(engine) + "." + TOKENIZER_FILE)
 
-    engine = Path(engine)
-    if (engine.parent / "tokenizer.json").is_file():
-        return engine.parent
-    return Path(read_sidecar(engine).source_model).parent
+
+def engine_tokenizer(engine: str | os.PathLike) -> Path:
+    """The tokenizer of an engine, from the engine's own folder only (never from a path its sidecar names, which
+    is not trusted): <engine>.tokenizer.json, else a tokenizer.json beside the engine."""
+    for path in (engine_tokenizer_path(engine), Path(engine).parent / TOKENIZER_FILE):
+        if path.is_file():
+            return path
+    raise UserError(f"engine {os.fspath(engine)} has no tokenizer beside it; rebuild it with `rrwkv-trt build MODEL "
+                    f"-o {os.fspath(engine)}` (which copies MODEL's {TOKENIZER_FILE}), or copy that file to "
+                    f"{engine_tokenizer_path(engine)}")

@@ -227,6 +227,7 @@ def _fake_engine(folder: Path, template) -> Path:
     engine.write_bytes(plan)
     library = folder / trt_loader.PLUGIN_LIBRARY
     shutil.copyfile(ELF_LIBRARY, library)
+    shutil.copyfile(model / "tokenizer.json", engine_mod.engine_tokenizer_path(engine))  # as `build` writes it
     proto = onnx.load(str(model / "model.onnx"))
     info = from_metadata({p.key: p.value for p in proto.metadata_props})
     write_sidecar(sidecar_path(engine), EngineSidecar(
@@ -322,6 +323,18 @@ def _write_pair(folder: Path, plan: bytes, engine_bytes: int) -> Path:
     engine = folder / "m.plan"
     engine_mod.write_engine(engine, plan, dataclasses.replace(VALID, engine_bytes=engine_bytes))
     return engine
+
+
+def test_engine_tokenizer_is_written_beside_the_engine_and_read_only_from_there(tmp_path):
+    tokenizer = tmp_path / "model-tokenizer.json"
+    tokenizer.write_text('{"stand-in": true}')
+    engine = tmp_path / "out" / "m.plan"
+    engine_mod.write_engine(engine, b"plan", dataclasses.replace(VALID, engine_bytes=4), tokenizer)
+    assert sorted(p.name for p in engine.parent.iterdir()) == ["m.plan", "m.plan.json", "m.plan.tokenizer.json"]
+    assert engine_mod.engine_tokenizer(engine).read_bytes() == tokenizer.read_bytes()
+    engine_mod.engine_tokenizer_path(engine).unlink()
+    with pytest.raises(UserError, match="has no tokenizer beside it"):
+        engine_mod.engine_tokenizer(engine)  # the sidecar's source_model is never followed
 
 
 @pytest.mark.parametrize("crash_at", [1, 2, 3], ids=["before-engine", "before-sidecar", "after-both"])

@@ -276,10 +276,14 @@ def test_cli_run_engine(fakes, fake_engine):
 
     from rrwkv_trt.cli.main import main
 
-    _, engine = fake_engine
+    model, engine = fake_engine
+    result = CliRunner().invoke(main, ["run", str(engine), "--prompt", "a"])
+    assert result.exit_code == 2 and "has no tokenizer beside it; rebuild it with `rrwkv-trt build MODEL" in \
+        result.stderr  # never from the export folder the (untrusted) sidecar names
+    shutil.copyfile(model / "tokenizer.json", engine_mod.engine_tokenizer_path(engine))  # what `build` writes
     result = CliRunner().invoke(main, ["run", str(engine), "--prompt", "a", "--max-new-tokens", "3", "--cuda-graph"])
     assert result.exit_code == 0, result.output
-    assert result.stdout == "abcd\n"  # the tokenizer comes from the export folder named in the sidecar
+    assert result.stdout == "abcd\n"
     result = CliRunner().invoke(main, ["run", str(engine), "--prompt", "a", "--threads", "2"])
     assert result.exit_code == 2 and "--threads and --no-custom-ops apply to ONNX Runtime" in result.stderr
     result = CliRunner().invoke(main, ["run", str(engine.parent), "--prompt", "a", "--cuda-graph"])
