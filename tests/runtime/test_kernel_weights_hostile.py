@@ -199,7 +199,7 @@ def _mutate(model_dir: Path, mutation) -> None:
     elif kind == "number":
         entry[("offset", "length", "shape")[k % 3]] = number if k % 3 < 2 else [number, 64]
     elif kind == "drop":
-        del entry[field]
+        entry.pop(field, None)  # an earlier mutation may have dropped it already
     elif kind == "duplicate":
         tensors.append(dict(entry, name=entry["name"] if k % 2 else f"{entry['name']}.{k}"))
     elif kind == "grow":
