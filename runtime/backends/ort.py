@@ -30,7 +30,7 @@ from rrwkv_trt.core.ops import DOMAIN
 from rrwkv_trt.core.paths import resolve_model_path
 from ..onnx_graph import check_rrwkv_attributes
 from ..onnx_reader import Graph, read_graph
-from ..state import State, allocate_state
+from ..state import State, allocate_state, validate_state
 from .huge_pages import HugePageWeights, huge_pages_available, load_custom_op_weights
 from .session import BackendSession
 
@@ -207,8 +207,17 @@ class OrtSession(BackendSession):
         with self._run_errors():
             outputs = session.run(self._output_names, feed)
         new_state = {t.input_name: out for t, out in zip(self.spec.tensors(), outputs[1:])}
+        self._check_outputs(outputs[0], new_state, ids.shape[0])
         logits = outputs[0][:, -1:] if last_only and not self.has_logits_from else outputs[0]
         return logits, new_state
+
+    def _check_outputs(self, logits: np.ndarray, state: State, batch: int) -> None:
+        """A model whose graph was edited (an attribute that still fits its weights) can compute outputs its
+        metadata does not describe; catch that here rather than hand a caller wrongly shaped logits or state."""
+        if logits.ndim != 3 or logits.shape[0] != batch or logits.shape[2] != self.vocab_size:
+            raise UserError(f"{self.path} computed logits of shape {list(logits.shape)}, its metadata says "
+                            f"[{batch}, T, {self.vocab_size}]; the graph does not match its metadata: re-export it")
+        validate_state(self.spec, state, batch, source=f"the state {self.path} computed")
 
     def _new_decode(self, batch: int) -> _DecodeBuffers:
         return _DecodeBuffers(self, batch)

@@ -185,15 +185,23 @@ def _mutation(draw):
 
 
 def _mutate(model_dir: Path, mutation) -> None:
-    kind, k, field, anything, number, path = mutation
-    text = (model_dir / INDEX).read_text()
+    k = mutation[1]
     try:
+        text = (model_dir / INDEX).read_bytes().decode()  # a flipped byte may have left it no UTF-8
         index = json.loads(text)
         tensors = index["tensors"]
         entry = tensors[k % len(tensors)]
         entry["name"]
     except (ValueError, TypeError, KeyError, ZeroDivisionError):
         return  # an earlier mutation left no entry to change: the index is already hostile enough
+    try:
+        _apply(model_dir, index, tensors, entry, text, mutation)
+    except (ValueError, TypeError, KeyError, ZeroDivisionError, AttributeError):
+        return  # an earlier mutation changed what this one edits (a dropped field, a null shape): skip it
+
+
+def _apply(model_dir: Path, index: dict, tensors: list, entry: dict, text: str, mutation) -> None:
+    kind, k, field, anything, number, path = mutation
     if kind == "field":
         entry[field] = anything
     elif kind == "number":

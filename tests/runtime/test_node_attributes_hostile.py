@@ -148,6 +148,22 @@ def test_an_ort_run_error_is_a_user_error_naming_the_node(model, tmp_path):
             session.step(1)
 
 
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_head_attribute_that_fits_the_weights_but_not_the_metadata(model, tmp_path, path):
+    """The head's N edited from the vocabulary size to 1 still fits its packed weights (one 64-column group), so
+    the function body computed [1, T, 1] logits and handed them on; found by `make fuzz`."""
+    proto = onnx.ModelProto()
+    proto.CopyFrom(model)
+    head = next(n for n in proto.graph.node if n.op_type == "MatMulW8"
+                and any(a.name == "N" and a.i == CFG.vocab_size for a in n.attribute))
+    kept = [a for a in head.attribute if a.name != "N"]
+    del head.attribute[:]
+    head.attribute.extend([*kept, onnx.helper.make_attribute("N", 1)])
+    with OrtSession(_save(proto, tmp_path / "m"), **PATHS[path]) as session:
+        with pytest.raises(UserError, match=r"computed logits of shape \[1, 5, 1\], its metadata says \[1, T, 40\]"):
+            session.run(IDS)
+
+
 # --- Property-based: mutate the rrwkv nodes' attributes; each run gives logits or a UserError ---
 
 _VALUES = (st.integers(-2**63, 2**63 - 1) | st.sampled_from([0, 1, 2, 3, 64, 128, 256, 258, 2**31 - 1, 2**31])
