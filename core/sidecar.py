@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import check_format_version, config_from_dict, parse_json_object
 from .errors import ConfigError
+from .files import replace_file
 from .metadata import PRECISIONS, WEIGHT_ONLY_PRECISIONS, ModelInfo
 from .state import StateSpec
 
@@ -204,42 +204,11 @@ class _Fields:
 
 def write_sidecar(path: str | os.PathLike, sidecar: EngineSidecar) -> None:
     """Write the sidecar atomically: a temporary file in the same folder, then renamed over `path`."""
-    path = Path(path)
-    tmp = stage_file(path, sidecar_text(sidecar).encode())
-    try:
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # only there when the rename failed
-    fsync_dir(path.parent)
+    replace_file(Path(path), sidecar_text(sidecar).encode())
 
 
 def sidecar_text(sidecar: EngineSidecar) -> str:
     return json.dumps(sidecar.to_dict(), indent=2, sort_keys=True) + "\n"
-
-
-def stage_file(path: Path, data: bytes) -> Path:
-    """`data` in a new temporary file beside `path`, flushed to disk, for the caller to rename over `path`: the
-    same folder is the same file system, so the rename is atomic. Nothing is left behind if writing fails."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; engines and sidecars are ordinary files
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make the renames and removals in `folder` durable, in the order they were made."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_sidecar(engine: str | os.PathLike) -> EngineSidecar:

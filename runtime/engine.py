@@ -26,7 +26,8 @@ from pathlib import Path
 from rrwkv_trt.core.errors import UserError
 from .logs import log_once
 from rrwkv_trt.core.metadata import ModelInfo, WEIGHT_ONLY_PRECISIONS, file_sha256, model_sha256
-from rrwkv_trt.core.sidecar import EngineSidecar, fsync_dir, sidecar_path, sidecar_text, stage_file
+from rrwkv_trt.core.files import fsync_dir, stage_file
+from rrwkv_trt.core.sidecar import EngineSidecar, sidecar_path, sidecar_text
 from .onnx_graph import PluginNode, load_model, tensorrt_graph
 from rrwkv_trt.core.names import INPUT_IDS, TOKENIZER_FILE
 from rrwkv_trt.core.ops import PLUGIN_NAMESPACE, PLUGIN_VERSION

@@ -10,19 +10,20 @@ spec describes for the batch; the values are checked before the state is returne
 from __future__ import annotations
 
 import collections
-import contextlib
+import io
 import math
 import os
 import stat
-import uuid
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 from numpy.lib import format as npy
 
 from rrwkv_trt.core.state import BATCH, StateSpec, StateTensor
 from rrwkv_trt.core.errors import UserError
+from rrwkv_trt.core.files import replace_file
 
 State = dict[str, np.ndarray]
 
@@ -86,21 +87,12 @@ def save_state(path: str | os.PathLike, spec: StateSpec, state: State) -> None:
     leaves `path` as it was, even when it is the file the state was loaded from (--state-in X --state-out X).
     """
     validate_state(spec, state)
-    path = os.fspath(path)
-    folder, base = os.path.split(path)
-    tmp = os.path.join(folder, f".{base[:100]}.{uuid.uuid4().hex[:12]}.tmp")  # [:100]: stays within NAME_MAX
     try:
-        # O_EXCL: never write through someone else's file; 0o666 lets the umask set the mode, as open() would
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
-            np.savez(f, **state)  # a file object stops numpy from appending ".npz" to the name
-            f.flush()
-            os.fsync(f.fileno())  # the data is on disk before the rename makes it the state file
-        os.replace(tmp, path)
+        buffer = io.BytesIO()  # a state is small; a file object also stops numpy from appending ".npz"
+        np.savez(buffer, **state)
+        replace_file(Path(path), buffer.getvalue())
     except OSError as err:
-        raise UserError(f"cannot write state file {path}: {err.strerror}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        raise UserError(f"cannot write state file {os.fspath(path)}: {err.strerror}") from None
 
 
 def load_state(path: str | os.PathLike, spec: StateSpec, batch: int | None = None) -> State:

@@ -19,6 +19,7 @@ from fake_trt import FakeCudart, FakeTensorRT
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rrwkv_trt.core import files as files_mod
 from rrwkv_trt.core import sidecar as sidecar_mod
 from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.families.rrwkv import RrwkvConfig
@@ -367,7 +368,7 @@ def test_failed_staging_keeps_the_old_pair(tmp_path, monkeypatch):
     """A full disk while writing the new files leaves the old engine and sidecar as they were, and no temp file."""
     engine = _write_pair(tmp_path, b"old engine", 10)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    real = sidecar_mod.stage_file
+    real = files_mod.stage_file
 
     def stage(path, data):
         if path.suffix == ".json":
