@@ -141,21 +141,30 @@ def read_versioned_json(path: Path, what: str, version: int, missing: str, fix: 
 
     Raises UserError: `missing` when the file does not exist; otherwise naming the file and what is wrong, with
     `fix` ("; do ...") appended."""
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise UserError(f"{what} {path} is larger than {MAX_JSON_BYTES} bytes{fix}")
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise UserError(missing) from None
-    except OSError as err:
-        raise UserError(f"cannot read {what} {path} ({err.strerror or err}){fix}") from None
-    except UnicodeDecodeError as err:
-        raise UserError(f"{what} {path} is not UTF-8 text ({err.reason} at byte {err.start}){fix}") from None
-    data = parse_json_object(text, f"{what} {path}", fix)
+    data = read_json_object(path, f"{what} {path}", MAX_JSON_BYTES, fix, missing)
     if type(data.get("format_version")) is not int or data["format_version"] != version:
         raise UserError(f"{what} {path} has format_version {data.get('format_version')!r}, this rrwkv-trt reads "
                         f"{version}{fix}")
     return data
+
+
+def read_json_object(path: Path, source: str, max_bytes: int, fix: str = "", missing: str | None = None) -> dict:
+    """The JSON object in file `path`, UTF-8 and at most `max_bytes` long (never more is read); UserError naming
+    `source` otherwise, with `fix` ("; do ...") appended, or `missing` when the file does not exist."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise UserError(missing or f"{source} not found{fix}") from None
+    except OSError as err:
+        raise UserError(f"cannot read {source} ({err.strerror or err}){fix}") from None
+    if len(raw) > max_bytes:
+        raise UserError(f"{source} is larger than {max_bytes} bytes{fix}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{source} is not UTF-8 text ({err.reason} at byte {err.start}){fix}") from None
+    return parse_json_object(text, source, fix)
 
 
 def parse_json_object(text: str, source: str, fix: str = "") -> dict:

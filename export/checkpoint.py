@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from rrwkv_trt.core.config import ModelConfig, parse_json_object
+from rrwkv_trt.core.config import ModelConfig, read_json_object
 from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.names import CONFIG_FILE
 
@@ -127,14 +127,7 @@ def read_config_json(path: Path) -> dict:
     (the adapters type-check the fields they read)."""
     if not path.is_file():
         return {}
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise UserError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes; a config.json holds a few fields")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); write it as UTF-8 "
-                        "JSON") from None
-    meta = parse_json_object(text, str(path))
+    meta = read_json_object(path, str(path), MAX_CONFIG_BYTES, "; a config.json is a small UTF-8 JSON object")
     if "family" in meta and not isinstance(meta["family"], str):
         raise UserError(f"{path}: \"family\" must be a family id string such as \"rwkv4\", got {meta['family']!r}")
     return meta
