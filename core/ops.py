@@ -39,6 +39,7 @@ OPS: tuple[OpSpec, ...] = (
     OpSpec("WKV4", "wkv4", "rrwkv_trt.export.ops.wkv4", "Wkv4"),
     OpSpec("WKV4Medium", "wkv4_medium", "rrwkv_trt.export.ops.wkv4_medium", "Wkv4Medium"),
     OpSpec("MatMulW8", "matmul_w8", "rrwkv_trt.export.ops.matmul_w8", "MatMulW8"),
+    OpSpec("GatedOuterScan", "gated_outer_scan", "rrwkv_trt.export.ops.gated_outer_scan", "GatedOuterScan"),
 )
 OP_NAMES: tuple[str, ...] = tuple(op.name for op in OPS)
 
