@@ -21,15 +21,22 @@ from .registry import OpDefinition
 from .wkv4 import fresh_outputs
 
 DEFAULT_CHUNK_SIZE = 64  # §3.5: fla's chunk length
+STATE_DTYPES = (torch.float32, torch.float64)
 
 
 def hgrn2_log_gate(f: Tensor, lb: Tensor) -> Tensor:
-    """g = log(lb + (1 - lb) sigmoid(f)) in log space (§3.2, §3.8); exactly logsigmoid(f) where lb == 0.
+    """g = log(lb + (1 - lb) sigmoid(f)), never positive (§3.2, §3.8); exactly logsigmoid(f) where lb == 0.
 
+    Where lb > 0 the key k = 1 - e^g = (1 - lb) sigmoid(-f) is formed directly: while k < 1/2, g = log1p(-k) keeps
+    the tiny k of a saturated gate to full relative precision, where logaddexp(log lb, log1p(-lb) + logsigmoid(f))
+    cancels to about 0 with an error of either sign (eps * |log lb|: g > 0, a decay above 1, in fp32). Past 1/2, g
+    is at most log(1/2) and the logaddexp form has nothing to cancel.
     Args: f [..., H, K] forget logits; lb [H, K] lower bound in [0, 1). Returns g [..., H, K] in f's dtype.
     """
     ls = F_.logsigmoid(f)
-    bounded = torch.logaddexp(torch.log(lb), torch.log1p(-lb) + ls)  # log(0) = -inf only where masked out below
+    k = (1 - lb) * torch.sigmoid(-f)
+    bounded = torch.where(k < 0.5, torch.log1p(-k),
+                          torch.logaddexp(torch.log(lb), torch.log1p(-lb) + ls))  # log(0) = -inf is masked below
     return torch.where(lb > 0, bounded, ls)
 
 
@@ -113,6 +120,10 @@ def _check_args(q: Tensor, f: Tensor, lb: Tensor, v: Tensor, state: Tensor, scal
     if not (scale > 0 and scale != float("inf")) or chunk_size < 1:
         raise ValueError(f"gated_outer_scan: need a finite scale > 0 and chunk_size >= 1; got scale={scale}, "
                          f"chunk_size={chunk_size}")
+    if f.dtype != q.dtype or v.dtype != q.dtype or lb.dtype != state.dtype or state.dtype not in STATE_DTYPES:
+        raise ValueError(f"gated_outer_scan: q, f and v must share one dtype and lb the state's, which must be "
+                         f"float32 (float64 in tests); got q {q.dtype}, f {f.dtype}, v {v.dtype}, lb {lb.dtype}, "
+                         f"state {state.dtype}")
 
 
 @torch.library.custom_op("rrwkv::gated_outer_scan", mutates_args=())
@@ -147,18 +158,23 @@ def gated_outer_scan_onnx(q, f, lb, v, state, scale: float, chunk_size: int = DE
 
 def _step_graph():
     """Scan body, one token (all f32). Carried: S [B, H, K, V]. Scanned: q_t, f_t [B, H, K], v_t [B, H, V].
-    Outer scope: lb, lb_pos, log_lb, log1m_lb [H, K], scale_f, one, ax_last, ax2."""
+    Outer scope: lb_pos, log_lb, one_m_lb, log1m_lb [H, K], scale_f, one, half, zero_f, ax_last, ax2."""
     n = oh.make_node
     nodes = [
         # logsigmoid(f) = min(f, 0) - log(1 + exp(-|f|)); ONNX has no log1p (absolute error <= 1 fp32 ulp of 1)
         n("Min", ["f_t", "zero_f"], ["f_neg"]), n("Abs", ["f_t"], ["f_abs"]), n("Neg", ["f_abs"], ["f_nabs"]),
         n("Exp", ["f_nabs"], ["f_e"]), n("Add", ["one", "f_e"], ["f_1e"]), n("Log", ["f_1e"], ["f_sp"]),
         n("Sub", ["f_neg", "f_sp"], ["ls"]),
-        # logaddexp(log lb, log(1 - lb) + ls) where lb > 0, else ls
+        # where lb > 0: k = (1 - lb) sigmoid(-f); g = log(1 - k) while k < 1/2 (never positive), else
+        # logaddexp(log lb, log(1 - lb) + ls) (hgrn2_log_gate says why); where lb == 0: ls
+        n("Neg", ["f_t"], ["f_m"]), n("Sigmoid", ["f_m"], ["sig_m"]), n("Mul", ["one_m_lb", "sig_m"], ["k_lb"]),
+        n("Sub", ["one", "k_lb"], ["lam_lb"]), n("Log", ["lam_lb"], ["g_small"]),
+        n("Less", ["k_lb", "half"], ["k_small"]),
         n("Add", ["log1m_lb", "ls"], ["y_lb"]), n("Max", ["log_lb", "y_lb"], ["m_lb"]),
         n("Sub", ["log_lb", "y_lb"], ["d_lb"]), n("Abs", ["d_lb"], ["d_abs"]), n("Neg", ["d_abs"], ["d_nabs"]),
         n("Exp", ["d_nabs"], ["d_e"]), n("Add", ["one", "d_e"], ["d_1e"]), n("Log", ["d_1e"], ["d_sp"]),
-        n("Add", ["m_lb", "d_sp"], ["g_lb"]), n("Where", ["lb_pos", "g_lb", "ls"], ["g"]),
+        n("Add", ["m_lb", "d_sp"], ["g_big"]), n("Where", ["k_small", "g_small", "g_big"], ["g_lb"]),
+        n("Where", ["lb_pos", "g_lb", "ls"], ["g"]),
         # S <- a S + k^T v with a = exp(g), k = 1 - a; o = scale q S
         n("Exp", ["g"], ["a"]), n("Sub", ["one", "a"], ["k"]),
         n("Unsqueeze", ["a", "ax_last"], ["a_c"]), n("Mul", ["a_c", "S_in"], ["S_dec"]),
@@ -188,6 +204,7 @@ def gated_outer_scan_function(opset: int = 18) -> FunctionProto:
     scale.attribute.append(oh.make_attribute_ref("value_float", oh.AttributeProto.FLOAT, ref_attr_name="scale"))
     nodes = [
         scale, const("one", TensorProto.FLOAT, [], [1.0]), const("zero_f", TensorProto.FLOAT, [], [0.0]),
+        const("half", TensorProto.FLOAT, [], [0.5]),
         const("ax_last", TensorProto.INT64, [1], [-1]), const("ax2", TensorProto.INT64, [1], [2]),
         n("Greater", ["lb", "zero_f"], ["lb_pos"]), n("Log", ["lb"], ["log_lb"]),
         n("Sub", ["one", "lb"], ["one_m_lb"]), n("Log", ["one_m_lb"], ["log1m_lb"]),
