@@ -1,10 +1,11 @@
 """Checkpoints -> (config, converted state dict), for every family.
 
-This module does what is the same for all families: find the checkpoint file (a `.safetensors` or `.pth` file, or
-a folder holding exactly one, with an optional `config.json` beside it), read it (`torch.load(weights_only=True)`
-or safetensors), pick the family (the `--family` given, `config.json`'s "family", or detection from the keys), and
-check every key and shape against what the family expects. The family's checkpoint adapter (export/families/)
-knows its key names and applies its one-time transforms, which are recorded in the ONNX metadata.
+This module does what is the same for all families: find the checkpoint file (a `.safetensors`, `.pth` or `.bin`
+file, or a folder holding exactly one, with an optional `config.json` beside it), read it
+(`torch.load(weights_only=True)` or safetensors), pick the family (the `--family` given, `config.json`'s "family",
+or detection from the keys), and check every key and shape against what the family expects. The family's checkpoint
+adapter (export/families/) knows its key names and applies its one-time transforms, which are recorded in the ONNX
+metadata.
 """
 from __future__ import annotations
 
@@ -48,9 +49,10 @@ def load_checkpoint(path: str | Path, family: str | None = None) -> Checkpoint:
 
 def resolve_checkpoint_file(path: Path) -> tuple[Path, Path]:
     if path.is_dir():
-        found = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.pth"))
+        # .bin: Hugging Face's pytorch_model.bin, a torch.save zip archive read (and checked) as a .pth
+        found = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.pth")) or sorted(path.glob("*.bin"))
         if len(found) != 1:
-            raise UserError(f"{path}: expected exactly one .safetensors or .pth checkpoint in the folder, "
+            raise UserError(f"{path}: expected exactly one .safetensors, .pth or .bin checkpoint in the folder, "
                             f"found {[p.name for p in found]}")
         return found[0], path
     if not path.is_file():

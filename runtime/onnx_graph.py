@@ -9,6 +9,7 @@ as onnx's NodeProtos.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,7 @@ def load_model(model: str | os.PathLike) -> tuple[object, ModelInfo, Path, list[
 
 # --- The rrwkv ops' attribute contracts (plugins/<op>/spec.yaml "attributes"; tests check these against them) ---
 
-INT, STRING = 2, 3  # AttributeProto.AttributeType
+FLOAT, INT, STRING = 1, 2, 3  # AttributeProto.AttributeType
 INT32_MAX = 2**31 - 1  # the kernels take their attributes as int32
 W8_MAX_BLOCK = 256  # kW8MaxBlock, plugins/matmul_w8/matmulW8Math.h
 
@@ -136,13 +137,32 @@ class StringAttribute:
         return f"the STRING {self.value!r}"
 
 
+@dataclass(frozen=True)
+class FloatAttribute:
+    """A FLOAT attribute that must be finite and above `above`."""
+
+    required: bool
+    above: float
+
+    def allows(self, value: float) -> bool:
+        return math.isfinite(value) and value > self.above
+
+    def expected(self) -> str:
+        return f"a finite FLOAT > {self.above:g}"
+
+
 _PLUGIN = {name: StringAttribute(value) for name, value in PLUGIN_ATTRIBUTES.items()}
-ATTRIBUTES: dict[str, dict[str, IntAttribute | StringAttribute]] = {
+Rule = FloatAttribute | IntAttribute | StringAttribute
+ATTRIBUTES: dict[str, dict[str, Rule]] = {
     "WKV4": dict(_PLUGIN),
     "WKV4Medium": {"s": IntAttribute(True, 1), "medium_decays": IntAttribute(False, 0, 1), **_PLUGIN},
     "MatMulW8": {"N": IntAttribute(True, 1), "block_size": IntAttribute(False, 2, W8_MAX_BLOCK, even=True),
                  **_PLUGIN},
+    "GatedOuterScan": {"scale": FloatAttribute(True, 0.0), "chunk_size": IntAttribute(False, 1), **_PLUGIN},
 }
+
+
+_ATTRIBUTE_TYPES = {FloatAttribute: FLOAT, IntAttribute: INT, StringAttribute: STRING}
 
 
 def check_rrwkv_attributes(node, source: str) -> None:
@@ -160,11 +180,11 @@ def check_rrwkv_attributes(node, source: str) -> None:
         if rule is None:
             raise UserError(f"{where} has attribute {name!r}, which the op does not take; its attributes are "
                             f"{list(contract)}; re-export the model")
-        want_type = INT if isinstance(rule, IntAttribute) else STRING
+        want_type = _ATTRIBUTE_TYPES[type(rule)]
         if attr.type != want_type:
             raise UserError(f"{where}: attribute {name} has AttributeProto type {attr.type}, expected "
                             f"{rule.expected()}; re-export the model")
-        value = attr.i if want_type == INT else attr.s
+        value = {FLOAT: attr.f, INT: attr.i, STRING: attr.s}[want_type]
         if not rule.allows(value):
             raise UserError(f"{where}: attribute {name} is {value!r}, expected {rule.expected()}; re-export the "
                             "model")

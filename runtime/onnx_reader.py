@@ -10,6 +10,7 @@ bounded by the bytes that hold it, and a malformed message is a UserError.
 from __future__ import annotations
 
 import mmap
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ MAX_GRAPH_DEPTH = 16  # subgraphs (Scan / If / Loop bodies) nested deeper than a
 _MODEL_GRAPH = 7
 _GRAPH_NODE, _GRAPH_INITIALIZER = 1, 5
 _NODE_INPUT, _NODE_NAME, _NODE_OP_TYPE, _NODE_ATTRIBUTE, _NODE_DOMAIN = 1, 3, 4, 5, 7
-_ATTR_NAME, _ATTR_I, _ATTR_S, _ATTR_G, _ATTR_GRAPHS, _ATTR_TYPE = 1, 3, 4, 6, 11, 20
+_ATTR_NAME, _ATTR_F, _ATTR_I, _ATTR_S, _ATTR_G, _ATTR_GRAPHS, _ATTR_TYPE = 1, 2, 3, 4, 6, 11, 20
 _TENSOR_DIMS, _TENSOR_DATA_TYPE, _TENSOR_NAME, _TENSOR_EXTERNAL, _TENSOR_LOCATION = 1, 2, 8, 13, 14
 _ENTRY_KEY, _ENTRY_VALUE = 1, 2
 EXTERNAL = 1  # TensorProto.DataLocation
@@ -32,10 +33,11 @@ TENSOR_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6
 
 @dataclass
 class Attribute:
-    """An AttributeProto's name, type and INT / STRING value (the fields check_rrwkv_attributes reads)."""
+    """An AttributeProto's name, type and FLOAT / INT / STRING value (the fields check_rrwkv_attributes reads)."""
 
     name: str = ""
     type: int = 0
+    f: float = 0.0
     i: int = 0
     s: bytes = b""
 
@@ -144,6 +146,8 @@ def _attribute(buf: memoryview, nodes: list[Node], depth: int) -> Attribute:
             attr.name = _text(value)
         elif number == _ATTR_TYPE:
             attr.type = _int(value)
+        elif number == _ATTR_F:
+            attr.f = _float32(_int(value))
         elif number == _ATTR_I:
             attr.i = _signed(_int(value))
         elif number == _ATTR_S:
@@ -230,6 +234,11 @@ def _int(value: int | memoryview) -> int:
     if isinstance(value, memoryview):
         raise _Malformed("a message or string where a number was expected")
     return value
+
+
+def _float32(value: int) -> float:
+    """A fixed32 field's bits as the float32 they encode (AttributeProto.f)."""
+    return struct.unpack("<f", (value & 0xFFFFFFFF).to_bytes(4, "little"))[0]
 
 
 def _signed(value: int) -> int:

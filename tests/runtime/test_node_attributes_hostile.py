@@ -23,7 +23,7 @@ from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
 from rrwkv_trt.export.onnx_export import export_checkpoint
 from rrwkv_trt.export.quantize import quantize_export
 from rrwkv_trt.runtime.backends.ort import OrtSession, find_custom_ops_library
-from rrwkv_trt.runtime.onnx_graph import ATTRIBUTES, W8_MAX_BLOCK, IntAttribute
+from rrwkv_trt.runtime.onnx_graph import ATTRIBUTES, W8_MAX_BLOCK, IntAttribute, check_rrwkv_attributes
 from rrwkv_trt.runtime.onnx_reader import read_graph
 
 CFG = RrwkvConfig(vocab_size=40, n_embd=16, n_layer=1, dim_att=16, dim_ffn=64, medium_interval=3)
@@ -130,8 +130,8 @@ def test_hostile_attributes_are_refused_before_ort(model, tmp_path, path_kind, o
 
 def test_an_unknown_rrwkv_op_is_refused(model, tmp_path):
     proto = _with(model, "MatMulW8")
-    next(n for n in proto.graph.node if n.op_type == "MatMulW8").op_type = "GatedOuterScan"
-    with pytest.raises(UserError, match=r"is rrwkv::GatedOuterScan, which this rrwkv-trt does not provide"):
+    next(n for n in proto.graph.node if n.op_type == "MatMulW8").op_type = "NoSuchOp"
+    with pytest.raises(UserError, match=r"is rrwkv::NoSuchOp, which this rrwkv-trt does not provide"):
         OrtSession(_save(proto, tmp_path / "m"), use_custom_ops=False)
 
 
@@ -195,3 +195,33 @@ def test_fuzz_rrwkv_node_attributes(model, mutations, kernel):
         except UserError:
             return
     assert logits.shape == (1, IDS.shape[1], CFG.vocab_size)
+
+
+@pytest.mark.parametrize("attrs,message", [
+    (dict(scale=0.0), r"attribute scale is 0.0, expected a finite FLOAT > 0"),
+    (dict(scale=-1.0), r"attribute scale is -1.0"),
+    (dict(scale=float("inf")), r"attribute scale is inf"),
+    (dict(scale=float("nan")), r"attribute scale is nan"),
+    (dict(scale=1), r"attribute scale has AttributeProto type 2, expected a finite FLOAT > 0"),
+    (dict(scale=0.5, chunk_size=0), r"attribute chunk_size is 0, expected an INT in \[1, "),
+    (dict(chunk_size=64), r"lacks the required attribute\(s\) \['scale'\]"),
+], ids=["zero", "negative", "inf", "nan", "int-typed", "chunk-zero", "no-scale"])
+def test_hostile_gated_outer_scan_attributes_are_refused(tmp_path, attrs, message):
+    """The FLOAT rule, read back by onnx_reader (fixed32 bits) as well as from onnx's NodeProto."""
+    node = onnx.helper.make_node("GatedOuterScan", ["q", "f", "lb", "v", "S0"], ["o", "S_out"], name="gos",
+                                 domain="rrwkv", **attrs)
+    graph = onnx.helper.make_graph([node], "g", [], [])
+    path = tmp_path / "m.onnx"
+    onnx.save(onnx.helper.make_model(graph), path)
+    for seen in (node, read_graph(path).nodes[0]):
+        with pytest.raises(UserError, match=rf"node 'gos' \(rrwkv::GatedOuterScan\).*{message}"):
+            check_rrwkv_attributes(seen, "m")
+
+
+def test_a_valid_scale_is_read_back_exactly(tmp_path):
+    node = onnx.helper.make_node("GatedOuterScan", ["q"], ["o"], name="gos", domain="rrwkv", scale=128 ** -0.5)
+    path = tmp_path / "m.onnx"
+    onnx.save(onnx.helper.make_model(onnx.helper.make_graph([node], "g", [], [])), path)
+    (attr,) = read_graph(path).nodes[0].attribute
+    assert attr.f == node.attribute[0].f
+    check_rrwkv_attributes(read_graph(path).nodes[0], "m")
