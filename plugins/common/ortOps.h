@@ -158,6 +158,32 @@ inline int64_t intAttribute(OrtApi const* api, OrtKernelInfo const* info, char c
     return value;
 }
 
+// A FLOAT attribute, or `fallback` when the node does not carry it (present = false then). An attribute of that name
+// with another type sets `error` ("GatedOuterScan: attribute 'scale' must be a FLOAT, got INT") and returns
+// `fallback`.
+inline float floatAttribute(OrtApi const* api, OrtKernelInfo const* info, char const* op, char const* name,
+    float fallback, bool& present, std::string& error)
+{
+    float value = 0.0F;
+    OrtStatus* status = api->KernelInfoGetAttribute_float(info, name, &value);
+    present = status == nullptr;
+    if (status == nullptr)
+    {
+        return value;
+    }
+    api->ReleaseStatus(status);
+    int64_t asInt = 0;
+    OrtStatus* intStatus = api->KernelInfoGetAttribute_int64(info, name, &asInt);
+    char const* type = intStatus == nullptr ? "INT" : nonIntAttributeType(api, info, name);
+    api->ReleaseStatus(intStatus); // null is allowed
+    if (type != nullptr)
+    {
+        present = true;
+        error = error.empty() ? std::string(op) + ": attribute '" + name + "' must be a FLOAT, got " + type : error;
+    }
+    return fallback;
+}
+
 #define RRWKV_ORT_RETURN_IF_ERROR(expr)                                                                                \
     do                                                                                                                 \
     {                                                                                                                  \

@@ -137,6 +137,19 @@ inline int32_t readInt32Field(nvinfer1::PluginField const& field, char const* pl
     return value;
 }
 
+//! One scalar kFLOAT32 field (an ONNX FLOAT attribute).
+inline float readFloat32Field(nvinfer1::PluginField const& field, char const* plugin)
+{
+    std::ostringstream msg;
+    msg << "attribute '" << field.name << "' must be one kFLOAT32 value (ONNX FLOAT), got "
+        << fieldTypeName(field.type) << " x " << field.length;
+    validate(field.type == nvinfer1::PluginFieldType::kFLOAT32 && field.length == 1 && field.data != nullptr, plugin,
+        msg.str());
+    float value{};
+    std::memcpy(&value, field.data, sizeof(value));
+    return value;
+}
+
 //! One kCHAR field (an ONNX STRING attribute); a trailing NUL, if counted in length, is dropped.
 inline std::string readStringField(nvinfer1::PluginField const& field, char const* plugin)
 {

@@ -27,6 +27,7 @@ W8_ISAS = {"portable": 0, "avx2": 1, "avx512-vnni": 2}  # plugins/matmul_w8/matm
 _WKV4_ARGS = [_i32] * 3 + [_p] * 11
 _MEDIUM_ARGS = [_i32] * 6 + [_p] * 14
 _W8_ARGS = [_i32] * 4 + [_p] * 6
+_GOS_ARGS = [_i32] * 5 + [ctypes.c_float] + [_p] * 7
 XQ_POISON = -32768  # no quantised activation takes it (w8QuantizeActivation: [-32767, 32767])
 
 
@@ -45,6 +46,11 @@ def shim() -> ctypes.CDLL:
                                (f"rrwkv_{backend}_wkv4_medium_{dt}", _MEDIUM_ARGS)):
                 fn = getattr(lib, name)
                 fn.argtypes, fn.restype = args, ctypes.c_int
+            fn = getattr(lib, f"rrwkv_{backend}_gated_outer_scan_{dt}")
+            fn.argtypes, fn.restype = _GOS_ARGS, ctypes.c_int
+    lib.rrwkv_emu_gated_outer_scan_config.argtypes = [_i32] * 4 + [ctypes.POINTER(_i32)] * 4 + [
+        ctypes.POINTER(ctypes.c_uint32)]
+    lib.rrwkv_emu_gated_outer_scan_config.restype = _i64
     lib.rrwkv_cpu_matmul_w8.argtypes, lib.rrwkv_cpu_matmul_w8.restype = _W8_ARGS + [_i32], ctypes.c_int
     lib.rrwkv_emu_matmul_w8.argtypes, lib.rrwkv_emu_matmul_w8.restype = _W8_ARGS, ctypes.c_int
     lib.rrwkv_cpu_matmul_w8_isa.restype = _i32
@@ -122,6 +128,33 @@ def run_wkv4_medium(backend: str, w, u, k, v, k_m, v_m, aa, bb, pp, pos0, s: int
     rc = fn(B, T, C, k_m.shape[1], s, medium_decays, *map(_ptr, (w, u, k, v, k_m, v_m, aa, bb, pp, pos0, *out)))
     assert rc == expect_rc, f"{fn.__name__} returned {rc}, expected {expect_rc}"
     return out
+
+
+def run_gated_outer_scan(backend: str, q, f, lb, v, state, scale: float, out=None,
+                         expect_rc: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """GatedOuterScan through `backend` ("cpu" or "emu"). q, f [B, T, H, K] and v [B, T, H, V] f32 or f16 (one
+    dtype); lb [H, K] and state [B, H, K, V] f32. out: optional (o, S_out) arrays to write into (e.g. S_out aliasing
+    the state input); by default fresh NaN-poisoned arrays. Returns (o, S_out)."""
+    lb, state = _as_np(lb, np.float32), _as_np(state, np.float32)
+    q, f, v = _as_np(q), _as_np(f), _as_np(v)
+    B, T, H, K = q.shape
+    V = v.shape[3]
+    if out is None:
+        out = (poisoned(v.shape, v.dtype), poisoned((B, H, K, V), np.float32))
+    fn = getattr(shim(), f"rrwkv_{backend}_gated_outer_scan_{_io_suffix(q)}")
+    rc = fn(B, T, H, K, V, scale, *map(_ptr, (q, f, lb, v, state, *out)))
+    assert rc == expect_rc, f"{fn.__name__} returned {rc}, expected {expect_rc}"
+    return out
+
+
+def gated_outer_scan_config(B: int, H: int, K: int, V: int) -> dict[str, int]:
+    """gosLaunchConfig of gatedOuterScanKernel.cuh: kernel (1 registers, 0 large K), columns, groups, tiles per head,
+    threads per block and blocks."""
+    reg, cols, groups, tiles, threads = _i32(), _i32(), _i32(), _i32(), ctypes.c_uint32()
+    blocks = shim().rrwkv_emu_gated_outer_scan_config(B, H, K, V, *map(ctypes.byref, (reg, cols, groups, tiles,
+                                                                                      threads)))
+    return {"registers": reg.value, "columns": cols.value, "groups": groups.value, "tiles": tiles.value,
+            "threads": threads.value, "blocks": blocks}
 
 
 def run_matmul_w8(backend: str, x, w, scale, N: int, block_size: int,

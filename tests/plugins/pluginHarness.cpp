@@ -2,8 +2,8 @@
  * Host-only harness for librrwkv_trt_plugins_dyn.so: loads it with dlopen, hands it a recording ILoggerFinder, and
  * drives the creators and plugins through the TensorRT interfaces (no libnvinfer, no GPU). Checks the parts the
  * TensorRT-RTX Python bindings cannot reach: getFieldsToSerialize -> createPlugin round trips, the logger route of
- * setLoggerFinder, supportsFormatCombination position by position, and MatMulW8's configurePlugin /
- * getWorkspaceSize / onShapeChange on hand-made tensor descriptions.
+ * setLoggerFinder, supportsFormatCombination position by position, and MatMulW8's and GatedOuterScan's
+ * configurePlugin / getWorkspaceSize / onShapeChange on hand-made tensor descriptions.
  * Usage: pluginHarness LIBRARY OP... (OP: every op name of the registry, core/ops.py). Prints "PASS <check>" / "FAIL <check>: <detail>"; exit status 1 on any failure.
  */
 #include "NvInferRuntime.h"
@@ -70,6 +70,10 @@ struct Fields
     {
         return raw(name, &v, sizeof(v), PluginFieldType::kINT32, 1);
     }
+    Fields& f32(char const* name, float v)
+    {
+        return raw(name, &v, sizeof(v), PluginFieldType::kFLOAT32, 1);
+    }
     Fields& str(char const* name, char const* v)
     {
         return raw(name, v, std::strlen(v), PluginFieldType::kCHAR, static_cast<int32_t>(std::strlen(v)));
@@ -96,7 +100,7 @@ std::string names(PluginFieldCollection const* fc)
     return out;
 }
 
-// "name=value;..." of a field collection: int32 scalars and strings.
+// "name=value;..." of a field collection: int32 and float32 scalars (%g) and strings.
 std::string describe(PluginFieldCollection const* fc)
 {
     if (fc == nullptr)
@@ -113,6 +117,14 @@ std::string describe(PluginFieldCollection const* fc)
             int32_t v{};
             std::memcpy(&v, f.data, sizeof(v));
             out += std::to_string(v);
+        }
+        else if (f.type == PluginFieldType::kFLOAT32 && f.length == 1)
+        {
+            float v{};
+            std::memcpy(&v, f.data, sizeof(v));
+            char text[32];
+            std::snprintf(text, sizeof(text), "%g", static_cast<double>(v));
+            out += text;
         }
         else if (f.type == PluginFieldType::kCHAR)
         {
@@ -307,6 +319,110 @@ void matmulW8BuildChecks(IPluginV3* plugin)
     check(runtimeRejected && gFinder.mLogger.mText.find(expected) != std::string::npos,
         "MatMulW8.onShapeChange.rejectK", gFinder.mLogger.mText);
 }
+// GatedOuterScan (scale 0.5) with q, f [B, T, 3, 5], v [B, T, 3, 7], S0 [B, 3, 5, 7], B in 1..4, T in 1..64:
+// configurePlugin (and with an S0 whose V is not v's), getWorkspaceSize (none), onShapeChange.
+void gatedOuterScanBuildChecks(IPluginV3* plugin)
+{
+    auto* build = static_cast<IPluginV3OneBuild*>(plugin->getCapabilityInterface(PluginCapabilityType::kBUILD));
+    auto* runtime = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    DataType const F = DataType::kFLOAT;
+    Dims const lb = dims({3, 5});
+    auto inputs = [&](int64_t sV) {
+        return std::vector<DynamicPluginTensorDesc>{
+            tensor(F, dims({-1, -1, 3, 5}), dims({1, 1, 3, 5}), dims({4, 64, 3, 5})),
+            tensor(F, dims({-1, -1, 3, 5}), dims({1, 1, 3, 5}), dims({4, 64, 3, 5})), tensor(F, lb, lb, lb),
+            tensor(F, dims({-1, -1, 3, 7}), dims({1, 1, 3, 7}), dims({4, 64, 3, 7})),
+            tensor(F, dims({-1, 3, 5, sV}), dims({1, 3, 5, sV}), dims({4, 3, 5, sV}))};
+    };
+    std::vector<DynamicPluginTensorDesc> out{tensor(F, dims({-1, -1, 3, 7}), dims({1, 1, 3, 7}), dims({4, 64, 3, 7})),
+        tensor(F, dims({-1, 3, 5, 7}), dims({1, 3, 5, 7}), dims({4, 3, 5, 7}))};
+    std::vector<DynamicPluginTensorDesc> in = inputs(7);
+    gFinder.mLogger.mText.clear();
+    check(build->configurePlugin(in.data(), 5, out.data(), 2) == 0, "GatedOuterScan.configure", gFinder.mLogger.mText);
+    size_t const bytes = build->getWorkspaceSize(in.data(), 5, out.data(), 2);
+    check(bytes == 0, "GatedOuterScan.workspace", std::to_string(bytes));
+    std::vector<DynamicPluginTensorDesc> const badV = inputs(8);
+    gFinder.mLogger.mText.clear();
+    bool const rejected = build->configurePlugin(badV.data(), 5, out.data(), 2) != 0;
+    char const* const expected = "GatedOuterScan: dimension V of input 'S0' is 8 but 7 in input 'v'";
+    check(rejected && gFinder.mLogger.mText.find(expected) != std::string::npos, "GatedOuterScan.configure.rejectV",
+        gFinder.mLogger.mText);
+
+    std::vector<PluginTensorDesc> run;
+    for (DynamicPluginTensorDesc const& t : in)
+    {
+        run.push_back(t.desc);
+    }
+    run[0].dims = run[1].dims = dims({2, 9, 3, 5});
+    run[3].dims = dims({2, 9, 3, 7});
+    run[4].dims = dims({2, 3, 5, 7});
+    std::vector<PluginTensorDesc> outs{out[0].desc, out[1].desc};
+    gFinder.mLogger.mText.clear();
+    check(runtime->onShapeChange(run.data(), 5, outs.data(), 2) == 0, "GatedOuterScan.onShapeChange",
+        gFinder.mLogger.mText);
+    run[1].dims = dims({2, 8, 3, 5}); // f's T is not q's
+    gFinder.mLogger.mText.clear();
+    bool const runtimeRejected = runtime->onShapeChange(run.data(), 5, outs.data(), 2) != 0;
+    check(runtimeRejected
+            && gFinder.mLogger.mText.find("dimension T of input 'f' is 8 but 9 in input 'q'") != std::string::npos,
+        "GatedOuterScan.onShapeChange.rejectT", gFinder.mLogger.mText);
+}
+
+// GatedOuterScan's fields: the FLOAT scale round trips as kFLOAT32, chunk_size defaults to 64, and what is rejected.
+void gatedOuterScanFieldChecks(IPluginCreatorV3One* gos, std::string const& ids)
+{
+    std::string const gosNames = names(gos->getFieldNames());
+    check(gosNames == "scale:1;chunk_size:5;plugin_namespace:6;plugin_version:6;", "GatedOuterScan.fieldNames",
+        gosNames);
+    roundTrip(gos,
+        Fields{}.f32("scale", 0.125F).i32("chunk_size", 16).str("plugin_namespace", "rrwkv").str("plugin_version", "1"),
+        "GatedOuterScan.scale", "scale=0.125;chunk_size=16;" + ids);
+    roundTrip(gos, Fields{}.f32("scale", 0.0883883F), "GatedOuterScan.defaults", "scale=0.0883883;chunk_size=64;" + ids);
+    double const scale64{0.5};
+    float const twoScales[2]{0.5F, 0.25F};
+    expectRejected(gos, Fields{}.i32("chunk_size", 8), "GatedOuterScan.reject.missingScale",
+        "required attribute 'scale' (query scale, FLOAT, finite and > 0) is missing");
+    expectRejected(gos, Fields{}.f32("scale", 0.F), "GatedOuterScan.reject.scale0",
+        "attribute 'scale' must be finite and > 0, got 0");
+    expectRejected(gos, Fields{}.f32("scale", -2.F), "GatedOuterScan.reject.scaleNegative", "got -2");
+    expectRejected(gos, Fields{}.f32("scale", __builtin_nanf("")), "GatedOuterScan.reject.scaleNaN", "got nan");
+    expectRejected(gos, Fields{}.f32("scale", __builtin_inff()), "GatedOuterScan.reject.scaleInf", "got inf");
+    expectRejected(gos, Fields{}.i32("scale", 1), "GatedOuterScan.reject.scaleInt32",
+        "attribute 'scale' must be one kFLOAT32 value (ONNX FLOAT), got kINT32 x 1");
+    expectRejected(gos, Fields{}.raw("scale", &scale64, sizeof(scale64), PluginFieldType::kFLOAT64, 1),
+        "GatedOuterScan.reject.scaleFloat64", "got kFLOAT64 x 1");
+    expectRejected(gos, Fields{}.raw("scale", twoScales, sizeof(twoScales), PluginFieldType::kFLOAT32, 2),
+        "GatedOuterScan.reject.scaleTwoValues", "got kFLOAT32 x 2");
+    expectRejected(gos, Fields{}.f32("scale", 1.F).i32("chunk_size", 0), "GatedOuterScan.reject.chunk0",
+        "attribute 'chunk_size' must be >= 1, got 0");
+    expectRejected(gos, Fields{}.f32("scale", 1.F).f32("chunk_size", 64.F), "GatedOuterScan.reject.chunkFloat",
+        "attribute 'chunk_size' must be one kINT32 value (ONNX INT), got kFLOAT32");
+    expectRejected(gos, Fields{}.f32("scale", 1.F).i32("s", 1), "GatedOuterScan.reject.unknown",
+        "unknown attribute 's'; accepted: scale, chunk_size, plugin_namespace, plugin_version");
+    Fields nullFloat;
+    nullFloat.raw("scale", "", 0, PluginFieldType::kFLOAT32, 1);
+    nullFloat.fields[0].data = nullptr;
+    expectRejected(gos, nullFloat, "GatedOuterScan.reject.nullFloatData", "attribute 'scale' must be one kFLOAT32");
+}
+
+// GatedOuterScan's formats: q, f, v, o one activation dtype (f32 or f16); lb, S0, S_out f32.
+void gatedOuterScanFormatChecks(IPluginV3* plugin)
+{
+    DataType const F = DataType::kFLOAT;
+    DataType const Hf = DataType::kHALF;
+    std::vector<DataType> const f32{F, F, F, F, F, F, F};
+    std::vector<DataType> const f16{Hf, Hf, F, Hf, F, Hf, F};
+    int32_t rejected{};
+    bool const ok32 = formats(plugin, 5, f32, &rejected);
+    check(ok32, "GatedOuterScan.formats.float32", "rejected at " + std::to_string(rejected));
+    bool const ok16 = formats(plugin, 5, f16, &rejected);
+    check(ok16, "GatedOuterScan.formats.float16", "rejected at " + std::to_string(rejected));
+    bool const nonLinear = formats(plugin, 5, f16, &rejected, 3);
+    check(!nonLinear && rejected == 3, "GatedOuterScan.formats.nonlinear");
+    formatRejections(plugin, "GatedOuterScan", f16, 5,
+        {{"qBf16", {0, DataType::kBF16}}, {"fFloat", {1, F}}, {"lbHalf", {2, Hf}}, {"vFloat", {3, F}},
+            {"s0Half", {4, Hf}}, {"oFloat", {5, F}}, {"sOutHalf", {6, Hf}}});
+}
 } // namespace
 
 int main(int argc, char** argv)
@@ -358,7 +474,8 @@ int main(int argc, char** argv)
     IPluginCreatorV3One* wkv4 = findCreator(creators, n, "WKV4");
     IPluginCreatorV3One* medium = findCreator(creators, n, "WKV4Medium");
     IPluginCreatorV3One* w8 = findCreator(creators, n, "MatMulW8");
-    if (wkv4 == nullptr || medium == nullptr || w8 == nullptr)
+    IPluginCreatorV3One* gos = findCreator(creators, n, "GatedOuterScan");
+    if (wkv4 == nullptr || medium == nullptr || w8 == nullptr || gos == nullptr)
     {
         return 1;
     }
@@ -381,6 +498,7 @@ int main(int argc, char** argv)
         Fields{}.i32("N", 65).i32("block_size", 32).str("plugin_namespace", "rrwkv").str("plugin_version", "1"),
         "MatMulW8.n65", "N=65;block_size=32;" + ids);
     roundTrip(w8, Fields{}.i32("N", 3), "MatMulW8.defaults", "N=3;block_size=128;" + ids);
+    gatedOuterScanFieldChecks(gos, ids);
 
     int64_t const s64{4};
     float const sF{4.F};
@@ -414,7 +532,7 @@ int main(int argc, char** argv)
 
     // Malformed field collections: fields null with nbFields > 0, a negative count, a null name, null data.
     for (auto const& [label, creator] : {std::pair<char const*, IPluginCreatorV3One*>{"WKV4", wkv4},
-             {"WKV4Medium", medium}, {"MatMulW8", w8}})
+             {"WKV4Medium", medium}, {"MatMulW8", w8}, {"GatedOuterScan", gos}})
     {
         PluginFieldCollection nullFields{};
         nullFields.nbFields = 2;
@@ -481,6 +599,12 @@ int main(int argc, char** argv)
             {"wInt32", {1, DataType::kINT32}}, {"scaleHalf", {2, DataType::kHALF}}, {"yHalf", {3, DataType::kHALF}}});
     matmulW8BuildChecks(pw);
     delete pw;
+    Fields scaleOnly;
+    scaleOnly.f32("scale", 0.5F);
+    IPluginV3* pg = gos->createPlugin("f", &scaleOnly.fc, TensorRTPhase::kBUILD);
+    gatedOuterScanFormatChecks(pg);
+    gatedOuterScanBuildChecks(pg);
+    delete pg;
 
     std::printf("%d failure(s)\n", gFailures);
     return gFailures == 0 ? 0 : 1;

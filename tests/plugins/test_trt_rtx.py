@@ -33,10 +33,12 @@ def trt():
 
 
 def expected_outputs(trt, case: Case) -> list[tuple]:
-    """[(name, shape, dtype)] of the op contract: y [B,T,C] in k's dtype, state [B,C] f32; -1 where dynamic."""
+    """[(name, shape, dtype)] of the op contract: the first output (y [B,T,C], o [B,T,H,V]) in the activation dtype,
+    the state f32; -1 where dynamic."""
     y_type = trt.DataType.HALF if case.act == "float16" else trt.DataType.FLOAT
     shape = lambda axes: tuple(-1 if d in ("B", "T") else d for d in case.dims(axes))  # noqa: E731
-    return [(name, shape(axes), y_type if name == "y" else trt.DataType.FLOAT) for name, axes in rtx.OUTPUTS]
+    return [(name, shape(axes), y_type if i == 0 else trt.DataType.FLOAT)
+            for i, (name, axes) in enumerate(rtx.op_outputs(case.op))]
 
 
 def test_registry_resolves_creators(trt):
@@ -47,7 +49,10 @@ def test_registry_resolves_creators(trt):
                              ("plugin_version", trt.PluginFieldType.CHAR)],
               "MatMulW8": [("N", trt.PluginFieldType.INT32), ("block_size", trt.PluginFieldType.INT32),
                            ("plugin_namespace", trt.PluginFieldType.CHAR),
-                           ("plugin_version", trt.PluginFieldType.CHAR)]}
+                           ("plugin_version", trt.PluginFieldType.CHAR)],
+              "GatedOuterScan": [("scale", trt.PluginFieldType.FLOAT32), ("chunk_size", trt.PluginFieldType.INT32),
+                                 ("plugin_namespace", trt.PluginFieldType.CHAR),
+                                 ("plugin_version", trt.PluginFieldType.CHAR)]}
     for op in OPS:
         creator = reg.get_creator(op, "1", "rrwkv")
         assert creator is not None, f"{op} v1 in namespace rrwkv not registered by {rtx.LIBRARY}"
@@ -61,12 +66,16 @@ BUILD_CASES = [
     *[Case("WKV4Medium", act=act, C=C, dynamic=dyn, attrs=attrs)
       for act in ("float32", "float16") for dyn in (False, True)
       for C, attrs in ((1, {"s": 1}), (33, {"s": 5, "medium_decays": 1}), (500, {"s": 16, "medium_decays": 0}))],
+    *[Case("GatedOuterScan", act=act, H=H, K=K, V=V, dynamic=dyn, attrs=attrs)
+      for act in ("float32", "float16") for dyn in (False, True)
+      for (H, K, V), attrs in (((1, 1, 1), {"scale": 1.0}), ((3, 5, 7), {"scale": 0.5, "chunk_size": 1}),
+                               ((2, 128, 128), {"scale": 0.0883883, "chunk_size": 64}), ((1, 1100, 9), {"scale": 2.0}))],
 ]
 
 
 def _case_id(c: Case) -> str:
     attrs = "".join(f"-{k}{v}" for k, v in c.attrs.items())
-    return f"{c.op}-{c.act}-{'dyn' if c.dynamic else 'static'}-C{c.C}{attrs}"
+    return f"{c.op}-{c.act}-{'dyn' if c.dynamic else 'static'}-{c.static_sizes()}{attrs}"
 
 
 @pytest.mark.parametrize("case", BUILD_CASES, ids=_case_id)
@@ -125,6 +134,7 @@ def test_matmul_w8_parse_and_build_follow_contract(trt, case):
         assert plan.nbytes > w_bytes, "the engine does not hold the int8 weight"
 
 
+GOS = {"scale": 0.5}  # GatedOuterScan's required attribute
 # (id, case, TensorRT's report of the failing plugin hook, the plugin's own message).
 NEGATIVE = [
     ("C-k-vs-w", Case("WKV4", overrides={"w": ("float32", [17]), "u": ("float32", [17])}),
@@ -153,6 +163,42 @@ NEGATIVE = [
      "Could not create the plugin", "WKV4Medium: attribute 'medium_decays' must be 0 or 1, got 2"),
     ("missing-s", Case("WKV4Medium"),
      "Could not create the plugin", "WKV4Medium: required attribute 's' (medium interval, INT >= 1) is missing"),
+    # GatedOuterScan with B = 2, T = 5, H = 3, K = 5, V = 7.
+    ("gos-K-lb", Case("GatedOuterScan", attrs=GOS, overrides={"lb": ("float32", [3, 6])}),
+     "output shape computation failed", "GatedOuterScan: dimension K of input 'lb' is 6 but 5 in input 'q'"),
+    ("gos-H-v", Case("GatedOuterScan", attrs=GOS, overrides={"v": ("float32", [2, 5, 4, 7])}),
+     "output shape computation failed", "GatedOuterScan: dimension H of input 'v' is 4 but 3 in input 'q'"),
+    ("gos-V-S0", Case("GatedOuterScan", attrs=GOS, overrides={"S0": ("float32", [2, 3, 5, 8])}),
+     "output shape computation failed", "GatedOuterScan: dimension V of input 'S0' is 8 but 7 in input 'v'"),
+    ("gos-rank-q", Case("GatedOuterScan", attrs=GOS, overrides={"q": ("float32", [2, 5, 15]),
+                                                                 "f": ("float32", [2, 5, 15])}),
+     "output shape computation failed", "GatedOuterScan: input 0 'q' must have rank 4 [B,T,H,K], got rank 3"),
+    ("gos-rank-S0", Case("GatedOuterScan", attrs=GOS, overrides={"S0": ("float32", [2, 15, 7])}),
+     "output shape computation failed", "GatedOuterScan: input 4 'S0' must have rank 4 [B,H,K,V], got rank 3"),
+    ("gos-int32-q", Case("GatedOuterScan", act="int32", attrs=GOS),
+     "getOutputDataTypes", "GatedOuterScan: input 0 'q' must be float32 or float16, got int32"),
+    ("gos-half-f-float-q", Case("GatedOuterScan", attrs=GOS, overrides={"f": ("float16", [2, 5, 3, 5])}),
+     "getOutputDataTypes", "GatedOuterScan: input 1 'f (same dtype as q)' must be float32, got float16"),
+    ("gos-float-v-half-q", Case("GatedOuterScan", act="float16", attrs=GOS, overrides={"v": ("float32", [2, 5, 3, 7])}),
+     "getOutputDataTypes", "GatedOuterScan: input 3 'v (same dtype as q)' must be float16, got float32"),
+    ("gos-half-lb", Case("GatedOuterScan", act="float16", attrs=GOS, overrides={"lb": ("float16", [3, 5])}),
+     "getOutputDataTypes", "GatedOuterScan: input 2 'lb' must be float32, got float16"),
+    ("gos-half-S0", Case("GatedOuterScan", act="float16", attrs=GOS, overrides={"S0": ("float16", [2, 3, 5, 7])}),
+     "getOutputDataTypes", "GatedOuterScan: input 4 'S0' must be float32, got float16"),
+    ("gos-missing-scale", Case("GatedOuterScan", attrs={"chunk_size": 8}), "Could not create the plugin",
+     "GatedOuterScan: required attribute 'scale' (query scale, FLOAT, finite and > 0) is missing"),
+    ("gos-scale0", Case("GatedOuterScan", attrs={"scale": 0.0}),
+     "Could not create the plugin", "GatedOuterScan: attribute 'scale' must be finite and > 0, got 0"),
+    ("gos-scale-neg", Case("GatedOuterScan", attrs={"scale": -0.25}),
+     "Could not create the plugin", "GatedOuterScan: attribute 'scale' must be finite and > 0, got -0.25"),
+    ("gos-scale-nan", Case("GatedOuterScan", attrs={"scale": float("nan")}),
+     "Could not create the plugin", "GatedOuterScan: attribute 'scale' must be finite and > 0, got nan"),
+    ("gos-scale-inf", Case("GatedOuterScan", attrs={"scale": float("inf")}),
+     "Could not create the plugin", "GatedOuterScan: attribute 'scale' must be finite and > 0, got inf"),
+    ("gos-scale-int", Case("GatedOuterScan", attrs={"scale": 1}), "Could not create the plugin",
+     "GatedOuterScan: attribute 'scale' must be one kFLOAT32 value (ONNX FLOAT), got kINT32 x 1"),
+    ("gos-chunk0", Case("GatedOuterScan", attrs={"scale": 0.5, "chunk_size": 0}),
+     "Could not create the plugin", "GatedOuterScan: attribute 'chunk_size' must be >= 1, got 0"),
     # MatMulW8 with K = 130, N = 65, block_size = 32: G = 2, NB = 5, Kpad / 2 = 80.
     ("w8-G", W8Case(overrides={"w": ("int8", [1, 80, 64, 2]), "scale": ("float32", [1, 5, 64])}),
      "output shape computation failed",
@@ -235,6 +281,22 @@ def test_engine_serialises_attributes(trt):
     assert b"medium_decays" in plans[5] and b"plugin_namespace" in plans[5]
 
 
+def test_engine_serialises_float_attribute(trt):
+    """GatedOuterScan's FLOAT field reaches the plan as kFLOAT32: engines for scale 0.5 (bytes 00 00 00 3f) and 0.25
+    (00 00 80 3e) differ exactly in those two bytes."""
+    plans = {}
+    for scale in (0.5, 0.25):
+        case = Case("GatedOuterScan", attrs={"scale": scale, "chunk_size": 16})
+        logger = rtx.recording_logger(trt)
+        builder, network, errors = rtx.parse(trt, logger, case)
+        assert not errors, errors
+        plans[scale] = bytes(rtx.build(trt, builder, network, case))
+    assert len(plans[0.5]) == len(plans[0.25])
+    diff = {(a, b) for a, b in zip(plans[0.5], plans[0.25]) if a != b}
+    assert diff == {(0x00, 0x80), (0x3F, 0x3E)}, f"plans differ in more than the serialised scale: {sorted(diff)[:8]}"
+    assert b"chunk_size" in plans[0.5] and b"plugin_namespace" in plans[0.5]
+
+
 def test_field_round_trip_and_formats_harness(trt):
     """getFieldsToSerialize -> createPlugin round trips, clone/attachToContext, createPlugin rejections logged
     through setLoggerFinder's logger, and supportsFormatCombination per position. The RTX Python bindings return
@@ -247,7 +309,14 @@ def test_field_round_trip_and_formats_harness(trt):
                   "WKV4.formats.float16", "MatMulW8.n65.recreate", "MatMulW8.defaults.fields",
                   "MatMulW8.reject.blockSize3", "MatMulW8.formats.int8Weight", "MatMulW8.formats.reject.wUint8",
                   "MatMulW8.workspace", "MatMulW8.configure.rejectK", "MatMulW8.onShapeChange.rejectK",
-                  *(f"{op}.reject.{what}" for op in ("WKV4", "WKV4Medium", "MatMulW8")
+                  *(f"{op}.reject.{what}" for op in ("WKV4", "WKV4Medium", "MatMulW8", "GatedOuterScan")
                     for what in ("nullFields", "negativeNbFields", "nullName", "nullStringData")),
-                  "WKV4Medium.reject.nullIntData", "MatMulW8.reject.nHuge", "MatMulW8.reject.nInt32Max"):
+                  "WKV4Medium.reject.nullIntData", "MatMulW8.reject.nHuge", "MatMulW8.reject.nInt32Max",
+                  "GatedOuterScan.fieldNames", "GatedOuterScan.scale.recreate", "GatedOuterScan.scale.fields",
+                  "GatedOuterScan.defaults.fields", "GatedOuterScan.reject.missingScale",
+                  "GatedOuterScan.reject.scaleNaN", "GatedOuterScan.reject.scaleInt32",
+                  "GatedOuterScan.reject.nullFloatData", "GatedOuterScan.formats.float16",
+                  "GatedOuterScan.formats.reject.lbHalf", "GatedOuterScan.formats.reject.vFloat",
+                  "GatedOuterScan.configure", "GatedOuterScan.configure.rejectV",
+                  "GatedOuterScan.onShapeChange.rejectT"):
         assert f"PASS {check}\n" in report, report

@@ -3,7 +3,8 @@
 - `skip_reason()`: why the RTX tests cannot run here (no nvcc, no tensorrt_rtx), or None.
 - `ensure_unversioned_lib()`: the libtensorrt_rtx.so -> libtensorrt_rtx.so.1 link the ONNX parser needs.
 - `plugin_library()`: build/rtx/librrwkv_trt_plugins_dyn.so for sm_86 (RTX has no SM90), rebuilt when a source changes.
-- `one_node_model()`: a one-node WKV4 / WKV4Medium ONNX graph (no FunctionProto) with static or symbolic B/T/Mmax;
+- `one_node_model()`: a one-node WKV4 / WKV4Medium / GatedOuterScan ONNX graph (no FunctionProto) with static or
+  symbolic B/T/Mmax;
   `w8_model()`: a one-node MatMulW8 graph with its int8 weight as initializers (as exported) or graph inputs.
 - `RecordingLogger`, `parse()` / `parse_model()`, `build()` / `build_profile()`: the builder calls, with every log
   message kept for assertions.
@@ -85,15 +86,24 @@ def plugin_library() -> Path:
     return LIBRARY
 
 
-# Per op: (input name, dtype key, axes); axes name dims "B", "T", "M", "C". "act" is the k/v dtype.
+# Per op: (input name, dtype key, axes); axes name dims "B", "T", "M" (dynamic when the case is) and "C", "H", "K",
+# "V" (static). "act" is the activation dtype (k/v; q/f/v).
 OP_INPUTS = {
     "WKV4": [("w", "f32", "C"), ("u", "f32", "C"), ("k", "act", "BTC"), ("v", "act", "BTC"),
              ("aa", "f32", "BC"), ("bb", "f32", "BC"), ("pp", "f32", "BC")],
     "WKV4Medium": [("w", "f32", "C"), ("u", "f32", "C"), ("k", "act", "BTC"), ("v", "act", "BTC"),
                    ("k_m", "f32", "BMC"), ("v_m", "f32", "BMC"), ("aa", "f32", "BC"), ("bb", "f32", "BC"),
                    ("pp", "f32", "BC"), ("pos0", "i64", "B")],
+    "GatedOuterScan": [("q", "act", "BTHK"), ("f", "act", "BTHK"), ("lb", "f32", "HK"), ("v", "act", "BTHV"),
+                       ("S0", "f32", "BHKV")],
 }
 OUTPUTS = [("y", "BTC"), ("aa_out", "BC"), ("bb_out", "BC"), ("pp_out", "BC")]
+OP_OUTPUTS = {"GatedOuterScan": [("o", "BTHV"), ("S_out", "BHKV")]}  # the others': OUTPUTS
+
+
+def op_outputs(op: str) -> list[tuple[str, str]]:
+    """[(output name, axes)] of `op`; the first output has the activation dtype, the others are f32."""
+    return OP_OUTPUTS.get(op, OUTPUTS)
 
 
 @dataclass
@@ -106,13 +116,21 @@ class Case:
     B: int = 2
     T: int = 5
     M: int = 3
+    H: int = 3
+    K: int = 5
+    V: int = 7
     dynamic: bool = False
     attrs: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
 
     def dims(self, axes: str, static: bool = False) -> list:
-        sizes = {"B": self.B, "T": self.T, "M": self.M, "C": self.C}
-        return [sizes[a] if (static or not self.dynamic or a == "C") else a for a in axes]
+        sizes = {"B": self.B, "T": self.T, "M": self.M, "C": self.C, "H": self.H, "K": self.K, "V": self.V}
+        return [sizes[a] if (static or not self.dynamic or a not in "BTM") else a for a in axes]
+
+    def static_sizes(self) -> str:
+        """The op's static dims, e.g. "C16" or "H3K5V7" (for test ids)."""
+        letters = dict.fromkeys(a for _, _, axes in OP_INPUTS[self.op] for a in axes if a not in "BTM")
+        return "".join(f"{a}{self.dims(a, static=True)[0]}" for a in letters)
 
     def inputs(self) -> list[tuple[str, str, list]]:
         """[(name, dtype, shape)] with symbolic dims as strings."""
@@ -130,7 +148,7 @@ class Case:
         if not self.dynamic:
             return {}
         lo, opt, hi = ({"B": 1, "T": 1, "M": 1}, {"B": 2, "T": 8, "M": 3}, {"B": 4, "T": 64, "M": 16})
-        sizes = lambda axes, s: [s.get(a, self.C) for a in axes]  # noqa: E731
+        sizes = lambda axes, s: [s[a] if a in s else self.dims(a, static=True)[0] for a in axes]  # noqa: E731
         return {name: (sizes(axes, lo), sizes(axes, opt), sizes(axes, hi))
                 for name, _, axes in OP_INPUTS[self.op] if any(a in "BTM" for a in axes)}
 
@@ -140,7 +158,7 @@ def one_node_model(case: Case):
     inputs = [helper.make_tensor_value_info(n, ONNX_DTYPES[d], s) for n, d, s in case.inputs()]
     # The parser needs a declared output type but takes type and shape from the plugin (an fp16 y comes out
     # HALF though declared FLOAT), so outputs are declared FLOAT without a shape and checked against the contract.
-    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n, _ in OUTPUTS]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n, _ in op_outputs(case.op)]
     node = helper.make_node(case.op, [i.name for i in inputs], [o.name for o in outputs], name=f"{case.op}_0",
                             domain="rrwkv", **PLUGIN_ATTRS, **case.attrs)
     graph = helper.make_graph([node], f"one_{case.op}", inputs, outputs)
