@@ -1,12 +1,16 @@
 """The benchmark's models (needs torch; run by `rrwkv-trt bench` in a subprocess).
 
-    python -m rrwkv_trt.bench.exports OUT_ROOT [--model CHECKPOINT ...] [--random-169m] [--fresh]
+    python -m rrwkv_trt.bench.exports OUT_ROOT [--model CHECKPOINT ...] [--random-169m] [--random-hgrn2] [--fresh]
 
 prepares, under OUT_ROOT, every export the benchmark measures and writes OUT_ROOT/manifest.json:
   * `--random-169m`: a BlinkDL RWKV-4 `.pth` of the 169M shape (12 layers, width 768, vocabulary 50277) with
     seeded random weights (export/models/random_init.py, seed RANDOM_SEED), generated here, never downloaded;
+  * `--random-hgrn2`: an fla-format HGRN2 folder (config.json + model.safetensors) of width 768, 12 layers and
+    expand ratio 128 (6 heads of K = V = 128), the MLP width by fla's rule (2048), vocabulary 50277 like the 169M,
+    with seeded random weights (export/models/random_init.py), generated here the same way;
   * per checkpoint: fp32 and fp16 exports (`rrwkv-trt export`), and int8 / int4 quantized from the fp32 export
-    (export/quantize.py), with each export's weight bytes and the bytes one decode step reads.
+    (export/quantize.py), with each export's weight bytes, the bytes one decode step reads, and the bytes of one
+    sequence's recurrent state (which a decode step reads and writes).
 An export is reused when its stamp (checkpoint size and mtime, precision, a digest of the export/ sources) matches;
 `--fresh` redoes them all.
 """
@@ -15,11 +19,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import shutil
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
@@ -34,6 +40,8 @@ from rrwkv_trt.export.quantize import quantize_export
 RANDOM_SEED = 0
 RANDOM_169M = Rwkv4Config(vocab_size=50277, n_embd=768, n_layer=12, dim_att=768, dim_ffn=3072)
 RANDOM_169M_NAME = "rwkv4-169m-random"
+RANDOM_HGRN2 = dict(hidden_size=768, num_hidden_layers=12, expand_ratio=128, vocab_size=50277)  # fla config.json
+RANDOM_HGRN2_NAME = "hgrn2-12x768-random"
 WEIGHT_OPS = ("MatMul", "MatMulNBits", "MatMulW8")  # what a decode step reads in full; Gather reads one embedding row
 
 
@@ -56,13 +64,32 @@ def write_random_169m(path: Path) -> Path:
     return path
 
 
+def write_random_hgrn2(folder: Path) -> Path:
+    """The seeded random HGRN2 fla folder (RANDOM_HGRN2) at `folder`, written once, atomically: a temp folder
+    renamed."""
+    if folder.is_dir():
+        return folder
+    from rrwkv_trt.export.models.random_init import fla_hgrn2_config, random_fla_hgrn2_state_dict, write_fla_folder
+
+    cfg = fla_hgrn2_config(**RANDOM_HGRN2)
+    log(f"generating {folder.name} (seed {RANDOM_SEED}, fla HGRN2 {RANDOM_HGRN2})")
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_fla_folder(tmp, cfg, random_fla_hgrn2_state_dict(cfg, seed=RANDOM_SEED))
+    tmp.rename(folder)
+    return folder
+
+
 def weight_stats(model_path: Path) -> dict:
-    """Bytes of all initializers, and of those a decode step reads in full (MatMul / MatMulNBits / MatMulW8 weights)."""
+    """Bytes of all initializers, of those a decode step reads in full (MatMul / MatMulNBits / MatMulW8 weights), and
+    of one sequence's recurrent state (every state input at batch 1)."""
     proto = onnx.load(model_path)
     sizes = {i.name: len(i.raw_data) or onnx.numpy_helper.to_array(i).nbytes for i in proto.graph.initializer}
     step = {name for n in proto.graph.node if n.op_type in WEIGHT_OPS for name in n.input[1:] if name in sizes}
     info = from_metadata({p.key: p.value for p in proto.metadata_props}, source=str(model_path))
-    return {"weight_bytes": sum(sizes.values()), "step_bytes": sum(sizes[n] for n in step),
+    state = sum(math.prod(info.state.concrete_shape(t.slot, 1)) * np.dtype(t.slot.dtype).itemsize
+                for t in info.state.tensors())
+    return {"weight_bytes": sum(sizes.values()), "step_bytes": sum(sizes[n] for n in step), "state_bytes": state,
             "precision": info.precision}
 
 
@@ -115,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out_root")
     p.add_argument("--model", action="append", default=[], help="checkpoint file or folder (repeatable)")
     p.add_argument("--random-169m", action="store_true", help=f"also the seeded random {RANDOM_169M_NAME} .pth")
+    p.add_argument("--random-hgrn2", action="store_true", help=f"also the seeded random {RANDOM_HGRN2_NAME} fla folder")
     p.add_argument("--precision", action="append", choices=PRECISIONS, help="[default: all]")
     p.add_argument("--fresh", action="store_true", help="re-export even when a matching export exists")
     args = p.parse_args(argv)
@@ -123,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     targets = [(Path(m), Path(m).name.removesuffix(Path(m).suffix) or "model") for m in args.model]
     if args.random_169m:
         targets.append((write_random_169m(root / f"{RANDOM_169M_NAME}.pth"), RANDOM_169M_NAME))
+    if args.random_hgrn2:
+        targets.append((write_random_hgrn2(root / f"{RANDOM_HGRN2_NAME}-fla"), RANDOM_HGRN2_NAME))
     names = [name for _, name in targets]
     if len(set(names)) != len(names):
         p.error(f"two checkpoints share a name ({names}); their exports would share {root}/<name>/")

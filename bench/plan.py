@@ -35,6 +35,7 @@ class Variant:
     factory: str  # "module:function" run by the worker
     kwargs: dict
     step_bytes: int  # weight bytes one decode step reads
+    state_bytes: int = 0  # one sequence's recurrent state, which a decode step reads and writes
     samples: dict = field(default_factory=dict)  # measure -> list of worker results
     load: dict = field(default_factory=dict)
     memory: dict = field(default_factory=dict)

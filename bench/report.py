@@ -4,11 +4,15 @@ How to read the figures:
   * tok/s is a median over repetitions, [min, max] beside it. Decode at batch B counts B tokens per step.
   * "x base" divides by the baseline of the same model and measure, run in the same benchmark: the rwkv package
     where it runs (RWKV-4 .pth checkpoints), PyTorch eager otherwise.
-  * "of bound" divides by what the machine allows at best. Decode: B x read bandwidth / the weight bytes one step
-    reads (every projection and the head, in the variant's own storage; the embedding is one row). Prefill of T
-    tokens: GEMM throughput / (2 x body-matmul parameters x T + 2 x head parameters), i.e. the FLOPs of the
-    prompt's projections plus the first token's logits; a prefill that computes logits for every position (the
-    ONNX graph does) does more than this minimum.
+  * "of bound" divides by what the machine allows at best. Decode: B x read bandwidth / (the weight bytes one step
+    reads (every projection and the head, in the variant's own storage; the embedding is one row) + B x 2 x the
+    bytes of one sequence's recurrent state, which the step reads and writes back): each byte moved counted at the
+    read bandwidth. The state is negligible for RWKV-4 (0.2 MB against 522 MB of weights at 169M), not for HGRN2's
+    matrix state at batch 8 (8 x 4.7 MB each way against 494 MB). Prefill of T tokens: GEMM throughput / (2 x
+    body-matmul parameters x T + 2 x head parameters), i.e. the FLOPs of the prompt's projections plus the first
+    token's logits (the recurrences' own FLOPs are left out: HGRN2's, about 5·K·V per head and token, are 3.5% of
+    its projections'); a prefill that computes logits for every position (the ONNX graph does) does more than this
+    minimum.
   * peak RSS is the worker process's VmHWM; "added" subtracts the process's RSS before the backend's libraries
     and weights were loaded (interpreter + numpy), and "/weights" divides the added peak by the bytes of the
     weights the backend holds.
@@ -52,6 +56,12 @@ def prefill_flops(model: dict, tokens: int) -> float:
     return 2.0 * ((matmul_params - head) * tokens + head)
 
 
+def decode_bound(v: Variant, bandwidth_bytes_s: float, batch: int) -> float:
+    """Tokens/s at which a decode step of `batch` sequences moves its bytes at the read bandwidth: the weights read
+    once, each sequence's state read and written."""
+    return batch * bandwidth_bytes_s / (v.step_bytes + batch * 2 * v.state_bytes)
+
+
 def summarize_variant(v: Variant, model: dict, bounds: dict, settings: Settings) -> dict:
     if v.error:
         return {"backend": v.backend, "precision": v.precision, "error": v.error}
@@ -59,12 +69,12 @@ def summarize_variant(v: Variant, model: dict, bounds: dict, settings: Settings)
     T = settings.prefill_tokens
     gemm = bounds["gemm"]["best_gflop_s"] * 1e9
     out = {"backend": v.backend, "precision": v.precision, "weight_bytes": v.load["weight_bytes"],
-           "step_bytes": v.step_bytes, "load_seconds": round(v.load["load_seconds"], 2),
+           "step_bytes": v.step_bytes, "state_bytes": v.state_bytes, "load_seconds": round(v.load["load_seconds"], 2),
            "decode_b1": summarize_measure(v.samples.get("decode_b1", []), settings.decode_steps,
-                                          bw / v.step_bytes),
+                                          decode_bound(v, bw, 1)),
            f"decode_b{settings.batch}": summarize_measure(
                v.samples.get(f"decode_b{settings.batch}", []), settings.batch * settings.batch_steps,
-               settings.batch * bw / v.step_bytes),
+               decode_bound(v, bw, settings.batch)),
            "prefill": summarize_measure(v.samples.get("prefill", []), T, T * gemm / prefill_flops(model, T))}
     peak, base = v.memory.get("peak_rss_mb"), v.load["baseline_rss_mb"]
     weight_mb = v.load["weight_bytes"] / 2**20
@@ -84,13 +94,15 @@ def add_ratios(variants: dict, baseline: str, settings: Settings) -> None:
                 mine["vs_baseline"] = round(mine["tokens_per_s"]["median"] / ref["tokens_per_s"]["median"], 2)
 
 
-def summarize_model(model: dict, variants: list[Variant], bounds: dict, agreement: dict, settings: Settings) -> dict:
+def summarize_model(model: dict, variants: list[Variant], bounds: dict, agreement: dict, settings: Settings,
+                    skipped: dict[str, str] | None = None) -> dict:
+    """`skipped`: backends that cannot run this model, with the reason (TensorRT's is always added)."""
     summary = {v.name: summarize_variant(v, model, bounds, settings) for v in variants}
     baseline = "rwkv-package fp32" if "rwkv-package fp32" in summary else "torch-eager fp32"
     add_ratios(summary, baseline, settings)
     out = {"name": model["name"], "checkpoint": model["checkpoint"], "config": model["config"],
            "bounds": bounds, "baseline": baseline, "variants": summary, "agreement": agreement,
-           "skipped": {"tensorrt": TENSORRT_SKIP}}
+           "skipped": {**(skipped or {}), "tensorrt": TENSORRT_SKIP}}
     if baseline == "rwkv-package fp32":
         out["targets"] = check_targets(summary, agreement)
     return out
@@ -175,5 +187,5 @@ def format_model(result: dict, settings: Settings) -> list[str]:
     for t in result.get("targets", []):
         mark = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
         lines.append(f"target: {t['target']} {t['rule']}: {t['measured']} -> {mark}")
-    lines.append(f"tensorrt: skipped ({result['skipped']['tensorrt']})")
+    lines += [f"{name}: skipped ({why})" for name, why in result["skipped"].items()]
     return lines

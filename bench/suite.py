@@ -1,7 +1,7 @@
 """The benchmark coordinator behind `rrwkv-trt bench` (torch-free: models and baselines run in subprocesses).
 
-1. `python -m rrwkv_trt.bench.exports` prepares the exports (fp32, fp16, int8, int4) of each checkpoint and
-   of the seeded random 169M RWKV-4, and writes their manifest.
+1. `python -m rrwkv_trt.bench.exports` prepares the exports (fp32, fp16, int8, int4) of each checkpoint, of the
+   seeded random 169M RWKV-4 and of the seeded random HGRN2 (12 x 768, expand ratio 128), and writes their manifest.
 2. A machine worker measures the bounds (machine.py) with the benchmark's thread count.
 3. Per model, one worker per variant (worker.py) is started and warmed up; then, repetition by
    repetition, every variant runs decode at batch 1, decode at batch 8 and a prefill, in an order rotated each
@@ -83,13 +83,24 @@ def _environment(env: dict):
                 os.environ[k] = v
 
 
-def prepare_models(checkpoints: list[Path], random_169m: bool, work_dir: Path, precisions: tuple[str, ...],
+@dataclasses.dataclass(frozen=True)
+class RandomModels:
+    """Which seeded random models bench/exports.py generates beside the checkpoints."""
+
+    rwkv4_169m: bool = True
+    hgrn2: bool = True
+
+    def flags(self) -> list[str]:
+        return ["--random-169m"] * self.rwkv4_169m + ["--random-hgrn2"] * self.hgrn2
+
+
+def prepare_models(checkpoints: list[Path], random: RandomModels, work_dir: Path, precisions: tuple[str, ...],
                    fresh: bool) -> list[dict]:
     """Run the export-side preparation (needs the [export] extra) and return its manifest's models."""
     cmd = [sys.executable, "-m", "rrwkv_trt.bench.exports", str(work_dir)]
     cmd += [a for c in checkpoints for a in ("--model", str(c))]
     cmd += [a for p in precisions for a in ("--precision", p)]
-    cmd += ["--random-169m"] * random_169m + ["--fresh"] * fresh
+    cmd += random.flags() + ["--fresh"] * fresh
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     tail: collections.deque[str] = collections.deque(maxlen=3)  # the last other lines: the error, if it fails
     for line in proc.stderr:  # progress as it happens: exporting takes minutes
@@ -105,7 +116,8 @@ def prepare_models(checkpoints: list[Path], random_169m: bool, work_dir: Path, p
 
 def variants_for(model: dict, backends: tuple[str, ...], precisions: tuple[str, ...], threads: int) -> list[Variant]:
     exports = model["exports"]
-    fp32_step = exports["fp32"]["step_bytes"]
+    fp32 = exports["fp32"]
+    fp32_bytes = dict(step_bytes=fp32["step_bytes"], state_bytes=fp32.get("state_bytes", 0))
     out = []
     for precision in precisions:
         if "ort-kernel" in backends and precision in exports:
@@ -113,19 +125,26 @@ def variants_for(model: dict, backends: tuple[str, ...], precisions: tuple[str, 
             out.append(Variant(f"ort-kernel {precision}", "ort-kernel", precision,
                                "rrwkv_trt.bench.worker:ort_backend",
                                dict(model=e["dir"], threads=threads, use_custom_ops=True,
-                                    weight_bytes=e["weight_bytes"]), e["step_bytes"]))
+                                    weight_bytes=e["weight_bytes"]), e["step_bytes"], e.get("state_bytes", 0)))
     if "ort-function" in backends:
-        e = exports["fp32"]
         out.append(Variant("ort-function fp32", "ort-function", "fp32", "rrwkv_trt.bench.worker:ort_backend",
-                           dict(model=e["dir"], threads=threads, use_custom_ops=False,
-                                weight_bytes=e["weight_bytes"]), e["step_bytes"]))
+                           dict(model=fp32["dir"], threads=threads, use_custom_ops=False,
+                                weight_bytes=fp32["weight_bytes"]), **fp32_bytes))
     if "torch-eager" in backends:
         out.append(Variant("torch-eager fp32", "torch-eager", "fp32", "rrwkv_trt.bench.baselines:torch_eager",
-                           dict(checkpoint=model["checkpoint"], threads=threads), fp32_step))
+                           dict(checkpoint=model["checkpoint"], threads=threads), **fp32_bytes))
     if "rwkv-package" in backends and model["rwkv_package_checkpoint"]:
         out.append(Variant("rwkv-package fp32", "rwkv-package", "fp32", "rrwkv_trt.bench.baselines:rwkv_package",
-                           dict(checkpoint=model["rwkv_package_checkpoint"], threads=threads), fp32_step))
+                           dict(checkpoint=model["rwkv_package_checkpoint"], threads=threads), **fp32_bytes))
     return out
+
+
+def skipped_variants(model: dict, backends: tuple[str, ...]) -> dict[str, str]:
+    """Backends asked for that cannot run this model, with the reason (reported beside TensorRT's)."""
+    if "rwkv-package" in backends and not model["rwkv_package_checkpoint"]:
+        return {"rwkv-package": f"BlinkDL's rwkv package runs BlinkDL RWKV-4 .pth checkpoints only; this model is "
+                                f"{model['config']['family']} ({Path(model['checkpoint']).name})"}
+    return {}
 
 
 def measures(settings: Settings, vocab: int) -> dict[str, dict]:
@@ -241,15 +260,15 @@ def bench_model(model: dict, backends: tuple[str, ...], precisions: tuple[str, .
             w.close()
     settings.log(f"{model['name']}: greedy agreement over {settings.agreement_steps} steps")
     agreement = measure_agreement(model, precisions, settings)
-    return summarize_model(model, variants, bounds, agreement, settings)
+    return summarize_model(model, variants, bounds, agreement, settings, skipped_variants(model, backends))
 
 
-def run_bench(checkpoints: list[Path], random_169m: bool, work_dir: Path, results_dir: Path,
+def run_bench(checkpoints: list[Path], random: RandomModels, work_dir: Path, results_dir: Path,
               backends: tuple[str, ...], precisions: tuple[str, ...], settings: Settings, fresh: bool) -> Path:
     """Prepare, measure every model, write `results_dir/<date>-edge-cpu.json` and print the tables."""
     if "fp32" not in precisions:
         raise UserError("--precision must include fp32: it is the reference of the weight-only accuracy check")
-    models = prepare_models(checkpoints, random_169m, work_dir, precisions, fresh)
+    models = prepare_models(checkpoints, random, work_dir, precisions, fresh)
     settings.log("models ready")
     results = [bench_model(m, backends, precisions, settings) for m in models]
     report = {"date": datetime.date.today().isoformat(), "machine": results[0]["bounds"]["facts"] if results else {},

@@ -11,6 +11,7 @@ import click
 
 from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.metadata import PRECISIONS
+from .triton import triton_repo, triton_serve
 
 # The benchmark's backends (bench/suite.py: variants_for), here so that `--help` imports nothing.
 BENCH_BACKENDS = ("ort-kernel", "ort-function", "torch-eager", "rwkv-package")
@@ -77,20 +78,78 @@ def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | N
     click.echo(f"wrote {out / 'model.onnx'}", err=True)
 
 
+def _sampling_options(command):
+    """The `run` options that are SamplingParams fields of the same names (runtime/sampler.py validates them, so a
+    bad value is one `error:` line naming the option and its range)."""
+    options = [
+        click.option("--temperature", type=float, default=0.0, show_default=True,
+                     help="0 is exact greedy decoding; otherwise at least 1e-6 (smaller values are refused: use 0)."),
+        click.option("--top-k", type=int, default=0, show_default=True,
+                     help="Sample among the K most likely tokens (0: all)."),
+        click.option("--top-p", type=float, default=1.0, show_default=True,
+                     help="Sample among the fewest most likely tokens whose probability reaches P, in (0, 1] "
+                          "(1: all)."),
+        click.option("--min-p", type=float, default=0.0, show_default=True,
+                     help="Drop the tokens less than P times as likely as the most likely one, in [0, 1] (0: none)."),
+        click.option("--repetition-penalty", type=float, default=1.0, show_default=True,
+                     help="Divide the positive logits of tokens in the prompt or output by this and multiply the "
+                          "negative ones (HF / CTRL), > 0 (1: off)."),
+        click.option("--presence-penalty", type=float, default=0.0, show_default=True,
+                     help="Subtract this from the logit of every token generated so far, in [-2, 2] (ChatRWKV's "
+                          "alpha_presence)."),
+        click.option("--frequency-penalty", type=float, default=0.0, show_default=True,
+                     help="Subtract this times a token's count in the output, in [-2, 2] (ChatRWKV's "
+                          "alpha_frequency)."),
+        click.option("--penalty-decay", type=float, default=1.0, show_default=True,
+                     help="Multiply those counts by this after each token, in (0, 1] (ChatRWKV's alpha_decay, 0.996 "
+                          "there; 1: plain counts)."),
+        click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), default=0, show_default=True,
+                     help="Seed of the sampler's RNG, 0 to 2^64-1; the same seed gives the same text."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+# SamplingParams / StopConditions fields whose option has another name than --field-with-dashes
+_OPTION_OF_FIELD = {"stop_strings": "--stop", "stop_token_ids": "--stop-token"}
+
+
+@contextlib.contextmanager
+def _options_named():
+    """A ParamError names a runtime field (top_p); on the command line, name the option (--top-p) instead."""
+    from rrwkv_trt.runtime.sampler import ParamError
+
+    try:
+        yield
+    except ParamError as err:
+        option = _OPTION_OF_FIELD.get(err.field, "--" + err.field.replace("_", "-"))
+        raise UserError(f"{option} must be {err.allowed}, got {err.value!r}") from None
+
+
 @main.command()
 @click.argument("model", type=click.Path(path_type=str))
-@click.option("--prompt", required=True, help="Text to continue.")
+@click.option("--prompt", default=None, help="Text to continue.")
+@click.option("--prompts-file", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+              help="Instead of --prompt: continue every line of this UTF-8 file (empty lines skipped) by continuous "
+                   "batching, one JSON object per prompt on stdout in input order (README \"Continuous batching\").")
+@click.option("--slots", type=click.IntRange(min=1), default=None,
+              help="With --prompts-file: the most prompts decoded at once [default: 8].")
 @click.option("--max-new-tokens", type=click.IntRange(min=0), default=64, show_default=True)
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
-              help="0 is exact greedy decoding; otherwise at least 1e-6 (smaller values are refused: use 0).")
-@click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=1.0, show_default=True)
-@click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), default=0, show_default=True,
-              help="Seed of the sampler's RNG, 0 to 2^64-1.")
+@_sampling_options
+@click.option("--stop", "stop", multiple=True,
+              help="Stop before this text, which is not printed (repeatable; matched across tokens). In bash, "
+                   "$'\\n\\n' is a blank line.")
+@click.option("--stop-token", "stop_token", type=int, multiple=True,
+              help="Stop after sampling this token id, whose text is not printed (repeatable; RWKV World and 20B "
+                   "tokenizers: 0 ends a document).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ORT intra-op threads [default: ORT's].")
 @click.option("--state-in", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Start from a state .npz saved by --state-out.")
+              help="Resume from a state file saved by --state-out with an export (any precision, any backend) of "
+                   "the same checkpoint.")
 @click.option("--state-out", type=click.Path(dir_okay=False, writable=True, path_type=str), default=None,
-              help="Save the state after the prompt and the generated tokens to this .npz.")
+              help="Save the state after the prompt and the generated tokens to this file (safetensors; replaced "
+                   "atomically, so it may be the --state-in file).")
 @click.option("--no-custom-ops", is_flag=True, default=False,
               help="Run the model's rrwkv function bodies instead of the fused kernels of librrwkv_ort_ops.so "
                    "(used automatically when `make plugins` has built it).")
@@ -99,22 +158,26 @@ def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | N
 @click.option("--plugin-library", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="TensorRT engines: librrwkv_trt_plugins_dyn.so [default: the one the engine was built with, if it is in "
                    "the engine's folder or build/ with the sha256 its sidecar recorded].")
-def run(model: str, prompt: str, max_new_tokens: int, temperature: float, top_p: float, seed: int,
-        threads: int | None, state_in: str | None, state_out: str | None, no_custom_ops: bool,
-        cuda_graph: bool, plugin_library: str | None) -> None:
-    """Continue PROMPT with MODEL, streaming text to stdout.
+def run(model: str, prompt: str | None, prompts_file: str | None, slots: int | None, max_new_tokens: int,
+        stop: tuple[str, ...], stop_token: tuple[int, ...], threads: int | None, state_in: str | None,
+        state_out: str | None, no_custom_ops: bool, cuda_graph: bool, plugin_library: str | None, **sampling) -> None:
+    """Continue PROMPT with MODEL, streaming text to stdout (or every line of --prompts-file, as JSON lines).
 
     MODEL is a model folder from `rrwkv-trt export` (or its .onnx file), run on ONNX Runtime (CPU), or a TensorRT
-    engine (.plan / .engine, from `rrwkv-trt build`), run on the GPU."""
+    engine (.plan / .engine, from `rrwkv-trt build`), run on the GPU. Sampling applies the penalties, then
+    temperature, top-k, top-p and min-p (README "Sampling and stopping"); the defaults are exact greedy decoding."""
     from rrwkv_trt.runtime.backends.ort import OrtSession
     from rrwkv_trt.runtime.decode import Generator
     from rrwkv_trt.runtime.engine import is_engine_path
     from rrwkv_trt.core.paths import resolve_model_path
-    from rrwkv_trt.runtime.sampler import Sampler
-    from rrwkv_trt.runtime.state import load_state, save_state
+    from rrwkv_trt.runtime.sampler import Sampler, SamplingParams
+    from rrwkv_trt.runtime.resume import Resume
     from rrwkv_trt.runtime.tokenizer import Tokenizer
+    from rrwkv_trt.cli import prompts_file as batch
 
-    sampler = Sampler(temperature=temperature, top_p=top_p, seed=seed)
+    batch.check_options(prompt, prompts_file, slots, state_in, state_out)
+    with _options_named():
+        sampler = Sampler(SamplingParams(**sampling))
     if is_engine_path(model):
         from rrwkv_trt.runtime.backends.trt import TrtSession
         from rrwkv_trt.runtime.engine import engine_tokenizer, resolve_engine_path
@@ -123,7 +186,7 @@ def run(model: str, prompt: str, max_new_tokens: int, temperature: float, top_p:
             raise UserError("--threads and --no-custom-ops apply to ONNX Runtime; "
                             f"{model} is a TensorRT engine")
         engine = resolve_engine_path(model)  # a missing engine is reported before a missing tokenizer
-        tokenizer = Tokenizer(engine_tokenizer(engine))
+        tokenizer = Tokenizer.from_file(engine_tokenizer(engine))
         session = TrtSession(engine, plugin_library=plugin_library, cuda_graph=cuda_graph)
     else:
         if cuda_graph or plugin_library is not None:
@@ -133,16 +196,24 @@ def run(model: str, prompt: str, max_new_tokens: int, temperature: float, top_p:
         tokenizer = Tokenizer.from_dir(model_path.parent)
         session = OrtSession(model_path, threads=threads, use_custom_ops=not no_custom_ops)
     with session:
-        state = None if state_in is None else load_state(state_in, session.spec, batch=1)
-        generator = Generator(session, tokenizer, sampler)
+        if prompts_file is not None:
+            with _options_named():
+                batch.run_prompts_file(session, tokenizer, prompts_file, slots or batch.DEFAULT_SLOTS, max_new_tokens,
+                                       sampler.params, stop, stop_token)
+            return
+        resume = Resume(session, state_in, state_out)
+        generator = Generator(resume.session, tokenizer, sampler)
+        with _options_named():  # checks the stop conditions; decoding starts with the first piece
+            pieces = generator.generate_text(prompt, max_new_tokens, resume.state, stop=stop,
+                                             stop_token_ids=stop_token)
         sys.stdout.write(prompt)  # the continuation reads on from the prompt, as in other LM CLIs
-        for piece in generator.generate_text(prompt, max_new_tokens, state):
+        for piece in pieces:
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n")
         sys.stdout.flush()
         if state_out is not None:
-            save_state(state_out, session.spec, generator.final_state())
+            resume.save(generator.final_state())
 
 
 
@@ -225,6 +296,9 @@ def compare(model: str, engine: str | None, steps: int, window: int, checkpoint:
 @click.argument("checkpoints", nargs=-1, type=click.Path(exists=True, path_type=str))
 @click.option("--random-169m/--no-random-169m", default=True, show_default=True,
               help="Also a seeded random RWKV-4 of the 169M shape (12x768, vocab 50277), generated as a BlinkDL .pth.")
+@click.option("--random-hgrn2/--no-random-hgrn2", default=True, show_default=True,
+              help="Also a seeded random HGRN2 (12 layers of width 768, expand ratio 128: 6 heads of K = V = 128; "
+                   "MLP 2048; vocab 50277), generated as an fla Hugging Face folder.")
 @click.option("--backend", "backends", multiple=True, type=click.Choice(BENCH_BACKENDS),
               help="Backends to measure (repeatable) [default: all].")
 @click.option("--precision", "precisions", multiple=True, type=click.Choice(PRECISIONS),
@@ -244,23 +318,28 @@ def compare(model: str, engine: str | None, steps: int, window: int, checkpoint:
 @click.option("--results", "results_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("bench/results"), show_default=True, help="Folder of the JSON results.")
 @click.option("--fresh", is_flag=True, default=False, help="Re-export every model.")
-def bench(checkpoints: tuple[str, ...], random_169m: bool, backends: tuple[str, ...], precisions: tuple[str, ...],
-          reps: int, threads: int, decode_steps: int, batch: int, batch_steps: int, prefill_tokens: int,
-          agreement_steps: int, work_dir: Path, results_dir: Path, fresh: bool) -> None:
+def bench(checkpoints: tuple[str, ...], random_169m: bool, random_hgrn2: bool, backends: tuple[str, ...],
+          precisions: tuple[str, ...], reps: int, threads: int, decode_steps: int, batch: int, batch_steps: int,
+          prefill_tokens: int, agreement_steps: int, work_dir: Path, results_dir: Path, fresh: bool) -> None:
     """Decode (batch 1 and 8), prefill and time-to-first-token speed and peak RSS of every backend and precision,
-    beside PyTorch eager and the rwkv package, A/B interleaved, against this machine's bandwidth and GEMM bounds.
+    beside PyTorch eager and the rwkv package (RWKV-4 .pth only), A/B interleaved, against this machine's bandwidth
+    and GEMM bounds.
 
-    CHECKPOINTS default to the shipped model. Needs the [export] extra (it exports the models) and, for the
-    rwkv-package baseline, the [dev] extra."""
+    CHECKPOINTS default to the shipped model; the seeded random RWKV-4 169M and HGRN2 run beside them unless turned
+    off. Needs the [export] extra (it exports the models) and, for the rwkv-package baseline, the [dev] extra."""
     from rrwkv_trt.bench.plan import Settings
-    from rrwkv_trt.bench.suite import run_bench
+    from rrwkv_trt.bench.suite import RandomModels, run_bench
     from rrwkv_trt.core.paths import SHIPPED_MODEL
 
     settings = Settings(reps=reps, threads=threads, decode_steps=decode_steps, batch=batch, batch_steps=batch_steps,
                         prefill_tokens=prefill_tokens, agreement_steps=agreement_steps)
     precisions = ("fp32", *[p for p in PRECISIONS if p in precisions and p != "fp32"]) if precisions else PRECISIONS
-    run_bench([Path(c) for c in checkpoints] or [SHIPPED_MODEL], random_169m, work_dir, results_dir,
-              backends or BENCH_BACKENDS, precisions, settings, fresh)
+    run_bench([Path(c) for c in checkpoints] or [SHIPPED_MODEL], RandomModels(random_169m, random_hgrn2), work_dir,
+              results_dir, backends or BENCH_BACKENDS, precisions, settings, fresh)
+
+
+main.add_command(triton_repo)
+main.add_command(triton_serve)
 
 
 if __name__ == "__main__":

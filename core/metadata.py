@@ -9,14 +9,18 @@ Keys written into every exported model:
                         an fp32 graph whose MatMul weights are rrwkv::MatMulW8 (int8) or
                         com.microsoft::MatMulNBits (int4) nodes (export/quantize.py)
   rrwkv.transforms      JSON list of the one-time checkpoint transforms applied at export
+  rrwkv.fingerprint     64 hex digits: sha256 of the source checkpoint's config and fp32 weights
+                        (export/fingerprint.py), the same for every precision of one checkpoint; state files record
+                        it (runtime/state_file.py). Absent in exports made before 2026-12-06.
 
-The engine sidecar (core/sidecar.py) carries the same config, state spec and precision.
+The engine sidecar (core/sidecar.py) carries the same config, state spec, precision and fingerprint.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +34,8 @@ KEY_CONFIG = "rrwkv.config"
 KEY_STATE = "rrwkv.state_spec"
 KEY_PRECISION = "rrwkv.precision"
 KEY_TRANSFORMS = "rrwkv.transforms"
+KEY_FINGERPRINT = "rrwkv.fingerprint"
+FINGERPRINT = re.compile(r"[0-9a-f]{64}")  # a lowercase hex sha256
 PRECISIONS = ("fp32", "fp16", "int8", "int4")  # rrwkv.precision values (export/precision.py)
 WEIGHT_ONLY_PRECISIONS = ("int8", "int4")  # ONNX Runtime CPU only: not TensorRT-buildable
 
@@ -40,16 +46,20 @@ class ModelInfo:
     state: StateSpec
     precision: str
     transforms: tuple[str, ...] = ()
+    fingerprint: str | None = None  # the checkpoint's (export/fingerprint.py); None: exported before 2026-12-06
 
 
 def to_metadata(info: ModelInfo) -> dict[str, str]:
-    return {
+    props = {
         KEY_FORMAT: str(info.config.format_version),
         KEY_CONFIG: config_to_json(info.config),
         KEY_STATE: json.dumps(info.state.to_dict(), sort_keys=True),
         KEY_PRECISION: info.precision,
         KEY_TRANSFORMS: json.dumps(list(info.transforms)),
     }
+    if info.fingerprint is not None:
+        props[KEY_FINGERPRINT] = info.fingerprint
+    return props
 
 
 def from_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
@@ -70,7 +80,12 @@ def from_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
         raise ConfigError(f"{source}: {KEY_PRECISION} is {props[KEY_PRECISION]!r}, expected one of {list(PRECISIONS)}")
     if state.n_layer != config.n_layer:
         raise ConfigError(f"{source}: the state spec has {state.n_layer} layers, the config {config.n_layer}")
-    return ModelInfo(config=config, state=state, precision=props[KEY_PRECISION], transforms=tuple(transforms))
+    fingerprint = props.get(KEY_FINGERPRINT)
+    if fingerprint is not None and not FINGERPRINT.fullmatch(fingerprint):
+        raise ConfigError(f"{source}: {KEY_FINGERPRINT} must be 64 lowercase hex digits (a sha256), got "
+                          f"{fingerprint[:70]!r}; re-export the model")
+    return ModelInfo(config=config, state=state, precision=props[KEY_PRECISION], transforms=tuple(transforms),
+                     fingerprint=fingerprint)
 
 
 def model_sha256(path: str | os.PathLike) -> str:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 MODEL_FILE = "model.onnx"  # what `rrwkv-trt export` writes into its output folder
 CONFIG_FILE = "config.json"  # the config dict beside it (the same JSON as metadata_props["rrwkv.config"])
-TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_FILE = "tokenizer.json"  # a Hugging Face `tokenizers` file (byte-level, GPT-NeoX 20B, ...)
+# The RWKV "World" vocabulary, under the name the rwkv package and ChatRWKV give it; a model folder holds one
+# tokenizer file, and its name says which kind it is (runtime/tokenizer.py: Tokenizer.from_dir)
+WORLD_VOCAB_FILE = "rwkv_vocab_v20230424.txt"
 EXTERNAL_DATA_SUFFIX = ".data"  # model.onnx -> model.onnx.data, written by export for large models
 
 INPUT_IDS = "input_ids"  # int64 [batch, seq]

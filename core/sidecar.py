@@ -1,7 +1,7 @@
 """The engine sidecar <engine>.json: what `rrwkv-trt build` knew when it wrote a TensorRT engine.
 
-It carries the model's config, state spec and precision (core/metadata.py), plus what the engine was built with:
-TensorRT product and version, GPU compute capability, plugin library and its sha256.
+It carries the model's config, state spec, precision and fingerprint (core/metadata.py), plus what the engine was
+built with: TensorRT product and version, GPU compute capability, plugin library and its sha256.
 
 A sidecar is read from disk and so is hostile until validated: `EngineSidecar.from_dict` checks the type and range
 of every field, and refuses missing and unknown ones, before anything is built from it.
@@ -17,7 +17,7 @@ from pathlib import Path
 from .config import check_format_version, config_from_dict, parse_json_object
 from .errors import ConfigError
 from .files import replace_file
-from .metadata import PRECISIONS, WEIGHT_ONLY_PRECISIONS, ModelInfo
+from .metadata import FINGERPRINT, PRECISIONS, WEIGHT_ONLY_PRECISIONS, ModelInfo
 from .state import StateSpec
 
 # The engine sidecar <engine>.json: what `rrwkv-trt build` knew when it wrote the engine (runtime/engine.py).
@@ -79,6 +79,8 @@ class EngineSidecar:
             "engine_inspected": self.engine_inspected,
             "engine_bytes": self.engine_bytes,
             "source_model": {"path": self.source_model, "sha256": self.source_sha256},
+            # absent when the source model has none (exported before 2026-12-06), as in its metadata
+            **({"fingerprint": self.info.fingerprint} if self.info.fingerprint is not None else {}),
         }
 
     @classmethod
@@ -95,7 +97,7 @@ class EngineSidecar:
             check_format_version(top.get("format_version"))
         top.expect({"format_version", "config", "state_spec", "precision", "transforms", "tensorrt", "gpu",
                     "plugin_library", "max_batch", "max_seq", "profiles", "plugin_layers", "engine_inspected",
-                    "engine_bytes", "source_model"}, optional={"transforms"})
+                    "engine_bytes", "source_model", "fingerprint"}, optional={"transforms", "fingerprint"})
         tensorrt, gpu = top.obj("tensorrt", {"product", "version"}), top.obj("gpu", {"compute_capability", "name"})
         library, source = top.obj("plugin_library", {"path", "sha256"}), top.obj("source_model", {"path", "sha256"})
         return cls(
@@ -112,7 +114,8 @@ class EngineSidecar:
 
 
 def _model_info(top: _Fields) -> ModelInfo:
-    """Config, state spec, precision and transforms, checked against each other as from_metadata does."""
+    """Config, state spec, precision, transforms and fingerprint, checked against each other as from_metadata
+    does."""
     try:
         config = config_from_dict(top.get("config"))
     except ConfigError as err:
@@ -124,7 +127,9 @@ def _model_info(top: _Fields) -> ModelInfo:
     if state.n_layer != config.n_layer:
         raise ConfigError(f"field state_spec has {state.n_layer!r} layers, field config {config.n_layer}")
     return ModelInfo(config=config, state=state, precision=top.choice("precision", ENGINE_PRECISIONS),
-                     transforms=top.texts("transforms", empty=True) if "transforms" in top.data else ())
+                     transforms=top.texts("transforms", empty=True) if "transforms" in top.data else (),
+                     fingerprint=top.text("fingerprint", FINGERPRINT, "64 lowercase hex digits")
+                     if "fingerprint" in top.data else None)
 
 
 class _Fields:

@@ -25,6 +25,7 @@ from rrwkv_trt.core.names import LOGITS, LOGITS_FROM
 
 from .checkpoint import Checkpoint
 from .families import Family, build_model, family_of
+from .fingerprint import model_fingerprint
 from .ops import attach_functions, custom_translation_table, register_schemas
 from .model_folder import check_output_folder, write_export
 from .precision import activation_dtype, apply_precision_
@@ -121,6 +122,7 @@ def export_checkpoint(ckpt: Checkpoint, out_dir: str | Path, tokenizer: str | Pa
     tokenizer = Path(tokenizer) if tokenizer is not None else ckpt.tokenizer
     if tokenizer is not None and not tokenizer.is_file():
         raise UserError(f"tokenizer file {tokenizer} does not exist")
+    fingerprint = model_fingerprint(ckpt.config, ckpt.state_dict)  # of the source weights, before any cast
     try:
         act = activation_dtype(precision)
         family = family_of(ckpt.config)
@@ -133,5 +135,5 @@ def export_checkpoint(ckpt: Checkpoint, out_dir: str | Path, tokenizer: str | Pa
     if precision in WEIGHT_ONLY_PRECISIONS:  # fp32 graph, MatMul weights quantized after tracing
         proto, quantized = quantize_matmul_weights(proto, precision)
         transforms += quantized
-    info = ModelInfo(ckpt.config, spec, precision, transforms)
+    info = ModelInfo(ckpt.config, spec, precision, transforms, fingerprint)
     return write_export(proto, info, out_dir, tokenizer)

@@ -12,6 +12,7 @@ from rrwkv_trt.core.names import LOGITS_FROM
 from rrwkv_trt.core.state import StateSpec
 from rrwkv_trt.export.checkpoint import load_checkpoint
 from rrwkv_trt.export.families import build_model
+from rrwkv_trt.export.fingerprint import model_fingerprint
 from rrwkv_trt.export.precision import activation_dtype
 from rrwkv_trt.runtime.state import State, allocate_state
 
@@ -22,6 +23,9 @@ class TorchSession:
     Prefill runs the sequence form, `step` the step form; state is keyed by state_in.* names, as in OrtSession.
     The model always computes in fp32 (it is the reference); `precision` only sets the state spec, so that an fp16
     export's activation-dtype slots (att_xx, ffn_xx) are read and returned as float16.
+
+    `info` carries the checkpoint's fingerprint (export/fingerprint.py), as an export's metadata does, so its states
+    save and load as state files (runtime/state_file.py) interchangeably with those of the exports.
     """
 
     def __init__(self, checkpoint: str | Path, precision: str = "fp32") -> None:
@@ -29,8 +33,11 @@ class TorchSession:
         self.config = ckpt.config
         self.spec: StateSpec = ckpt.config.state_spec(activation_dtype(precision))
         self.vocab_size = ckpt.config.vocab_size
+        self.info = ModelInfo(ckpt.config, self.spec, precision, ckpt.transforms,
+                              model_fingerprint(ckpt.config, ckpt.state_dict))
         self.model = build_model(ckpt.config, ckpt.state_dict)
         self.source = ckpt.source
+        self.path = ckpt.source  # what state-file messages call the model
         self._state: dict[str, torch.Tensor] | None = None
 
     def __enter__(self) -> TorchSession:

@@ -8,6 +8,7 @@ whether state flowed through prefill, ping-pong decode and save/load.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -26,12 +27,14 @@ _ONNX_TYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "in
 
 def build_fake_model(out_dir: Path, family: str = "rwkv4", vocab_size: int = 256, n_layer: int = 1,
                      next_token: dict[int, int] | None = None, tokenizer: bool = True,
-                     drop_inputs: int = 0) -> Path:
+                     drop_inputs: int = 0, fingerprint: bool = True) -> Path:
     """Write OUT_DIR/{model.onnx, config.json, tokenizer.json}.
 
     Args:
         next_token: overrides of the default successor (i + 1) % V.
         drop_inputs: leave the last N state inputs out of the graph (to test I/O checks).
+        fingerprint: record rrwkv.fingerprint, a digest of the config and the table (so fakes that predict
+            differently have different fingerprints); False: none, as in exports made before 2026-12-06.
     """
     cls = RrwkvConfig if family == "rrwkv" else Rwkv4Config
     config = cls(vocab_size=vocab_size, n_embd=4, n_layer=n_layer, dim_att=4, dim_ffn=16)
@@ -60,7 +63,9 @@ def build_fake_model(out_dir: Path, family: str = "rwkv4", vocab_size: int = 256
     graph = helper.make_graph(nodes, "fake_rwkv", inputs, outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     model.ir_version = 10
-    helper.set_model_props(model, to_metadata(ModelInfo(config=config, state=spec, precision="fp32")))
+    digest = hashlib.sha256(json.dumps(config.to_dict()).encode() + table.tobytes()).hexdigest()
+    info = ModelInfo(config=config, state=spec, precision="fp32", fingerprint=digest if fingerprint else None)
+    helper.set_model_props(model, to_metadata(info))
     onnx.checker.check_model(model, full_check=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx.save(model, out_dir / "model.onnx")

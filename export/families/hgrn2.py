@@ -166,8 +166,12 @@ def intermediate_size(js: FlaJson, hidden: int) -> int:
     if size is not None:
         return size
     ratio = js.get("hidden_ratio")
-    ratio = 4 if ratio is None else js.number("hidden_ratio")
-    width = int(hidden * ratio * 2 / 3)
+    return fla_mlp_width(hidden, 4 if ratio is None else js.number("hidden_ratio"))
+
+
+def fla_mlp_width(hidden: int, hidden_ratio: float) -> int:
+    """fla GatedMLP's intermediate_size when config.json gives none: 256 * ceil(int(hidden * ratio * 2/3) / 256)."""
+    width = int(hidden * hidden_ratio * 2 / 3)
     return MLP_ROUND * ((width + MLP_ROUND - 1) // MLP_ROUND)
 
 

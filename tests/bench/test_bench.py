@@ -1,21 +1,29 @@
-"""`rrwkv-trt bench` (bench/): the bound arithmetic, the report's ratios and targets, worker processes, and
-one end-to-end run on a tiny RWKV-4 .pth with every backend. No speed is asserted (targets live in the benchmark)."""
+"""`rrwkv-trt bench` (bench/): the bound arithmetic, the report's ratios and targets, worker processes, the random
+models' flags (the 169M-shape RWKV-4 and HGRN2 at their real sizes are never generated here: tiny stand-ins go
+through the same code), and end-to-end runs on a tiny RWKV-4 .pth and a tiny fla HGRN2 folder with every backend.
+No speed is asserted (targets live in the benchmark)."""
 import json
+import math
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
+from rrwkv_trt.export.checkpoint import load_checkpoint
+from rrwkv_trt.export.models.random_init import (fla_hgrn2_config, fla_hgrn2_shapes, random_blinkdl_state_dict,
+                                                 random_fla_hgrn2_state_dict, write_fla_folder)
 from rrwkv_trt.runtime.backends.ort import find_custom_ops_library
-from rrwkv_trt.bench import machine
-from rrwkv_trt.bench.report import TARGETS, check_targets, format_model, prefill_flops, summarize_model
+from rrwkv_trt.bench import exports, machine
+from rrwkv_trt.bench.report import TARGETS, check_targets, decode_bound, format_model, prefill_flops, summarize_model
 from rrwkv_trt.bench.plan import Settings, Variant
-from rrwkv_trt.bench.suite import Worker
+from rrwkv_trt.bench import suite
+from rrwkv_trt.bench.suite import RandomModels, Worker, skipped_variants, variants_for
 from rrwkv_trt.cli.main import main
+from rrwkv_trt.core.families.hgrn2 import Hgrn2Config
 from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
 TINY = Rwkv4Config(vocab_size=64, n_embd=32, n_layer=2, dim_att=32, dim_ffn=128)
+TINY_HGRN2 = dict(hidden_size=32, num_hidden_layers=2, expand_ratio=16, vocab_size=64)  # 2 heads of K = V = 16
 
 
 def test_bound_arithmetic(monkeypatch):
@@ -89,6 +97,80 @@ def test_report_ratios_bounds_and_targets():
         "int8 greedy agreement with fp32"] is False
 
 
+def test_decode_bound_counts_each_sequence_s_state_both_ways():
+    v = Variant("ort-kernel fp32", "ort-kernel", "fp32", "f:f", {}, step_bytes=1000, state_bytes=50)
+    assert decode_bound(v, 11000.0, 1) == 10.0  # 11000 B/s / (1000 + 2 x 50) B per step
+    assert decode_bound(v, 11000.0, 8) == 8 * 11000 / 1800
+    assert decode_bound(Variant("a b", "a", "b", "f:f", {}, 1000), 11000.0, 8) == 88.0  # no state: weights only
+
+
+def test_rwkv_package_is_skipped_with_a_reason_for_other_families():
+    model = _model() | {"rwkv_package_checkpoint": None, "checkpoint": "/x/hgrn2-fla",
+                        "config": {"family": "hgrn2"}}
+    model["exports"]["fp32"] |= {"dir": "/x/fp32", "state_bytes": 64}
+    assert skipped_variants(model, ("ort-kernel",)) == {}
+    why = skipped_variants(model, ("rwkv-package",))["rwkv-package"]
+    assert "RWKV-4 .pth checkpoints only" in why and "hgrn2 (hgrn2-fla)" in why
+    variants = variants_for(model, ("ort-function", "torch-eager", "rwkv-package"), ("fp32",), threads=1)
+    assert [v.name for v in variants] == ["ort-function fp32", "torch-eager fp32"]
+    assert all(v.state_bytes == 64 and v.step_bytes == 4000 for v in variants)
+    s = Settings(reps=1)
+    bounds = {"bandwidth": {"read_gb_s": 1.0, "min_gb_s": 1.0, "max_gb_s": 1.0}, "gemm": {"best_gflop_s": 1.0},
+              "gemv_model": {"read_gb_s": 1.0}}
+    out = summarize_model(_model(), [], bounds, {}, s, skipped_variants(model, ("rwkv-package",)))
+    assert list(out["skipped"]) == ["rwkv-package", "tensorrt"]
+    assert f"rwkv-package: skipped ({why})" in format_model(out, s)
+
+
+def test_random_hgrn2_is_the_issue_s_model():
+    """RANDOM_HGRN2 is fla's HGRN2 of width 768, 12 layers, expand ratio 128 (6 heads of K = V = 128), MLP width by
+    fla's rule, the 169M's vocabulary; checked on its key shapes, without generating its 650 MB of weights."""
+    cfg = fla_hgrn2_config(**exports.RANDOM_HGRN2)
+    shapes = fla_hgrn2_shapes(cfg)
+    assert cfg["intermediate_size"] is None and shapes["model.layers.0.mlp.gate_proj.weight"] == (2048, 768)
+    assert shapes["model.layers.11.attn.q_proj.weight"] == (768, 768)  # 6 heads x K = 128
+    assert "model.layers.12.attn_norm.weight" not in shapes
+    assert shapes["model.embeddings.weight"] == (exports.RANDOM_169M.vocab_size, 768)
+    params = sum(math.prod(s) for s in shapes.values())
+    assert 645e6 < 4 * params < 655e6  # ≈ 650 MB fp32
+    hgrn2 = Hgrn2Config(vocab_size=50277, n_layer=12, hidden_size=768, num_heads=6, head_k_dim=128, head_v_dim=128,
+                        intermediate_size=2048)
+    step = sum(n * k for n, k in hgrn2.step_matmul_shapes())  # every projection of every layer, and the head
+    assert step == sum(math.prod(s) for k, s in shapes.items() if k.endswith("proj.weight") or k == "lm_head.weight")
+
+
+def test_random_hgrn2_flag_writes_an_fla_folder_once(tmp_path, monkeypatch):
+    """`--random-hgrn2` through bench/exports.py with RANDOM_HGRN2 shrunk: the folder is written atomically, loads
+    as HGRN2, is reused, and its fp32 export's manifest entry carries the state bytes."""
+    monkeypatch.setattr(exports, "RANDOM_HGRN2", TINY_HGRN2)
+    assert exports.main([str(tmp_path), "--random-hgrn2", "--precision", "fp32"]) == 0
+    folder = tmp_path / f"{exports.RANDOM_HGRN2_NAME}-fla"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([folder.name, exports.RANDOM_HGRN2_NAME,
+                                                                 "manifest.json"])  # no temp folder left
+    config = load_checkpoint(folder).config
+    assert (config.family, config.num_heads, config.head_k_dim, config.head_v_dim) == ("hgrn2", 2, 16, 16)
+    [model] = json.loads((tmp_path / "manifest.json").read_text())["models"]
+    fp32 = model["exports"]["fp32"]
+    assert model["name"] == exports.RANDOM_HGRN2_NAME and model["rwkv_package_checkpoint"] is None
+    assert fp32["state_bytes"] == 2 * 2 * 16 * 16 * 4  # [L][B=1, H, K, V] fp32
+    assert fp32["step_bytes"] == 4 * sum(n * k for n, k in config.step_matmul_shapes())
+    mtime = (folder / "model.safetensors").stat().st_mtime_ns
+    assert exports.write_random_hgrn2(folder) == folder and (folder / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_random_model_flags_reach_the_exports(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(suite, "run_bench", lambda checkpoints, random, *args: seen.append(random))
+    for flags, want in [([], RandomModels(True, True)), (["--no-random-hgrn2"], RandomModels(True, False)),
+                        (["--no-random-169m"], RandomModels(False, True))]:
+        result = CliRunner().invoke(main, ["bench", *flags])
+        assert result.exit_code == 0, result.output
+        assert seen.pop() == want
+    assert RandomModels(False, True).flags() == ["--random-hgrn2"]
+    assert RandomModels().flags() == ["--random-169m", "--random-hgrn2"]
+    assert "--random-hgrn2 / --no-random-hgrn2" in CliRunner().invoke(main, ["bench", "--help"]).output
+
+
 def test_worker_process(make_fake_model):
     model = make_fake_model()
     w = Worker("rrwkv_trt.bench.worker:ort_backend",
@@ -118,8 +200,8 @@ def test_bench_end_to_end(tmp_path):
         pytest.skip("build/librrwkv_ort_ops.so not built (`make plugins`)")
     ckpt = tmp_path / "tiny.pth"
     torch.save(random_blinkdl_state_dict(TINY, seed=1), ckpt)
-    args = ["bench", str(ckpt), "--no-random-169m", "--reps", "2", "--decode-steps", "3", "--batch", "2",
-            "--batch-steps", "2", "--prefill", "8", "--agreement-steps", "20", "--precision", "int8",
+    args = ["bench", str(ckpt), "--no-random-169m", "--no-random-hgrn2", "--reps", "2", "--decode-steps", "3",
+            "--batch", "2", "--batch-steps", "2", "--prefill", "8", "--agreement-steps", "20", "--precision", "int8",
             "--work-dir", str(tmp_path / "work"), "--results", str(tmp_path / "results")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -148,11 +230,36 @@ def test_bench_end_to_end(tmp_path):
     assert sorted(json.loads(path.read_text())["models"][0]["variants"]) == ["ort-kernel fp32", "ort-kernel int8"]
 
 
+@pytest.mark.slow
+def test_bench_end_to_end_hgrn2(tmp_path):
+    """A tiny fla HGRN2 folder through every backend: GatedOuterScan in the fused kernels and the function bodies,
+    PyTorch eager, the rwkv package skipped with its reason, the state in the decode bound."""
+    if find_custom_ops_library() is None:
+        pytest.skip("build/librrwkv_ort_ops.so not built (`make plugins`)")
+    cfg = fla_hgrn2_config(**TINY_HGRN2)
+    folder = write_fla_folder(tmp_path / "tiny-hgrn2", cfg, random_fla_hgrn2_state_dict(cfg, seed=2))
+    result = CliRunner().invoke(main, ["bench", str(folder), "--no-random-169m", "--no-random-hgrn2", "--reps", "1",
+                                       "--decode-steps", "2", "--batch", "2", "--batch-steps", "2", "--prefill", "8",
+                                       "--agreement-steps", "10", "--precision", "int8", "--work-dir",
+                                       str(tmp_path / "work"), "--results", str(tmp_path / "results")])
+    assert result.exit_code == 0, result.output
+    [model] = json.loads(next((tmp_path / "results").glob("*-edge-cpu.json")).read_text())["models"]
+    assert model["config"]["family"] == "hgrn2" and model["baseline"] == "torch-eager fp32"
+    assert sorted(model["variants"]) == ["ort-function fp32", "ort-kernel fp32", "ort-kernel int8", "torch-eager fp32"]
+    for name, v in model["variants"].items():
+        assert v["state_bytes"] == 2 * 2 * 16 * 16 * 4, name
+        for measure in ("decode_b1", "decode_b2", "prefill"):
+            assert v[measure]["tokens_per_s"]["median"] > 0 and v[measure]["bound_tokens_per_s"] > 0, (name, measure)
+    assert "RWKV-4 .pth checkpoints only" in model["skipped"]["rwkv-package"]
+    assert model["agreement"]["int8"]["steps"] == 10
+    assert "rwkv-package: skipped" in result.output
+
+
 def test_bench_errors(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    result = CliRunner().invoke(main, ["bench", str(bad), "--no-random-169m", "--work-dir", str(tmp_path / "w"),
-                                       "--results", str(tmp_path / "r")])
+    result = CliRunner().invoke(main, ["bench", str(bad), "--no-random-169m", "--no-random-hgrn2", "--work-dir",
+                                       str(tmp_path / "w"), "--results", str(tmp_path / "r")])
     assert result.exit_code == 2, result.output
     assert "error: preparing the benchmark models failed" in result.output and "bad.pth" in result.output
     assert not (tmp_path / "r").exists()

@@ -22,7 +22,7 @@ from rrwkv_trt.export.checkpoint import load_checkpoint
 from rrwkv_trt.export.families import build_model
 from rrwkv_trt.runtime.backends.ort import find_custom_ops_library
 from rrwkv_trt.runtime.onnx_graph import ATTRIBUTES
-from rrwkv_trt.runtime.state import load_state
+from rrwkv_trt.runtime.state_file import load_state_file
 from rrwkv_trt.runtime.tolerances import load_policy
 
 VOCAB, LAYERS, HEADS, K = 256, 4, 4, 16  # the shipped tokenizer's 256 tokens; D = 64, expand_ratio 16
@@ -68,7 +68,8 @@ class StockOrt:
 
     def __init__(self, out):
         self.sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
-        self.spec = from_metadata(self.sess.get_modelmeta().custom_metadata_map).state
+        self.info = from_metadata(self.sess.get_modelmeta().custom_metadata_map)
+        self.spec = self.info.state
         self.outputs = [o.name for o in self.sess.get_outputs()]
 
     def initial_state(self, batch: int) -> dict[str, np.ndarray]:
@@ -216,14 +217,16 @@ def test_int8_export_runs(checkpoint, exported, torch_model, tmp_path_factory):
 
 @needs_runtime
 def test_state_out_then_in_continues_the_sequence(exported, tmp_path):
-    whole, first, second = (tmp_path / name for name in ("whole.npz", "first.npz", "second.npz"))
+    whole, first, second = (tmp_path / name for name in ("whole.state", "first.state", "second.state"))
     run = lambda *args: invoke("run", exported, "--no-custom-ops", *args)  # noqa: E731
     run("--prompt", "abcd", "--max-new-tokens", 0, "--state-out", whole)
     run("--prompt", "ab", "--max-new-tokens", 0, "--state-out", first)
     run("--prompt", "cd", "--max-new-tokens", 0, "--state-in", first, "--state-out", second)
-    spec = StockOrt(exported).spec
-    a, b = load_state(whole, spec), load_state(second, spec)
-    assert sorted(a) == spec.input_names() and sorted(b) == spec.input_names()
+    sess = StockOrt(exported)
+    a, b = load_state_file(whole, sess.info), load_state_file(second, sess.info)
+    assert a.positions == b.positions == (4,)  # counted by the runtime: HGRN2 keeps no position
+    a, b = a.state, b.state
+    assert sorted(a) == sess.spec.input_names() and sorted(b) == sess.spec.input_names()
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
     continued = run("--prompt", "e", "--max-new-tokens", 8, "--state-in", whole)

@@ -11,7 +11,7 @@ from rrwkv_trt.cli.main import main
 from rrwkv_trt.core.paths import SHIPPED_MODEL
 from rrwkv_trt.reference.writer import write_reference
 from rrwkv_trt.runtime.backends.ort import OrtSession
-from rrwkv_trt.runtime.state import load_state
+from rrwkv_trt.runtime.state_file import load_state_file
 
 from diag_rnn import DiagRnnConfig  # noqa: F401  registers the family
 
@@ -50,12 +50,14 @@ def test_export_records_the_family(exported):
 
 def test_state_out_then_in_continues_the_sequence(exported, tmp_path):
     _, out = exported
-    whole, first, second = (tmp_path / name for name in ("whole.npz", "first.npz", "second.npz"))
+    whole, first, second = (tmp_path / name for name in ("whole.state", "first.state", "second.state"))
     _run(out, "--prompt", "abcd", "--max-new-tokens", 0, "--state-out", whole)
     _run(out, "--prompt", "ab", "--max-new-tokens", 0, "--state-out", first)
     _run(out, "--prompt", "cd", "--max-new-tokens", 0, "--state-in", first, "--state-out", second)
     with OrtSession(out) as session:
-        a, b = load_state(whole, session.spec), load_state(second, session.spec)
+        a, b = load_state_file(whole, session.info), load_state_file(second, session.info)
+    assert a.positions == b.positions == (4,)  # counted by the runtime: this family keeps no position
+    a, b = a.state, b.state
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-5)
     continued = _run(out, "--prompt", "e", "--max-new-tokens", 4, "--state-in", whole)

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import onnxruntime as ort
+from rrwkv_trt.core.ops import OP_NAMES
 
 
 class _Stream:
@@ -138,7 +139,7 @@ class FakeTensorRT:
 
         def load_library(path):
             self.loaded.append(path)
-            registry.all_creators += [_Creator("WKV4"), _Creator("WKV4Medium"), _Creator("MatMulW8")]
+            registry.all_creators += [_Creator(name) for name in OP_NAMES]  # what librrwkv_trt_plugins_dyn.so registers
             return object()
 
         registry.load_library = load_library

@@ -9,7 +9,7 @@ from onnx import numpy_helper
 
 from rrwkv_trt.cli.main import EXIT_BROKEN_PIPE, main
 from rrwkv_trt.runtime.backends.ort import OrtSession
-from rrwkv_trt.runtime.state import allocate_state, load_state
+from rrwkv_trt.runtime.state_file import load_state_file
 
 
 def _run(*args):
@@ -70,7 +70,7 @@ def test_nan_logits_stop_generation(make_fake_model, tmp_path):
     them, the state is not saved and the exit code is 2."""
     out_dir = make_fake_model()
     _poison_logits(out_dir / "model.onnx", row=ord("b"))  # the logits after token "b"
-    state_out = tmp_path / "s.npz"
+    state_out = tmp_path / "s.state"
     result = _run(out_dir, "--prompt", "a", "--max-new-tokens", 5, "--state-out", state_out)
     _assert_user_error(result, "the model produced NaN or Inf logits for new token 2 (batch rows [0])")
     assert result.stdout == "ab"  # the prompt and the one token predicted from finite logits
@@ -99,28 +99,32 @@ def test_closed_pipe_stops_quietly(make_fake_model):
 
 
 def test_wrong_state_shape_exits_2(make_fake_model, tmp_path):
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
     out_dir = make_fake_model()
-    with OrtSession(out_dir) as session:
-        state = allocate_state(session.spec, 1)
-    state["state_in.0.att_aa"] = np.zeros((1, 3), np.float32)
-    path = tmp_path / "bad.npz"
-    np.savez(path, **state)
+    path = tmp_path / "bad.state"
+    assert _run(out_dir, "--prompt", "a", "--max-new-tokens", 0, "--state-out", path).exit_code == 0
+    with safe_open(path, "np") as f:
+        metadata = f.metadata()
+    save_file(load_file(path) | {"state_in.0.att_aa": np.zeros((1, 3), np.float32)}, path, metadata=metadata)
     _assert_user_error(_run(out_dir, "--prompt", "a", "--state-in", path),
                        "state input state_in.0.att_aa has shape [1, 3], spec expects [1, 4]")
 
 
 def test_state_out_then_in(fake_model, tmp_path):
-    path = tmp_path / "s.npz"
+    path = tmp_path / "s.state"
     first = _run(fake_model, "--prompt", "ab", "--max-new-tokens", 3, "--state-out", path)
     assert first.exit_code == 0 and first.stdout == "abcde\n"
     with OrtSession(fake_model) as session:
-        state = load_state(path, session.spec)
-    assert (state["state_in.1.att_xx"] == 5).all()  # 2 prompt + 3 generated tokens
-    assert state.get("state_in.pos", np.array([5])).tolist() == [5]
+        saved = load_state_file(path, session.info)
+    assert (saved.state["state_in.1.att_xx"] == 5).all()  # 2 prompt + 3 generated tokens
+    assert saved.state.get("state_in.pos", np.array([5])).tolist() == [5] and saved.positions == (5,)
     second = _run(fake_model, "--prompt", "z", "--max-new-tokens", 1, "--state-in", path, "--state-out", path)
     assert second.exit_code == 0 and second.stdout == "z{\n"
     with OrtSession(fake_model) as session:
-        assert (load_state(path, session.spec)["state_in.0.ffn_xx"] == 7).all()
+        saved = load_state_file(path, session.info)
+    assert (saved.state["state_in.0.ffn_xx"] == 7).all() and saved.positions == (7,)
 
 
 @pytest.mark.parametrize("case", ["no_dir", "no_model", "no_tokenizer"])
