@@ -6,19 +6,32 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= models/rrwkv-pystdlib
 DEMO   := build/demo
 PROMPT ?= import 
+SERVE  := build/serve
+# The [serve] extra's pins (pyproject.toml); tritonclient[grpc,http]'s dependencies but protobuf (toolchain.md §12)
+TRITON_WHEELS      := nvidia-pytriton==0.7.0 tritonclient==2.73.0
+TRITON_CLIENT_DEPS := "grpcio>=1.81.1" "geventhttpclient>=2.3.3" "greenlet<3.4.0" "python-rapidjson>=0.9.1" \
+                      "urllib3>=2.0.7" "packaging>=14.1" "ml_dtypes>=0.5"
 
-.PHONY: demo test fuzz export plugins plugins-check bench compare long-context clean
+.PHONY: demo test fuzz export plugins plugins-check bench compare long-context serve gpu-check clean
 
 # Create the virtual environment and install the project with every extra the tests use.
 # torch is pinned to 2.13.0 (the CPU build); see README "Dependencies".
+# The [serve] extra's two Triton wheels go in with --no-deps (their metadata pins numpy<2 and protobuf<7, which would
+# downgrade what torch and onnx run on; the server binary brings its own libraries), then the client's own
+# dependencies: docs/toolchain.md §12.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[export,ort,dev]"
+	$(BIN)/pip install --quiet --no-deps $(TRITON_WHEELS)
+	$(BIN)/pip install --quiet $(TRITON_CLIENT_DEPS)
 	touch $(STAMP)
 
-# Export the shipped model, decode a prompt on ONNX Runtime, report ONNX-vs-PyTorch logit error.
-demo: export
+# Export the shipped model (unless $(DEMO)/model.onnx is newer than $(MODEL)), build the fused CPU kernels where a C++
+# compiler and CMake are (otherwise say why: the function bodies run), decode a prompt on ONNX Runtime, report
+# ONNX-vs-PyTorch logit error.
+demo: $(DEMO)/model.onnx
+	bash scripts/demo_kernels.sh
 	$(BIN)/rrwkv-trt run $(DEMO) --prompt "$(PROMPT)" --max-new-tokens 200
 	$(BIN)/python -m rrwkv_trt.reference.verify $(MODEL) $(DEMO) --prompt "$(PROMPT)" --steps 64
 
@@ -67,9 +80,22 @@ compare: $(DEMO)/model.onnx plugins
 long-context: plugins
 	$(BIN)/python scripts/long_context.py
 
+# GPU hosts (README "GPU check"): plugins built for this GPU, kernel parity, fp32/fp16 engines of the shipped model and
+# the random 169M, `rrwkv-trt compare --engine`, TensorRT beside ONNX Runtime decode/prefill; one JSON under
+# bench/results/, within 8 minutes. Without a GPU, TensorRT or cuda-python it says why it skips and exits 0.
+gpu-check: $(STAMP)
+	$(BIN)/python -m rrwkv_trt.bench.gpu_check
+
 $(DEMO)/model.onnx: $(wildcard $(MODEL) $(MODEL)/*) | $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/rrwkv-trt export $(MODEL) -o $(DEMO)
+
+# Serve the shipped model with the pytriton wheel's tritonserver on 127.0.0.1 (HTTP 8000, gRPC 8001, metrics 8002): the
+# export of $(DEMO), its model repository in $(SERVE)/repo, a client example printed once ready; Ctrl-C stops it.
+serve: $(DEMO)/model.onnx plugins
+	rm -rf $(SERVE)/repo
+	$(BIN)/rrwkv-trt triton-repo $(DEMO) -o $(SERVE)/repo
+	$(BIN)/rrwkv-trt triton-serve $(SERVE)/repo --work-dir $(SERVE)/work
 
 # Remove build outputs and the virtual environment.
 clean:

@@ -20,6 +20,7 @@ class Settings:
     prefill_tokens: int = 512
     agreement_steps: int = 1000
     agreement_prompt: int = 32
+    eval_bytes: int = 200_000  # held-out text of the bits-per-byte check (quality.py); 0 skips it
     seed: int = 0
     started: float = field(default_factory=time.monotonic)  # progress lines show the time since
 

@@ -24,6 +24,7 @@ import statistics
 from rrwkv_trt.core.config import config_from_dict
 
 from .plan import Settings, Variant
+from .quality import format_quality
 
 TENSORRT_SKIP = "TensorRT needs an NVIDIA GPU and full TensorRT; neither is on this machine, so it is not measured"
 
@@ -187,5 +188,6 @@ def format_model(result: dict, settings: Settings) -> list[str]:
     for t in result.get("targets", []):
         mark = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
         lines.append(f"target: {t['target']} {t['rule']}: {t['measured']} -> {mark}")
+    lines += format_quality(result.get("quality"))
     lines += [f"{name}: skipped ({why})" for name, why in result["skipped"].items()]
     return lines

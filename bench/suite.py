@@ -6,7 +6,8 @@
 3. Per model, one worker per variant (worker.py) is started and warmed up; then, repetition by
    repetition, every variant runs decode at batch 1, decode at batch 8 and a prefill, in an order rotated each
    repetition (A/B interleaved), so drift in machine load hits all variants alike.
-4. A worker opens fp32 and the weight-only exports together and measures greedy agreement (accuracy.py).
+4. A worker opens fp32 and the weight-only exports together and measures greedy agreement (accuracy.py); another
+   measures every precision's bits per byte and agreement on held-out text (quality.py).
 5. report.py turns the samples into medians, ratios and fractions of the bounds.
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.metadata import WEIGHT_ONLY_PRECISIONS
 from .idle import wait_until_idle
 from .plan import Settings, Variant
+from .quality import measure_quality
 from .report import format_model, summarize_model
 from .worker import serve
 
@@ -260,7 +262,9 @@ def bench_model(model: dict, backends: tuple[str, ...], precisions: tuple[str, .
             w.close()
     settings.log(f"{model['name']}: greedy agreement over {settings.agreement_steps} steps")
     agreement = measure_agreement(model, precisions, settings)
-    return summarize_model(model, variants, bounds, agreement, settings, skipped_variants(model, backends))
+    quality = measure_quality(model, precisions, settings, Worker)
+    return summarize_model(model, variants, bounds, agreement, settings, skipped_variants(model, backends)) | {
+        "quality": quality}
 
 
 def run_bench(checkpoints: list[Path], random: RandomModels, work_dir: Path, results_dir: Path,

@@ -11,6 +11,7 @@ import click
 
 from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.metadata import PRECISIONS
+from .eval import eval_command
 from .triton import triton_repo, triton_serve
 
 # The benchmark's backends (bench/suite.py: variants_for), here so that `--help` imports nothing.
@@ -313,6 +314,9 @@ def compare(model: str, engine: str | None, steps: int, window: int, checkpoint:
               help="Prompt tokens of the prefill and time-to-first-token measurement.")
 @click.option("--agreement-steps", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Greedy steps of the int8/int4 vs fp32 agreement check (0: skip it).")
+@click.option("--eval-bytes", type=click.IntRange(min=0), default=200_000, show_default=True,
+              help="Bytes of the stdlib's held-out split on which every precision's bits per byte is compared with "
+                   "fp32 (models with a tokenizer; 0: skip it).")
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("build/bench"),
               show_default=True, help="Generated checkpoint and exports (reused while their stamps match).")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -320,7 +324,8 @@ def compare(model: str, engine: str | None, steps: int, window: int, checkpoint:
 @click.option("--fresh", is_flag=True, default=False, help="Re-export every model.")
 def bench(checkpoints: tuple[str, ...], random_169m: bool, random_hgrn2: bool, backends: tuple[str, ...],
           precisions: tuple[str, ...], reps: int, threads: int, decode_steps: int, batch: int, batch_steps: int,
-          prefill_tokens: int, agreement_steps: int, work_dir: Path, results_dir: Path, fresh: bool) -> None:
+          prefill_tokens: int, agreement_steps: int, eval_bytes: int, work_dir: Path, results_dir: Path,
+          fresh: bool) -> None:
     """Decode (batch 1 and 8), prefill and time-to-first-token speed and peak RSS of every backend and precision,
     beside PyTorch eager and the rwkv package (RWKV-4 .pth only), A/B interleaved, against this machine's bandwidth
     and GEMM bounds.
@@ -332,12 +337,13 @@ def bench(checkpoints: tuple[str, ...], random_169m: bool, random_hgrn2: bool, b
     from rrwkv_trt.core.paths import SHIPPED_MODEL
 
     settings = Settings(reps=reps, threads=threads, decode_steps=decode_steps, batch=batch, batch_steps=batch_steps,
-                        prefill_tokens=prefill_tokens, agreement_steps=agreement_steps)
+                        prefill_tokens=prefill_tokens, agreement_steps=agreement_steps, eval_bytes=eval_bytes)
     precisions = ("fp32", *[p for p in PRECISIONS if p in precisions and p != "fp32"]) if precisions else PRECISIONS
     run_bench([Path(c) for c in checkpoints] or [SHIPPED_MODEL], RandomModels(random_169m, random_hgrn2), work_dir,
               results_dir, backends or BENCH_BACKENDS, precisions, settings, fresh)
 
 
+main.add_command(eval_command)
 main.add_command(triton_repo)
 main.add_command(triton_serve)
 
