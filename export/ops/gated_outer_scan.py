@@ -35,8 +35,8 @@ def hgrn2_log_gate(f: Tensor, lb: Tensor) -> Tensor:
     """
     ls = F_.logsigmoid(f)
     k = (1 - lb) * torch.sigmoid(-f)
-    bounded = torch.where(k < 0.5, torch.log1p(-k),
-                          torch.logaddexp(torch.log(lb), torch.log1p(-lb) + ls))  # log(0) = -inf is masked below
+    log_lb = torch.log(torch.where(lb > 0, lb, 1.0))  # lb == 0 is masked below; log(0)'s -inf would give NaN grads
+    bounded = torch.where(k < 0.5, torch.log1p(-k), torch.logaddexp(log_lb, torch.log1p(-lb) + ls))
     return torch.where(lb > 0, bounded, ls)
 
 

@@ -41,7 +41,9 @@ def test_the_build_only_builds_the_ort_library():
 
 
 def test_demo_target_keeps_a_fresh_export():
-    done = subprocess.run(["make", "-n", "-o", ".venv/.installed", "-o", "build/demo/model.onnx", "demo"], cwd=REPO,
+    # --no-print-directory: under `make test` this make is a sub-make, which would print "Entering directory" lines
+    done = subprocess.run(["make", "--no-print-directory", "-n", "-o", ".venv/.installed",
+                           "-o", "build/demo/model.onnx", "demo"], cwd=REPO,
                           capture_output=True, text=True)
     lines = done.stdout.splitlines()
     assert done.returncode == 0 and lines[0] == "bash scripts/demo_kernels.sh", done.stdout + done.stderr
