@@ -40,6 +40,8 @@ OPS: tuple[OpSpec, ...] = (
     OpSpec("WKV4Medium", "wkv4_medium", "rrwkv_trt.export.ops.wkv4_medium", "Wkv4Medium"),
     OpSpec("MatMulW8", "matmul_w8", "rrwkv_trt.export.ops.matmul_w8", "MatMulW8"),
     OpSpec("GatedOuterScan", "gated_outer_scan", "rrwkv_trt.export.ops.gated_outer_scan", "GatedOuterScan"),
+    OpSpec("ContinuousGaussianAttention", "continuous_gaussian_attention",
+           "rrwkv_trt.export.ops.continuous_gaussian_attention", "ContinuousGaussianAttention"),
 )
 OP_NAMES: tuple[str, ...] = tuple(op.name for op in OPS)
 

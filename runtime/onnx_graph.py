@@ -159,6 +159,8 @@ ATTRIBUTES: dict[str, dict[str, Rule]] = {
     "MatMulW8": {"N": IntAttribute(True, 1), "block_size": IntAttribute(False, 2, W8_MAX_BLOCK, even=True),
                  **_PLUGIN},
     "GatedOuterScan": {"scale": FloatAttribute(True, 0.0), "chunk_size": IntAttribute(False, 1), **_PLUGIN},
+    "ContinuousGaussianAttention": {"sigma2_min": FloatAttribute(True, 0.0), "scale": FloatAttribute(True, 0.0),
+                                    **_PLUGIN},
 }
 
 

@@ -423,6 +423,54 @@ void gatedOuterScanFormatChecks(IPluginV3* plugin)
         {{"qBf16", {0, DataType::kBF16}}, {"fFloat", {1, F}}, {"lbHalf", {2, Hf}}, {"vFloat", {3, F}},
             {"s0Half", {4, Hf}}, {"oFloat", {5, F}}, {"sOutHalf", {6, Hf}}});
 }
+
+// ContinuousGaussianAttention: the two required FLOAT fields round trip as kFLOAT32, what is rejected, and the formats
+// (q, K, V, ctx one activation dtype; w_mu, w_sigma, basis_mu, basis_sigma, mu, sigma2 f32).
+void continuousGaussianAttentionChecks(IPluginCreatorV3One* cga, std::string const& ids)
+{
+    std::string const cgaNames = names(cga->getFieldNames());
+    check(cgaNames == "sigma2_min:1;scale:1;plugin_namespace:6;plugin_version:6;",
+        "ContinuousGaussianAttention.fieldNames", cgaNames);
+    roundTrip(cga,
+        Fields{}.f32("sigma2_min", 1e-4F).f32("scale", 0.125F).str("plugin_namespace", "rrwkv").str(
+            "plugin_version", "1"),
+        "ContinuousGaussianAttention.attrs", "sigma2_min=0.0001;scale=0.125;" + ids);
+    expectRejected(cga, Fields{}.f32("scale", 0.125F), "ContinuousGaussianAttention.reject.missingSigma2Min",
+        "required attribute 'sigma2_min' (variance floor, FLOAT, finite and > 0) is missing");
+    expectRejected(cga, Fields{}.f32("sigma2_min", 1e-6F), "ContinuousGaussianAttention.reject.missingScale",
+        "required attribute 'scale' (score scale, FLOAT, finite and > 0) is missing");
+    expectRejected(cga, Fields{}.f32("sigma2_min", 0.F).f32("scale", 1.F), "ContinuousGaussianAttention.reject.floor0",
+        "attribute 'sigma2_min' must be finite and > 0, got 0");
+    expectRejected(cga, Fields{}.f32("sigma2_min", 1e-6F).f32("scale", __builtin_nanf("")),
+        "ContinuousGaussianAttention.reject.scaleNaN", "attribute 'scale' must be finite and > 0, got nan");
+    expectRejected(cga, Fields{}.i32("sigma2_min", 1).f32("scale", 1.F),
+        "ContinuousGaussianAttention.reject.floorInt32",
+        "attribute 'sigma2_min' must be one kFLOAT32 value (ONNX FLOAT), got kINT32 x 1");
+    expectRejected(cga, Fields{}.f32("sigma2_min", 1e-6F).f32("scale", 1.F).i32("s", 1),
+        "ContinuousGaussianAttention.reject.unknown",
+        "unknown attribute 's'; accepted: sigma2_min, scale, plugin_namespace, plugin_version");
+    Fields attrs;
+    attrs.f32("sigma2_min", 1e-4F).f32("scale", 0.125F);
+    IPluginV3* plugin = cga->createPlugin("f", &attrs.fc, TensorRTPhase::kBUILD);
+    check(plugin != nullptr, "ContinuousGaussianAttention.create");
+    if (plugin == nullptr)
+    {
+        return;
+    }
+    DataType const F = DataType::kFLOAT;
+    DataType const Hf = DataType::kHALF;
+    std::vector<DataType> const f32(10, F);
+    std::vector<DataType> const f16{Hf, Hf, Hf, F, F, F, F, Hf, F, F};
+    int32_t rejected{};
+    bool const ok32 = formats(plugin, 7, f32, &rejected);
+    check(ok32, "ContinuousGaussianAttention.formats.float32", "rejected at " + std::to_string(rejected));
+    bool const ok16 = formats(plugin, 7, f16, &rejected);
+    check(ok16, "ContinuousGaussianAttention.formats.float16", "rejected at " + std::to_string(rejected));
+    formatRejections(plugin, "ContinuousGaussianAttention", f16, 7,
+        {{"qBf16", {0, DataType::kBF16}}, {"kFloat", {1, F}}, {"vFloat", {2, F}}, {"wMuHalf", {3, Hf}},
+            {"basisSigmaHalf", {6, Hf}}, {"ctxFloat", {7, F}}, {"muHalf", {8, Hf}}, {"sigma2Half", {9, Hf}}});
+    delete plugin;
+}
 } // namespace
 
 int main(int argc, char** argv)
@@ -499,6 +547,10 @@ int main(int argc, char** argv)
         "MatMulW8.n65", "N=65;block_size=32;" + ids);
     roundTrip(w8, Fields{}.i32("N", 3), "MatMulW8.defaults", "N=3;block_size=128;" + ids);
     gatedOuterScanFieldChecks(gos, ids);
+    if (IPluginCreatorV3One* cga = findCreator(creators, n, "ContinuousGaussianAttention"))
+    {
+        continuousGaussianAttentionChecks(cga, ids);
+    }
 
     int64_t const s64{4};
     float const sF{4.F};

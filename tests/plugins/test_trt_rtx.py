@@ -52,7 +52,11 @@ def test_registry_resolves_creators(trt):
                            ("plugin_version", trt.PluginFieldType.CHAR)],
               "GatedOuterScan": [("scale", trt.PluginFieldType.FLOAT32), ("chunk_size", trt.PluginFieldType.INT32),
                                  ("plugin_namespace", trt.PluginFieldType.CHAR),
-                                 ("plugin_version", trt.PluginFieldType.CHAR)]}
+                                 ("plugin_version", trt.PluginFieldType.CHAR)],
+              "ContinuousGaussianAttention": [("sigma2_min", trt.PluginFieldType.FLOAT32),
+                                              ("scale", trt.PluginFieldType.FLOAT32),
+                                              ("plugin_namespace", trt.PluginFieldType.CHAR),
+                                              ("plugin_version", trt.PluginFieldType.CHAR)]}
     for op in OPS:
         creator = reg.get_creator(op, "1", "rrwkv")
         assert creator is not None, f"{op} v1 in namespace rrwkv not registered by {rtx.LIBRARY}"
@@ -70,6 +74,10 @@ BUILD_CASES = [
       for act in ("float32", "float16") for dyn in (False, True)
       for (H, K, V), attrs in (((1, 1, 1), {"scale": 1.0}), ((3, 5, 7), {"scale": 0.5, "chunk_size": 1}),
                                ((2, 128, 128), {"scale": 0.0883883, "chunk_size": 64}), ((1, 1100, 9), {"scale": 2.0}))],
+    *[Case("ContinuousGaussianAttention", act=act, H=H, N=N, D=D, dynamic=dyn,
+           attrs={"sigma2_min": floor, "scale": D ** -0.5})
+      for act in ("float32", "float16") for dyn in (False, True)
+      for (H, N, D), floor in (((1, 1, 1), 1e-6), ((3, 11, 6), 1e-4), ((8, 512, 64), 1e-4))],
 ]
 
 
@@ -135,6 +143,7 @@ def test_matmul_w8_parse_and_build_follow_contract(trt, case):
 
 
 GOS = {"scale": 0.5}  # GatedOuterScan's required attribute
+CGA = {"sigma2_min": 1e-4, "scale": 0.5}  # ContinuousGaussianAttention's required attributes
 # (id, case, TensorRT's report of the failing plugin hook, the plugin's own message).
 NEGATIVE = [
     ("C-k-vs-w", Case("WKV4", overrides={"w": ("float32", [17]), "u": ("float32", [17])}),
@@ -199,6 +208,33 @@ NEGATIVE = [
      "GatedOuterScan: attribute 'scale' must be one kFLOAT32 value (ONNX FLOAT), got kINT32 x 1"),
     ("gos-chunk0", Case("GatedOuterScan", attrs={"scale": 0.5, "chunk_size": 0}),
      "Could not create the plugin", "GatedOuterScan: attribute 'chunk_size' must be >= 1, got 0"),
+    # ContinuousGaussianAttention with B = 2, H = 3, T = 5, N = 11, D = 6.
+    ("cga-N-K-V", Case("ContinuousGaussianAttention", attrs=CGA, overrides={"V": ("float32", [2, 3, 12, 6])}),
+     "output shape computation failed",
+     "ContinuousGaussianAttention: dimension N of input 'V' is 12 but 11 in input 'K'"),
+    ("cga-N-w_mu", Case("ContinuousGaussianAttention", attrs=CGA, overrides={"w_mu": ("float32", [10])}),
+     "output shape computation failed",
+     "ContinuousGaussianAttention: dimension N of input 'w_mu' is 10 but 11 in input 'K'"),
+    ("cga-D-K", Case("ContinuousGaussianAttention", attrs=CGA, overrides={"K": ("float32", [2, 3, 11, 7])}),
+     "output shape computation failed",
+     "ContinuousGaussianAttention: dimension D of input 'K' is 7 but 6 in input 'q'"),
+    ("cga-rank-q", Case("ContinuousGaussianAttention", attrs=CGA, overrides={"q": ("float32", [2, 3, 30])}),
+     "output shape computation failed",
+     "ContinuousGaussianAttention: input 0 'q' must have rank 4 [B,H,T,D], got rank 3"),
+    ("cga-half-K-float-q", Case("ContinuousGaussianAttention", attrs=CGA,
+                                overrides={"K": ("float16", [2, 3, 11, 6])}),
+     "getOutputDataTypes", "ContinuousGaussianAttention: input 1 'K (same dtype as q)' must be float32, got float16"),
+    ("cga-half-basis", Case("ContinuousGaussianAttention", act="float16", attrs=CGA,
+                            overrides={"basis_sigma": ("float16", [11])}),
+     "getOutputDataTypes", "ContinuousGaussianAttention: input 6 'basis_sigma' must be float32, got float16"),
+    ("cga-missing-floor", Case("ContinuousGaussianAttention", attrs={"scale": 0.5}), "Could not create the plugin",
+     "ContinuousGaussianAttention: required attribute 'sigma2_min' (variance floor, FLOAT, finite and > 0) is missing"),
+    ("cga-floor0", Case("ContinuousGaussianAttention", attrs={"sigma2_min": 0.0, "scale": 0.5}),
+     "Could not create the plugin",
+     "ContinuousGaussianAttention: attribute 'sigma2_min' must be finite and > 0, got 0"),
+    ("cga-scale-int", Case("ContinuousGaussianAttention", attrs={"sigma2_min": 1e-4, "scale": 1}),
+     "Could not create the plugin",
+     "ContinuousGaussianAttention: attribute 'scale' must be one kFLOAT32 value (ONNX FLOAT), got kINT32 x 1"),
     # MatMulW8 with K = 130, N = 65, block_size = 32: G = 2, NB = 5, Kpad / 2 = 80.
     ("w8-G", W8Case(overrides={"w": ("int8", [1, 80, 64, 2]), "scale": ("float32", [1, 5, 64])}),
      "output shape computation failed",
@@ -318,5 +354,10 @@ def test_field_round_trip_and_formats_harness(trt):
                   "GatedOuterScan.reject.nullFloatData", "GatedOuterScan.formats.float16",
                   "GatedOuterScan.formats.reject.lbHalf", "GatedOuterScan.formats.reject.vFloat",
                   "GatedOuterScan.configure", "GatedOuterScan.configure.rejectV",
-                  "GatedOuterScan.onShapeChange.rejectT"):
+                  "GatedOuterScan.onShapeChange.rejectT",
+                  "ContinuousGaussianAttention.fieldNames", "ContinuousGaussianAttention.attrs.recreate",
+                  "ContinuousGaussianAttention.reject.missingSigma2Min", "ContinuousGaussianAttention.reject.floor0",
+                  "ContinuousGaussianAttention.reject.floorInt32", "ContinuousGaussianAttention.formats.float16",
+                  "ContinuousGaussianAttention.formats.reject.kFloat",
+                  "ContinuousGaussianAttention.formats.reject.sigma2Half"):
         assert f"PASS {check}\n" in report, report

@@ -3,8 +3,8 @@
 - `skip_reason()`: why the RTX tests cannot run here (no nvcc, no tensorrt_rtx), or None.
 - `ensure_unversioned_lib()`: the libtensorrt_rtx.so -> libtensorrt_rtx.so.1 link the ONNX parser needs.
 - `plugin_library()`: build/rtx/librrwkv_trt_plugins_dyn.so for sm_86 (RTX has no SM90), rebuilt when a source changes.
-- `one_node_model()`: a one-node WKV4 / WKV4Medium / GatedOuterScan ONNX graph (no FunctionProto) with static or
-  symbolic B/T/Mmax;
+- `one_node_model()`: a one-node WKV4 / WKV4Medium / GatedOuterScan / ContinuousGaussianAttention ONNX graph (no
+  FunctionProto) with static or symbolic B/T/Mmax;
   `w8_model()`: a one-node MatMulW8 graph with its int8 weight as initializers (as exported) or graph inputs.
 - `RecordingLogger`, `parse()` / `parse_model()`, `build()` / `build_profile()`: the builder calls, with every log
   message kept for assertions.
@@ -96,9 +96,13 @@ OP_INPUTS = {
                    ("pp", "f32", "BC"), ("pos0", "i64", "B")],
     "GatedOuterScan": [("q", "act", "BTHK"), ("f", "act", "BTHK"), ("lb", "f32", "HK"), ("v", "act", "BTHV"),
                        ("S0", "f32", "BHKV")],
+    "ContinuousGaussianAttention": [("q", "act", "BHTD"), ("K", "act", "BHND"), ("V", "act", "BHND"),
+                                    ("w_mu", "f32", "N"), ("w_sigma", "f32", "N"), ("basis_mu", "f32", "N"),
+                                    ("basis_sigma", "f32", "N")],
 }
 OUTPUTS = [("y", "BTC"), ("aa_out", "BC"), ("bb_out", "BC"), ("pp_out", "BC")]
-OP_OUTPUTS = {"GatedOuterScan": [("o", "BTHV"), ("S_out", "BHKV")]}  # the others': OUTPUTS
+OP_OUTPUTS = {"GatedOuterScan": [("o", "BTHV"), ("S_out", "BHKV")],  # the others': OUTPUTS
+              "ContinuousGaussianAttention": [("ctx", "BHTD"), ("mu", "BHT"), ("sigma2", "BHT")]}
 
 
 def op_outputs(op: str) -> list[tuple[str, str]]:
@@ -119,12 +123,15 @@ class Case:
     H: int = 3
     K: int = 5
     V: int = 7
+    N: int = 11  # ContinuousGaussianAttention's basis functions; D its head dim
+    D: int = 6
     dynamic: bool = False
     attrs: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
 
     def dims(self, axes: str, static: bool = False) -> list:
-        sizes = {"B": self.B, "T": self.T, "M": self.M, "C": self.C, "H": self.H, "K": self.K, "V": self.V}
+        sizes = {"B": self.B, "T": self.T, "M": self.M, "C": self.C, "H": self.H, "K": self.K, "V": self.V,
+                 "N": self.N, "D": self.D}
         return [sizes[a] if (static or not self.dynamic or a not in "BTM") else a for a in axes]
 
     def static_sizes(self) -> str:
