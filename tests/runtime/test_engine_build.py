@@ -33,7 +33,7 @@ from rrwkv_trt.core.sidecar import read_sidecar, sidecar_path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 import trt_rtx_support as rtx  # noqa: E402
 
-OP_TYPE = {"rwkv4": "WKV4", "rrwkv": "WKV4Medium"}
+OP_TYPE = {"rwkv4": "WKV4", "rrwkv": "WKV4Medium", "hgrn2": "GatedOuterScan"}
 needs_rtx = pytest.mark.skipif(rtx.skip_reason() is not None, reason=str(rtx.skip_reason()))
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not on PATH: cannot make test libraries")
 
@@ -56,15 +56,20 @@ def exported(request, tmp_path_factory):
     from safetensors.torch import save_file
 
     from rrwkv_trt.export.checkpoint import load_checkpoint
-    from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
+    from rrwkv_trt.export.models.random_init import (fla_hgrn2_config, random_blinkdl_state_dict,
+                                                     random_fla_hgrn2_state_dict, write_fla_folder)
     from rrwkv_trt.export.onnx_export import export_checkpoint
     from rrwkv_trt.core.families.rrwkv import RrwkvConfig
     from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
-    sizes = dict(vocab_size=61, n_embd=16, n_layer=2, dim_att=12, dim_ffn=32)
-    config = RrwkvConfig(**sizes, medium_interval=3) if request.param == "rrwkv" else Rwkv4Config(**sizes)
     src = tmp_path_factory.mktemp(f"{request.param}_ckpt")
-    save_file(random_blinkdl_state_dict(config, seed=5), str(src / "model.safetensors"))
+    if request.param == "hgrn2":  # an fla folder: 2 layers, 3 heads of K = V = 8
+        cfg = fla_hgrn2_config(hidden_size=24, num_hidden_layers=2, expand_ratio=8, vocab_size=61, intermediate_size=40)
+        write_fla_folder(src, cfg, random_fla_hgrn2_state_dict(cfg, seed=5))
+    else:
+        sizes = dict(vocab_size=61, n_embd=16, n_layer=2, dim_att=12, dim_ffn=32)
+        config = RrwkvConfig(**sizes, medium_interval=3) if request.param == "rrwkv" else Rwkv4Config(**sizes)
+        save_file(random_blinkdl_state_dict(config, seed=5), str(src / "model.safetensors"))
     out = export_checkpoint(load_checkpoint(src, family=request.param), tmp_path_factory.mktemp("exp") / "onnx")
     return request.param, out
 
@@ -324,7 +329,8 @@ def test_build_from_an_external_data_export(trt, tmp_path, monkeypatch):
 
     from rrwkv_trt.export import model_folder, onnx_export
     from rrwkv_trt.export.checkpoint import load_checkpoint
-    from rrwkv_trt.export.models.random_init import random_blinkdl_state_dict
+    from rrwkv_trt.export.models.random_init import (fla_hgrn2_config, random_blinkdl_state_dict,
+                                                     random_fla_hgrn2_state_dict, write_fla_folder)
     from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
 
     config = Rwkv4Config(vocab_size=61, n_embd=16, n_layer=1, dim_att=16, dim_ffn=32)
