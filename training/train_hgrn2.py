@@ -13,9 +13,9 @@ RMSNorm weights as `weight`, an untied lm_head), plus the byte-level tokenizer.j
 
 Initialisation is fla's (`FLAPreTrainedModel._init_weights`): every projection and the embedding N(0, 0.02²), norm
 weights 1, lower-bound logits 0 (layer i's bound starts at i / L). The query scale is fla's, head_k_dim^-0.5.
-In training mode the scan is the plain-PyTorch chunked form (`chunked_gated_outer_scan`, which autograd
-differentiates; the custom op has no autograd formula) at --chunk-size tokens a chunk (16 was about 3x faster than
-fla's 64 on the 2-core machine); in eval mode the model runs its own forward, the custom op, so every held-out number
+In training mode the scan is the plain-PyTorch chunked form (`chunked_gated_outer_scan`) at --chunk-size tokens a
+chunk (16 was about 3x faster than fla's 64 on the 2-core machine), called directly: the custom op's backward
+recomputes its forward, which this loop does not need; in eval mode the model runs its own forward, the custom op, so every held-out number
 is what the loaded checkpoint computes.
 """
 from __future__ import annotations

@@ -139,6 +139,25 @@ def _(q, f, lb, v, state, scale, chunk_size=DEFAULT_CHUNK_SIZE):
     return v.new_empty(v.shape), state.new_empty(state.shape)
 
 
+def _save_inputs(ctx, inputs: tuple, output: tuple) -> None:
+    ctx.save_for_backward(*inputs[:5])
+    ctx.scale, ctx.chunk_size = inputs[5], inputs[6]
+
+
+def _backward(ctx, grad_o: Tensor, grad_state: Tensor) -> tuple:
+    """Gradients by differentiating the chunked form again (recomputed, so the forward keeps no graph): the op is a
+    torch custom op, which autograd cannot see through, and the model is meant to be fine-tuned as well as exported."""
+    with torch.enable_grad():
+        inputs = [x.detach().requires_grad_(x.is_floating_point()) for x in ctx.saved_tensors]
+        outputs = chunked_gated_outer_scan(*inputs, ctx.scale, ctx.chunk_size)
+        wanted = [x for x in inputs if x.requires_grad]
+        grads = iter(torch.autograd.grad(outputs, wanted, (grad_o, grad_state), allow_unused=True))
+    return (*(next(grads) if x.requires_grad else None for x in inputs), None, None)
+
+
+_gated_outer_scan_op.register_autograd(_backward, setup_context=_save_inputs)
+
+
 def gated_outer_scan(q: Tensor, f: Tensor, lb: Tensor, v: Tensor, state: Tensor, scale: float,
                      chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple[Tensor, Tensor]:
     """torch.ops.rrwkv.gated_outer_scan: the chunked form eagerly, ONE `rrwkv::GatedOuterScan` node at export.

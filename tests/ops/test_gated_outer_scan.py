@@ -302,3 +302,20 @@ def test_fp32_gate_is_never_positive():
     hgrn2_log_gate forms k = (1 - lb) sigmoid(-f) and g = log1p(-k) there instead."""
     lb = torch.linspace(0.01, 0.99, 99)  # [K]; about a fifth of these give g > 0 at f = 30
     assert (hgrn2_log_gate(torch.full((1, 99), 30.0), lb) <= 0).all()
+
+
+def test_the_custom_op_has_gradients():
+    """The model is fine-tuned as well as exported: the op differentiates through its chunked form. gradcheck needs
+    lb > 0 everywhere (lb == 0 switches the gate's branch, a kink); equal to autograd through the per-token form."""
+    g = torch.Generator().manual_seed(3)
+    B, T, H, K, V = 2, 9, 2, 3, 4
+    q, f = (torch.randn(B, T, H, K, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    v = torch.randn(B, T, H, V, generator=g, dtype=torch.float64, requires_grad=True)
+    state = torch.randn(B, H, K, V, generator=g, dtype=torch.float64, requires_grad=True)
+    lb = (0.05 + 0.9 * torch.rand(H, K, generator=g, dtype=torch.float64)).requires_grad_()
+    inputs = (q, f, lb, v, state)
+    assert torch.autograd.gradcheck(lambda *x: gated_outer_scan(*x, 0.5, 4), inputs)
+    grads = [torch.autograd.grad(sum(o.square().sum() for o in fn(*inputs)), inputs)
+             for fn in (lambda *x: gated_outer_scan(*x, 0.5, 4), lambda *x: naive_gated_outer_scan(*x, 0.5))]
+    for name, a, b in zip(GOS_INPUTS, *grads):
+        assert_close(f"d/d{name}", b, a, *tolerance("gated_outer_scan", "chunked_fp64", "y"))
