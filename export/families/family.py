@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from rrwkv_trt.core.config import ModelConfig
+from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.names import TOKENIZER_FILE
 
 State = dict[str, Tensor]
@@ -47,6 +48,25 @@ class CheckpointAdapter:
         """The tokenizer file that came with the checkpoint, if any."""
         path = folder / TOKENIZER_FILE
         return path if path.is_file() else None
+
+
+MAX_LAYER_DIGITS = 6  # a layer number longer than this is not a layer number (`blocks.1000000000.x`)
+
+
+def count_layers(raw: dict[str, Tensor], prefix: str, file: Path) -> int:
+    """N, where the `{prefix}{i}.` keys of a raw checkpoint number exactly the layers 0..N-1. Checked before any
+    expected key is built, so that they are never built for a layer count larger than the file's keys."""
+    names = {k[len(prefix):].split(".")[0] for k in raw if k.startswith(prefix)}
+    bad = sorted(i for i in names if not (i.isascii() and i.isdigit() and len(i) <= MAX_LAYER_DIGITS))
+    if bad:
+        raise UserError(f"{file}: key '{prefix}{bad[0]}...' has no layer number after '{prefix}'; expected "
+                        f"'{prefix}<layer>.<name>'")
+    layers = {int(i) for i in names}
+    if layers != set(range(len(layers))):
+        gap = min(set(range(len(layers))) - layers)
+        raise UserError(f"{file}: the {prefix}<layer> keys name {len(layers)} layers, the highest {max(layers)}, "
+                        f"but layer {gap} has no keys; expected the layers 0..N-1")
+    return len(layers)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from rrwkv_trt.core.names import CONFIG_FILE
 
 from ..models.hgrn2 import Hgrn2Model, layer_lower_bounds
 from . import register_family
-from .family import CheckpointAdapter, Family
+from .family import CheckpointAdapter, Family, count_layers
 
 DETECT_KEY = "model.layers.0.attn.f_proj.weight"
 LAYER_PREFIX = "model.layers."
@@ -197,17 +197,7 @@ def query_scale(js: FlaJson) -> int:
 
 def layer_count(raw: dict[str, Tensor], file: Path) -> int:
     """N, where the model.layers.{i}. keys number exactly the layers 0..N-1."""
-    names = {k[len(LAYER_PREFIX):].split(".")[0] for k in raw if k.startswith(LAYER_PREFIX)}
-    bad = sorted(i for i in names if not (i.isascii() and i.isdigit() and len(i) <= 6))
-    if bad:
-        raise UserError(f"{file}: key '{LAYER_PREFIX}{bad[0]}...' has no layer number after '{LAYER_PREFIX}'; "
-                        f"expected '{LAYER_PREFIX}<layer>.<name>'")
-    layers = {int(i) for i in names}
-    if layers != set(range(len(layers))):
-        gap = min(set(range(len(layers))) - layers)
-        raise UserError(f"{file}: the {LAYER_PREFIX}<layer> keys name {len(layers)} layers, the highest "
-                        f"{max(layers)}, but layer {gap} has no keys; expected the layers 0..N-1")
-    return len(layers)
+    return count_layers(raw, LAYER_PREFIX, file)
 
 
 def check_against_tensors(raw: dict[str, Tensor], sizes: dict, js: FlaJson, file: Path) -> None:

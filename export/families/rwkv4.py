@@ -13,7 +13,7 @@ from rrwkv_trt.core.names import CONFIG_FILE
 
 from ..models.rwkv4 import LN_EPS, Rwkv4Model
 from . import register_family
-from .family import CheckpointAdapter, Family
+from .family import CheckpointAdapter, Family, count_layers
 
 NEWER_RWKV_KEYS = ("ln_x", "gate.weight", "time_maa", "time_faaaa")
 SIZE_KEYS = ("emb.weight", "blocks.0.att.key.weight", "blocks.0.ffn.key.weight")
@@ -46,19 +46,8 @@ class BlinkDLCheckpoint(CheckpointAdapter):
 
     @staticmethod
     def layer_count(raw: dict[str, Tensor], file: Path) -> int:
-        """N, where the `blocks.{i}.` keys number exactly the layers 0..N-1: checked here, so that the expected
-        keys are never built for a layer count larger than the file's keys (`blocks.1000000.x`)."""
-        names = {k.split(".")[1] for k in raw if k.startswith("blocks.")}
-        bad = sorted(i for i in names if not (i.isascii() and i.isdigit()))
-        if bad:
-            raise UserError(f"{file}: key 'blocks.{bad[0]}...' has no layer number after 'blocks.'; expected "
-                            "'blocks.<layer>.<name>'")
-        layers = {int(i) for i in names}
-        if layers != set(range(len(layers))):
-            gap = min(set(range(len(layers))) - layers)
-            raise UserError(f"{file}: the blocks.<layer> keys name {len(layers)} layers, the highest {max(layers)}, "
-                            f"but layer {gap} has no keys; expected the layers 0..N-1")
-        return len(layers)
+        """N, where the `blocks.{i}.` keys number exactly the layers 0..N-1."""
+        return count_layers(raw, "blocks.", file)
 
     @staticmethod
     def meta_int(meta: dict, key: str, default: int | None, file: Path) -> int | None:
