@@ -42,6 +42,7 @@ OPS: tuple[OpSpec, ...] = (
     OpSpec("GatedOuterScan", "gated_outer_scan", "rrwkv_trt.export.ops.gated_outer_scan", "GatedOuterScan"),
     OpSpec("ContinuousGaussianAttention", "continuous_gaussian_attention",
            "rrwkv_trt.export.ops.continuous_gaussian_attention", "ContinuousGaussianAttention"),
+    OpSpec("LTMUpdate", "ltm_update", "rrwkv_trt.export.ops.ltm_update", "LtmUpdate"),
 )
 OP_NAMES: tuple[str, ...] = tuple(op.name for op in OPS)
 

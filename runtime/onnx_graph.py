@@ -161,6 +161,7 @@ ATTRIBUTES: dict[str, dict[str, Rule]] = {
     "GatedOuterScan": {"scale": FloatAttribute(True, 0.0), "chunk_size": IntAttribute(False, 1), **_PLUGIN},
     "ContinuousGaussianAttention": {"sigma2_min": FloatAttribute(True, 0.0), "scale": FloatAttribute(True, 0.0),
                                     **_PLUGIN},
+    "LTMUpdate": {"sticky": IntAttribute(False, 0, 1), **_PLUGIN},
 }
 
 

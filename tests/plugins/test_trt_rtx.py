@@ -56,7 +56,9 @@ def test_registry_resolves_creators(trt):
               "ContinuousGaussianAttention": [("sigma2_min", trt.PluginFieldType.FLOAT32),
                                               ("scale", trt.PluginFieldType.FLOAT32),
                                               ("plugin_namespace", trt.PluginFieldType.CHAR),
-                                              ("plugin_version", trt.PluginFieldType.CHAR)]}
+                                              ("plugin_version", trt.PluginFieldType.CHAR)],
+              "LTMUpdate": [("sticky", trt.PluginFieldType.INT32), ("plugin_namespace", trt.PluginFieldType.CHAR),
+                            ("plugin_version", trt.PluginFieldType.CHAR)]}
     for op in OPS:
         creator = reg.get_creator(op, "1", "rrwkv")
         assert creator is not None, f"{op} v1 in namespace rrwkv not registered by {rtx.LIBRARY}"
@@ -78,6 +80,11 @@ BUILD_CASES = [
            attrs={"sigma2_min": floor, "scale": D ** -0.5})
       for act in ("float32", "float16") for dyn in (False, True)
       for (H, N, D), floor in (((1, 1, 1), 1e-6), ((3, 11, 6), 1e-4), ((8, 512, 64), 1e-4))],
+    # LTMUpdate: N basis, D = e, K = L, V = M, H histogram bins
+    *[Case("LTMUpdate", N=N, D=D, K=K, V=V, H=H, dynamic=dyn, attrs=attrs)
+      for dyn in (False, True)
+      for (N, D, K, V, H), attrs in (((1, 1, 1, 1, 1), {}), ((11, 6, 5, 7, 3), {"sticky": 1}),
+                                     ((512, 256, 512, 512, 128), {"sticky": 0}))],
 ]
 
 
@@ -235,6 +242,13 @@ NEGATIVE = [
     ("cga-scale-int", Case("ContinuousGaussianAttention", attrs={"sigma2_min": 1e-4, "scale": 1}),
      "Could not create the plugin",
      "ContinuousGaussianAttention: attribute 'scale' must be one kFLOAT32 value (ONNX FLOAT), got kINT32 x 1"),
+    # LTMUpdate with B = 2, N = 11, e = D = 6, L = K = 5, M = V = 7, NB = H = 3.
+    ("ltm-G_inf-rows", Case("LTMUpdate", overrides={"G_inf": ("float32", [13, 11])}), "output shape computation failed",
+     "LTMUpdate: input 4 'G_inf' has 13 rows, expected M + L = 7 + 5 (S_samp's rows + X_new's L)"),
+    ("ltm-has_past-float", Case("LTMUpdate", overrides={"has_past": ("float32", [2])}), "getOutputDataTypes",
+     "LTMUpdate: input 2 'has_past' must be int64, got float32"),
+    ("ltm-sticky2", Case("LTMUpdate", attrs={"sticky": 2}), "Could not create the plugin",
+     "LTMUpdate: attribute 'sticky' must be 0 or 1, got 2"),
     # MatMulW8 with K = 130, N = 65, block_size = 32: G = 2, NB = 5, Kpad / 2 = 80.
     ("w8-G", W8Case(overrides={"w": ("int8", [1, 80, 64, 2]), "scale": ("float32", [1, 5, 64])}),
      "output shape computation failed",

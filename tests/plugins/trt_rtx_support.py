@@ -99,10 +99,15 @@ OP_INPUTS = {
     "ContinuousGaussianAttention": [("q", "act", "BHTD"), ("K", "act", "BHND"), ("V", "act", "BHND"),
                                     ("w_mu", "f32", "N"), ("w_sigma", "f32", "N"), ("basis_mu", "f32", "N"),
                                     ("basis_sigma", "f32", "N")],
+    # LTMUpdate: e = D, L = K, M = V, G_inf's rows P = K + V, the histogram bins H
+    "LTMUpdate": [("B_past", "f32", "BND"), ("X_new", "f32", "BKD"), ("has_past", "i64", "B"), ("G", "f32", "KN"),
+                  ("G_inf", "f32", "PN"), ("S_samp", "f32", "VN"), ("hist", "f32", "BH"), ("basis_mu", "f32", "N"),
+                  ("basis_sigma", "f32", "N")],
 }
 OUTPUTS = [("y", "BTC"), ("aa_out", "BC"), ("bb_out", "BC"), ("pp_out", "BC")]
 OP_OUTPUTS = {"GatedOuterScan": [("o", "BTHV"), ("S_out", "BHKV")],  # the others': OUTPUTS
-              "ContinuousGaussianAttention": [("ctx", "BHTD"), ("mu", "BHT"), ("sigma2", "BHT")]}
+              "ContinuousGaussianAttention": [("ctx", "BHTD"), ("mu", "BHT"), ("sigma2", "BHT")],
+              "LTMUpdate": [("B_new", "BND")]}
 
 
 def op_outputs(op: str) -> list[tuple[str, str]]:
@@ -131,7 +136,7 @@ class Case:
 
     def dims(self, axes: str, static: bool = False) -> list:
         sizes = {"B": self.B, "T": self.T, "M": self.M, "C": self.C, "H": self.H, "K": self.K, "V": self.V,
-                 "N": self.N, "D": self.D}
+                 "N": self.N, "D": self.D, "P": self.K + self.V}
         return [sizes[a] if (static or not self.dynamic or a not in "BTM") else a for a in axes]
 
     def static_sizes(self) -> str:

@@ -1,0 +1,77 @@
+"""LTMUpdate's CPU kernel and its CUDA kernels compiled for the CPU (plugins/tests/cudaEmulation.h), through
+librrwkv_cpu_testshim.so: against the float64 reference (fixed and sticky sampling, mixed has_past, odd sizes past
+one 32 x 32 tile, the GPT-2 size), the two backends bit-identical, the header's quantile positions against the
+reference, the launcher's argument checks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ltm_update_inputs import assert_b_close, header_positions, ltm_inputs, reference, run_ltm
+
+from rrwkv_trt.export.ops.ltm_update import quantile_positions
+
+SIZES = [(1, 1, 1, 1, 1, 1), (3, 33, 7, 5, 9, 5), (2, 64, 33, 8, 40, 128), (3, 70, 65, 31, 33, 128)]  # B N e L M NB
+
+
+def size_id(s) -> str:
+    return "B{}N{}e{}L{}M{}NB{}".format(*s)
+
+
+@pytest.mark.parametrize("sticky", [0, 1])
+@pytest.mark.parametrize("size", SIZES, ids=size_id)
+@pytest.mark.parametrize("backend", ["cpu", "emu"])
+def test_kernel_matches_reference(backend, size, sticky):
+    x = ltm_inputs(*size, seed=11 + sum(size), has_past=[(b + 1) % 2 if size[0] > 1 else 1 for b in range(size[0])])
+    out = run_ltm(backend, x, sticky)
+    assert_b_close("cpu_kernel_fp32", reference(x, sticky), out, f"/{backend}")
+
+
+@pytest.mark.parametrize("sticky", [0, 1])
+@pytest.mark.parametrize("size", SIZES, ids=size_id)
+def test_cpu_and_emulated_cuda_agree_to_the_bit(size, sticky):
+    x = ltm_inputs(*size, seed=5 + sum(size), hist_kind="random")
+    np.testing.assert_array_equal(run_ltm("cpu", x, sticky), run_ltm("emu", x, sticky))
+
+
+def test_gpt2_size_cpu_kernel():
+    x = ltm_inputs(2, 512, 48, 512, 512, 128, seed=2, has_past=[1, 0])
+    for sticky in (0, 1):
+        assert_b_close("cpu_kernel_fp32", reference(x, sticky), run_ltm("cpu", x, sticky), "/gpt2")
+
+
+@pytest.mark.parametrize("kind", ["peaked", "random", "integer"])
+def test_header_quantile_positions_match_reference(kind):
+    x = ltm_inputs(3, 2, 1, 1, 512, 128, seed=3, hist_kind=kind)
+    ref = quantile_positions(x["hist"], 512).numpy()   # fp32, the header's order of operations
+    for b in range(3):
+        np.testing.assert_array_equal(header_positions(x["hist"][b].numpy(), 512), ref[b])
+    np.testing.assert_array_equal(header_positions(np.zeros(8), 4), np.array([0, 2, 4, 6]) / 8)
+
+
+def test_empty_histogram_is_uniform_in_the_kernels():
+    x = ltm_inputs(2, 30, 5, 4, 16, 12, seed=2, has_past=[1, 1])
+    x["hist"] = torch.zeros_like(x["hist"])
+    for backend in ("cpu", "emu"):
+        assert_b_close("cpu_kernel_fp32", reference(x, 1), run_ltm(backend, x, 1), f"/{backend}/empty_hist")
+
+
+def test_past_rows_do_not_read_b_past():
+    x = ltm_inputs(3, 20, 6, 5, 7, 9, seed=4, has_past=[0, 1, 0])
+    x["B_past"][[0, 2]] = float("nan")
+    for backend in ("cpu", "emu"):
+        out = run_ltm(backend, x, 1)
+        assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("change", ["M0", "NB0", "sticky2"])
+def test_launcher_rejects_invalid_arguments(change):
+    x = ltm_inputs(2, 5, 3, 2, 4, 6, seed=0)
+    kw = {"M0": dict(M=0), "NB0": dict(NB=0), "sticky2": {}}[change]
+    run_ltm("emu", x, 2 if change == "sticky2" else 0, expect_rc=1, **kw)
+
+
+def test_zero_batch_launches_nothing():
+    x = ltm_inputs(1, 5, 3, 2, 4, 6, seed=0)
+    x = {k: v[:0] if k in ("B_past", "X_new", "has_past", "hist") else v for k, v in x.items()}
+    assert run_ltm("emu", x, 0).shape == (0, 5, 3)
