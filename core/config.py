@@ -151,6 +151,12 @@ def read_versioned_json(path: Path, what: str, version: int, missing: str, fix: 
 def read_json_object(path: Path, source: str, max_bytes: int, fix: str = "", missing: str | None = None) -> dict:
     """The JSON object in file `path`, UTF-8 and at most `max_bytes` long (never more is read); UserError naming
     `source` otherwise, with `fix` ("; do ...") appended, or `missing` when the file does not exist."""
+    return parse_json_object(read_bounded_text(path, source, max_bytes, fix, missing), source, fix)
+
+
+def read_bounded_text(path: Path, source: str, max_bytes: int, fix: str = "", missing: str | None = None) -> str:
+    """The UTF-8 text of file `path`, at most `max_bytes` long (never more is read); UserError naming `source`
+    otherwise, with `fix` ("; do ...") appended, or `missing` when the file does not exist."""
     try:
         with open(path, "rb") as f:
             raw = f.read(max_bytes + 1)
@@ -164,7 +170,7 @@ def read_json_object(path: Path, source: str, max_bytes: int, fix: str = "", mis
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise UserError(f"{source} is not UTF-8 text ({err.reason} at byte {err.start}){fix}") from None
-    return parse_json_object(text, source, fix)
+    return text
 
 
 def parse_json_object(text: str, source: str, fix: str = "") -> dict:

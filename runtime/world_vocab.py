@@ -15,6 +15,7 @@ import re
 import warnings
 from pathlib import Path
 
+from rrwkv_trt.core.config import read_bounded_text
 from rrwkv_trt.core.errors import UserError
 
 MAX_FILE_BYTES = 16 << 20  # the shipped file has 1.1 MB
@@ -32,18 +33,8 @@ FIX = "; use the rwkv_vocab_v20230424.txt the model was trained with (the rwkv p
 
 def read_world_vocab(path: Path) -> dict[int, bytes]:
     """The vocabulary in file `path`: token id -> token bytes. UserError naming the file and line otherwise."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)
-    except OSError as err:
-        raise UserError(f"cannot read World vocabulary {path} ({err.strerror or err})") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise UserError(f"World vocabulary {path} is larger than {MAX_FILE_BYTES} bytes{FIX}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise UserError(f"World vocabulary {path} is not UTF-8 text ({err.reason} at byte {err.start}){FIX}") from None
-    return parse_world_vocab(text, f"World vocabulary {path}")
+    source = f"World vocabulary {path}"
+    return parse_world_vocab(read_bounded_text(path, source, MAX_FILE_BYTES, FIX), source)
 
 
 def parse_world_vocab(text: str, source: str) -> dict[int, bytes]:
