@@ -11,12 +11,11 @@ import onnxruntime as ort
 import pytest
 import torch
 from continuous_gaussian_attention_inputs import DTYPES, assert_outputs_close, cga_inputs, reference
-from kernel_shim import ORT_OPS, require_library
+from one_node_ort import one_node_model as one_node
+from one_node_ort import ort_session
 from onnx import TensorProto
-from onnx import helper as oh
 
-from rrwkv_trt.export.ops import attach_functions, register_schemas
-
+OP_TYPE = "ContinuousGaussianAttention"
 INPUTS = {"q": ["B", "H", "T", "d"], "K": ["B", "H", "N", "d"], "V": ["B", "H", "N", "d"], "w_mu": ["N"],
           "w_sigma": ["N"], "basis_mu": ["N"], "basis_sigma": ["N"]}
 OUTPUTS = {"ctx": ["B", "H", "T", "d"], "mu": ["B", "H", "T"], "sigma2": ["B", "H", "T"]}
@@ -26,31 +25,14 @@ SHAPE_IDS = ["B{}H{}T{}N{}d{}".format(*s) for s in SHAPES]
 
 
 def one_node_model(dtype: str, attrs: dict, functions: bool, ranked: bool = True) -> onnx.ModelProto:
-    """One rrwkv::ContinuousGaussianAttention node (symbolic dims; no shapes unless `ranked`, so that only the kernel
-    checks them) with `attrs` and the plugin attributes; its FunctionProto attached when `functions`."""
     act = TensorProto.FLOAT16 if dtype == "fp16" else TensorProto.FLOAT
-    vi = lambda n, dims: oh.make_tensor_value_info(n, act if n in ACTIVATIONS else TensorProto.FLOAT,  # noqa: E731
-                                                   dims if ranked else None)
-    node = oh.make_node("ContinuousGaussianAttention", list(INPUTS), list(OUTPUTS), domain="rrwkv",
-                        plugin_namespace="rrwkv", plugin_version="1", **attrs)
-    graph = oh.make_graph([node], "one_cga", [vi(n, d) for n, d in INPUTS.items()],
-                          [vi(n, d) for n, d in OUTPUTS.items()])
-    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 18), oh.make_opsetid("rrwkv", 1)], ir_version=10)
-    if not functions:
-        return model
-    register_schemas()
-    return attach_functions(model)
+    return one_node(OP_TYPE, INPUTS, OUTPUTS, dict.fromkeys(ACTIVATIONS, act), attrs, functions, ranked)
 
 
 @functools.cache
 def session(dtype: str, attrs: tuple, library: bool = True, functions: bool = False, threads: int = 0,
             ranked: bool = True) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    if library:
-        so.register_custom_ops_library(str(require_library(ORT_OPS)))
-    model = one_node_model(dtype, dict(attrs), functions, ranked)
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return ort_session(one_node_model(dtype, dict(attrs), functions, ranked), library, threads)
 
 
 def run(x: dict, library: bool = True, functions: bool = False, threads: int = 0, ranked: bool = True,

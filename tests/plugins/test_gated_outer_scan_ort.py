@@ -12,12 +12,11 @@ import pytest
 import torch
 from gated_outer_scan_inputs import DTYPES, NAMES, OP, gos_inputs, reference
 from helpers import assert_op_outputs_close
-from kernel_shim import ORT_OPS, require_library
+from one_node_ort import one_node_model as one_node
+from one_node_ort import ort_session
 from onnx import TensorProto
-from onnx import helper as oh
 
-from rrwkv_trt.export.ops import attach_functions, register_schemas
-
+OP_TYPE = "GatedOuterScan"
 INPUTS = {"q": ["B", "T", "H", "K"], "f": ["B", "T", "H", "K"], "lb": ["H", "K"], "v": ["B", "T", "H", "V"],
           "S0": ["B", "H", "K", "V"]}
 OUTPUTS = {"o": ["B", "T", "H", "V"], "S_out": ["B", "H", "K", "V"]}
@@ -28,31 +27,14 @@ SHAPE_IDS = [f"T{T}-H{H}-K{K}-V{V}-B{B}" for T, H, K, V, B in SHAPES]
 
 
 def one_node_model(dtype: str, attrs: dict, functions: bool, ranked: bool = True) -> onnx.ModelProto:
-    """One rrwkv::GatedOuterScan node (symbolic dims; no shapes unless `ranked`, so that only the kernel checks them)
-    with `attrs` and the plugin attributes; its FunctionProto attached when `functions`."""
     act = TensorProto.FLOAT16 if dtype == "fp16" else TensorProto.FLOAT
-    vi = lambda n, dims: oh.make_tensor_value_info(n, act if n in ACTIVATIONS else TensorProto.FLOAT,  # noqa: E731
-                                                   dims if ranked else None)
-    node = oh.make_node("GatedOuterScan", list(INPUTS), list(OUTPUTS), domain="rrwkv", plugin_namespace="rrwkv",
-                        plugin_version="1", **attrs)
-    graph = oh.make_graph([node], "one_GatedOuterScan", [vi(n, d) for n, d in INPUTS.items()],
-                          [vi(n, d) for n, d in OUTPUTS.items()])
-    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 18), oh.make_opsetid("rrwkv", 1)], ir_version=10)
-    if not functions:
-        return model
-    register_schemas()
-    return attach_functions(model)
+    return one_node(OP_TYPE, INPUTS, OUTPUTS, dict.fromkeys(ACTIVATIONS, act), attrs, functions, ranked)
 
 
 @functools.cache
 def session(dtype: str, attrs: tuple, library: bool = True, functions: bool = False, threads: int = 0,
             ranked: bool = True) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    if library:
-        so.register_custom_ops_library(str(require_library(ORT_OPS)))
-    model = one_node_model(dtype, dict(attrs), functions, ranked)
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return ort_session(one_node_model(dtype, dict(attrs), functions, ranked), library, threads)
 
 
 def feeds(x: dict) -> dict[str, np.ndarray]:

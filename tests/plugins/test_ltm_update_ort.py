@@ -8,12 +8,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from kernel_shim import ORT_OPS, require_library
 from ltm_update_inputs import assert_b_close, ltm_inputs, reference
+from one_node_ort import one_node_model as one_node
+from one_node_ort import ort_session
 from onnx import TensorProto
-from onnx import helper as oh
 
-from rrwkv_trt.export.ops import attach_functions, register_schemas
 from rrwkv_trt.export.ops.ltm_update import INPUT_NAMES
 
 DIMS = {"B_past": ["B", "N", "e"], "X_new": ["B", "L", "e"], "has_past": ["B"], "G": ["L", "N"], "G_inf": ["P", "N"],
@@ -22,26 +21,12 @@ SHAPES = [(1, 1, 1, 1, 1, 1), (3, 33, 7, 5, 9, 5), (2, 128, 40, 16, 32, 128)]  #
 
 
 def one_node_model(attrs: dict, functions: bool) -> onnx.ModelProto:
-    vi = lambda n, dims: oh.make_tensor_value_info(  # noqa: E731
-        n, TensorProto.INT64 if n == "has_past" else TensorProto.FLOAT, dims)
-    node = oh.make_node("LTMUpdate", list(INPUT_NAMES), ["B_new"], domain="rrwkv", plugin_namespace="rrwkv",
-                        plugin_version="1", **attrs)
-    graph = oh.make_graph([node], "one_ltm", [vi(n, d) for n, d in DIMS.items()], [vi("B_new", ["B", "N", "e"])])
-    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 18), oh.make_opsetid("rrwkv", 1)], ir_version=10)
-    if functions:
-        register_schemas()
-        attach_functions(model)
-    return model
+    return one_node("LTMUpdate", DIMS, {"B_new": ["B", "N", "e"]}, {"has_past": TensorProto.INT64}, attrs, functions)
 
 
 @functools.cache
 def session(attrs: tuple, library: bool = True, functions: bool = False, threads: int = 0) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    if library:
-        so.register_custom_ops_library(str(require_library(ORT_OPS)))
-    return ort.InferenceSession(one_node_model(dict(attrs), functions).SerializeToString(), so,
-                                providers=["CPUExecutionProvider"])
+    return ort_session(one_node_model(dict(attrs), functions), library, threads)
 
 
 def run(x: dict, library: bool = True, functions: bool = False, threads: int = 0, **attrs) -> np.ndarray:
