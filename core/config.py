@@ -62,6 +62,12 @@ class ModelConfig:
         bounds at the model's own shapes."""
         raise NotImplementedError(f"{type(self).__name__} does not list its decode-step matmuls")
 
+    @property
+    def max_call_tokens(self) -> int | None:
+        """The most tokens per sequence one call of the model's graph may take (None: any); backends split longer
+        inputs into calls of at most this many tokens, the state carried from one to the next."""
+        return None
+
     def state_spec(self, activation_dtype: str = "float32") -> StateSpec:
         return StateSpec(n_layer=self.n_layer, slots=self.state_slots(activation_dtype), dims=self.state_dims())
 

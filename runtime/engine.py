@@ -216,6 +216,10 @@ def build_engine(model: str | os.PathLike, engine: str | os.PathLike, *, max_bat
     if engine.is_dir():
         raise UserError(f"engine path {engine} is a folder; name the file to write, e.g. {engine / 'model.plan'}")
     proto, info, model_path, nodes = load_model(model)
+    if info.config.max_call_tokens is not None and max_seq > info.config.max_call_tokens:
+        report(f"prefill seq capped at {info.config.max_call_tokens}: the model's graph takes at most that many "
+               "tokens per call (max_call_tokens)")
+        max_seq = info.config.max_call_tokens
     if info.precision in WEIGHT_ONLY_PRECISIONS:
         raise UserError(f"{model_path} is a {info.precision} export for ONNX Runtime on the CPU (weight-only "
                         "quantized MatMuls); build the engine from an fp32 or fp16 export")

@@ -177,7 +177,8 @@ class OrtSession(BackendSession):
     def run(self, input_ids: np.ndarray, state: State | None = None,
             last_only: bool = False) -> tuple[np.ndarray, State]:
         """Run T tokens per sequence from `state` (prefill; allocates its outputs), in calls of at most
-        `prefill_chunk` tokens, each starting from the state the previous one returned.
+        `prefill_chunk` tokens (and of the model's `max_call_tokens`), each starting from the state the previous one
+        returned.
 
         Args:
             input_ids: [B, T] integer token ids, T >= 1.
@@ -189,7 +190,8 @@ class OrtSession(BackendSession):
             be passed back in.
         """
         ids, state = self._prefill_inputs(input_ids, state)
-        chunk = self.prefill_chunk or ids.shape[1]
+        limits = [n for n in (self.prefill_chunk, self.info.config.max_call_tokens) if n is not None]
+        chunk = min(limits, default=ids.shape[1])  # a model's max_call_tokens is a limit of its graph
         pieces = []
         for start in range(0, ids.shape[1], chunk):
             last = start + chunk >= ids.shape[1]
