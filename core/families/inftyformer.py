@@ -13,6 +13,10 @@ from ..state import BATCH, StateSlot
 
 MICRO = 1e6  # the *_ppm fields count millionths: tau_ppm = 750000 is τ = 0.75
 FLAGS = ("use_ltm", "sticky", "code_quirks")
+# Upper bounds, checked before anything is sized from a config (a 2^40-token segment would be a 2^41-point fit
+# grid): far beyond the reference code's 512 / 512 / 512 / 128 and a 1M-position window.
+MAXIMA = {"window": 1 << 20, "segment_len": 1 << 14, "num_basis": 1 << 13, "num_samples": 1 << 14,
+          "hist_bins": 1 << 16}
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class InftyformerConfig(ModelConfig):
         require_positive_ints(self, ["d_model", "n_head", "d_ff", "window", "segment_len", "num_basis",
                                      "num_samples", "tau_ppm", "ridge_ppm", "sigma_narrow_ppm", "sigma_wide_ppm",
                                      "sigma2_min_ppm", "hist_bins"])
+        for name, most in MAXIMA.items():
+            if getattr(self, name) > most:
+                raise ConfigError(f"inftyformer config: {name} must be <= {most}, got {getattr(self, name)}")
         for name in FLAGS:
             value = getattr(self, name)
             if isinstance(value, bool) or value not in (0, 1):
