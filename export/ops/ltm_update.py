@@ -1,11 +1,15 @@
 """rrwkv::LTMUpdate (docs/families/inftyformer.md §4.3, §4.4, §4.8.2): the ∞-former's unbounded long-term-memory
 update, refitting the basis coefficients B [N, e] to the old signal contracted into [0, τ] plus the L new vectors.
 
-Per sequence b, in fp32 (float64 in tests):
+Per sequence b, in fp32 (float64 in tests), by mode[b]:
+  B_new[b] = B_past[b]                                                       (0 KEEP: a bit copy, nothing else read)
+  B_new[b] = G^T X_new[b]                                                    (1 FIRST FIT: B_past not read)
   S = S_samp [M, N]                      (sticky = 0: ψ at the fixed old positions t_m/τ = m/M, precomputed)
   S = ψ(pos_b) [M, N]                    (sticky = 1: pos_b = the inverse-CDF quantiles of hist[b], §4.4)
-  X_old = S B_past[b] [M, e];  X = [X_old; X_new[b]] [M+L, e];  B_new[b] = G_inf^T X         (has_past[b] != 0)
-  B_new[b] = G^T X_new[b]                                                                     (has_past[b] == 0)
+  X_old = S B_past[b] [M, e];  X = [X_old; X_new[b]] [M+L, e];  B_new[b] = G_inf^T X      (2 UPDATE)
+KEEP exists because the model calls the op at every token (§4.5) and only the rows whose pending buffer just filled
+update. Any other mode is an error (ValueError here, an error status from the ORT op); the CUDA kernels, which cannot
+report one per row, keep such a row.
 Quantiles (sticky): cdf = cumsum(hist[b]) in bin order, total = cdf[NB-1]; u_m = (m + 0.5)/M, m = 0..M-1; the bin
 is the smallest k with cdf[k] >= u_m total (clamped to NB-1) and the position its LEFT edge k/NB (the code's draw
 inside the bin is always offset 0); a histogram with total <= 0 (or NaN) counts as uniform.
@@ -32,11 +36,14 @@ from .registry import OpDefinition
 from .wkv4 import fresh_outputs
 
 PARAM_DTYPES = (torch.float32, torch.float64)
-INPUT_NAMES = ("B_past", "X_new", "has_past", "G", "G_inf", "S_samp", "hist", "basis_mu", "basis_sigma")
+INPUT_NAMES = ("B_past", "X_new", "mode", "G", "G_inf", "S_samp", "hist", "basis_mu", "basis_sigma")
 OUTPUT_NAMES = ("B_new",)
 SORTING_SIGMAS, GPT2_SIGMAS = (0.01, 0.05), (0.005, 0.01)
 HIST_BINS = 128  # §4.4: the reference code's histogram; the op takes any NB >= 1
 SQRT_2PI = math.sqrt(2 * math.pi)
+# mode [B] per sequence (§4.8.2): the same numbers in ltmUpdateMath.h
+MODE_KEEP, MODE_FIT, MODE_UPDATE = 0, 1, 2
+MODES_ALLOWED = "0 (keep), 1 (first fit) or 2 (update)"
 
 
 # --- constants (float64, computed once; §4.1, §4.3, §4.9) -------------------------------------------------------------
@@ -127,33 +134,40 @@ def psi_torch(t: Tensor, basis_mu: Tensor, basis_sigma: Tensor) -> Tensor:
     return torch.exp(-(diff * diff) / (2 * basis_sigma * basis_sigma)) / (basis_sigma * SQRT_2PI)
 
 
-def naive_ltm_update(B_past: Tensor, X_new: Tensor, has_past: Tensor, G: Tensor, G_inf: Tensor, S_samp: Tensor,
+def naive_ltm_update(B_past: Tensor, X_new: Tensor, mode: Tensor, G: Tensor, G_inf: Tensor, S_samp: Tensor,
                      hist: Tensor, basis_mu: Tensor, basis_sigma: Tensor, sticky: int = 0) -> Tensor:
     """LTMUpdate, step by step like ltmUpdateMath.h.
 
-    Args: B_past [B, N, e]; X_new [B, L, e]; has_past [B] int64 (nonzero: the memory holds a signal); G [L, N];
+    Args: B_past [B, N, e]; X_new [B, L, e]; mode [B] int64 (0 keep, 1 first fit, 2 update); G [L, N];
       G_inf [M+L, N]; S_samp [M, N]; hist [B, NB] (>= 0; read only when sticky); basis_mu, basis_sigma [N] (read only
       when sticky); sticky 0 or 1. Floating inputs f32 (f64 in tests); arithmetic in G's dtype.
-    Returns: B_new [B, N, e] in G's dtype. B_past is not read where has_past == 0.
+    Returns: B_new [B, N, e] in G's dtype. Only the rows a mode needs are read (KEEP: B_past; FIT: X_new; UPDATE:
+      B_past, X_new and, when sticky, hist), so NaN elsewhere is harmless; no row that keeps costs a product.
+    Raises: ValueError if a mode is not 0, 1 or 2.
     """
+    bad = (mode < MODE_KEEP) | (mode > MODE_UPDATE)
+    if bad.any():
+        b = int(bad.nonzero()[0, 0])
+        raise ValueError(f"ltm_update: mode must be {MODES_ALLOWED} in every row; row {b} holds {int(mode[b])}")
     dt = G.dtype
-    B_past, X_new = B_past.to(dt), X_new.to(dt)
-    M = S_samp.shape[0]
-    if sticky:
-        pos = quantile_positions(hist.to(dt), M)                            # [B, M]
-        S_b = psi_torch(pos, basis_mu.to(dt), basis_sigma.to(dt))           # [B, M, N]
-    else:
-        S_b = S_samp.to(dt).expand(B_past.shape[0], *S_samp.shape)
-    past = has_past != 0
-    B_safe = torch.where(past[:, None, None], B_past, torch.zeros((), dtype=dt))
-    X_old = S_b @ B_safe                                                    # [B, M, e]
-    X = torch.cat([X_old, X_new], dim=1)                                    # [B, M+L, e]
-    B_upd = G_inf.to(dt).T @ X                                              # [B, N, e]
-    B_first = G.to(dt).T @ X_new
-    return torch.where(past[:, None, None], B_upd, B_first)
+    B_new = B_past.to(dt, copy=True)                                        # KEEP rows: B_past bit for bit
+    fit, upd = mode == MODE_FIT, mode == MODE_UPDATE
+    if fit.any():
+        B_new[fit] = G.to(dt).T @ X_new[fit].to(dt)
+    if upd.any():
+        M = S_samp.shape[0]
+        if sticky:
+            pos = quantile_positions(hist[upd].to(dt), M)                   # [U, M]
+            S_b = psi_torch(pos, basis_mu.to(dt), basis_sigma.to(dt))       # [U, M, N]
+        else:
+            S_b = S_samp.to(dt)                                             # [M, N], broadcast over the U rows
+        X_old = S_b @ B_past[upd].to(dt)                                    # [U, M, e]
+        X = torch.cat([X_old, X_new[upd].to(dt)], dim=1)                    # [U, M+L, e]
+        B_new[upd] = G_inf.to(dt).T @ X
+    return B_new
 
 
-def _check_args(B_past: Tensor, X_new: Tensor, has_past: Tensor, G: Tensor, G_inf: Tensor, S_samp: Tensor,
+def _check_args(B_past: Tensor, X_new: Tensor, mode: Tensor, G: Tensor, G_inf: Tensor, S_samp: Tensor,
                 hist: Tensor, basis_mu: Tensor, basis_sigma: Tensor, sticky: int) -> None:
     name = "ltm_update"
     if B_past.dim() != 3 or X_new.dim() != 3:
@@ -166,7 +180,7 @@ def _check_args(B_past: Tensor, X_new: Tensor, has_past: Tensor, G: Tensor, G_in
     if S_samp.dim() != 2 or S_samp.shape[1] != N:
         raise ValueError(f"{name}: S_samp must be [M, N] with N = {N}; got {tuple(S_samp.shape)}")
     M = S_samp.shape[0]
-    for n, x, want in (("has_past", has_past, (Bn,)), ("G", G, (L, N)), ("G_inf", G_inf, (M + L, N)),
+    for n, x, want in (("mode", mode, (Bn,)), ("G", G, (L, N)), ("G_inf", G_inf, (M + L, N)),
                        ("basis_mu", basis_mu, (N,)), ("basis_sigma", basis_sigma, (N,))):
         if tuple(x.shape) != want:
             raise ValueError(f"{name}: {n} must be {list(want)}; got {tuple(x.shape)}")
@@ -174,8 +188,8 @@ def _check_args(B_past: Tensor, X_new: Tensor, has_past: Tensor, G: Tensor, G_in
         raise ValueError(f"{name}: hist must be [B, NB] = [{Bn}, NB >= 1]; got {tuple(hist.shape)}")
     if sticky not in (0, 1):
         raise ValueError(f"{name}: sticky must be 0 or 1; got {sticky}")
-    if has_past.dtype != torch.int64:
-        raise ValueError(f"{name}: has_past must be int64; got {has_past.dtype}")
+    if mode.dtype != torch.int64:
+        raise ValueError(f"{name}: mode must be int64 ({MODES_ALLOWED}); got {mode.dtype}")
     floats = (B_past.dtype, X_new.dtype, G.dtype, G_inf.dtype, S_samp.dtype, hist.dtype, basis_mu.dtype,
               basis_sigma.dtype)
     if len(set(floats)) != 1 or floats[0] not in PARAM_DTYPES:
@@ -184,43 +198,49 @@ def _check_args(B_past: Tensor, X_new: Tensor, has_past: Tensor, G: Tensor, G_in
 
 
 @torch.library.custom_op("rrwkv::ltm_update", mutates_args=())
-def _ltm_update_op(B_past: Tensor, X_new: Tensor, has_past: Tensor, G: Tensor, G_inf: Tensor, S_samp: Tensor,
+def _ltm_update_op(B_past: Tensor, X_new: Tensor, mode: Tensor, G: Tensor, G_inf: Tensor, S_samp: Tensor,
                    hist: Tensor, basis_mu: Tensor, basis_sigma: Tensor, sticky: int) -> Tensor:
-    args = (B_past, X_new, has_past, G, G_inf, S_samp, hist, basis_mu, basis_sigma)
+    args = (B_past, X_new, mode, G, G_inf, S_samp, hist, basis_mu, basis_sigma)
     _check_args(*args, sticky)
     return fresh_outputs((naive_ltm_update(*args, sticky),), args)[0]
 
 
 @_ltm_update_op.register_fake
-def _(B_past, X_new, has_past, G, G_inf, S_samp, hist, basis_mu, basis_sigma, sticky):
-    _check_args(B_past, X_new, has_past, G, G_inf, S_samp, hist, basis_mu, basis_sigma, sticky)
+def _(B_past, X_new, mode, G, G_inf, S_samp, hist, basis_mu, basis_sigma, sticky):
+    _check_args(B_past, X_new, mode, G, G_inf, S_samp, hist, basis_mu, basis_sigma, sticky)
     return B_past.new_empty(B_past.shape)
 
 
-def ltm_update(B_past: Tensor, X_new: Tensor, has_past: Tensor, G: Tensor, G_inf: Tensor, S_samp: Tensor,
+def ltm_update(B_past: Tensor, X_new: Tensor, mode: Tensor, G: Tensor, G_inf: Tensor, S_samp: Tensor,
                hist: Tensor, basis_mu: Tensor, basis_sigma: Tensor, sticky: int = 0) -> Tensor:
     """torch.ops.rrwkv.ltm_update: the reference eagerly, ONE rrwkv::LTMUpdate node at export.
 
-    Args: B_past [B, N, e], X_new [B, L, e] f32; has_past [B] int64; G [L, N], G_inf [M+L, N], S_samp [M, N] f32
-      (ltm_constants); hist [B, NB] f32; basis_mu, basis_sigma [N] f32; sticky (0/1) becomes a node attribute.
+    Args: B_past [B, N, e], X_new [B, L, e] f32; mode [B] int64 (0 keep, 1 first fit, 2 update); G [L, N],
+      G_inf [M+L, N], S_samp [M, N] f32 (ltm_constants); hist [B, NB] f32; basis_mu, basis_sigma [N] f32; sticky
+      (0/1) becomes a node attribute.
     Returns: B_new [B, N, e] f32 (a new tensor).
+    Raises: ValueError for invalid shapes, dtypes, sticky or mode values.
     """
-    return torch.ops.rrwkv.ltm_update(B_past, X_new, has_past, G, G_inf, S_samp, hist, basis_mu, basis_sigma,
+    return torch.ops.rrwkv.ltm_update(B_past, X_new, mode, G, G_inf, S_samp, hist, basis_mu, basis_sigma,
                                       int(sticky))
 
 
-def ltm_update_onnx(B_past, X_new, has_past, G, G_inf, S_samp, hist, basis_mu, basis_sigma, sticky: int = 0):
+def ltm_update_onnx(B_past, X_new, mode, G, G_inf, S_samp, hist, basis_mu, basis_sigma, sticky: int = 0):
     """custom_translation_table entry: torch.ops.rrwkv.ltm_update -> one rrwkv::LTMUpdate node."""
-    return rrwkv_opset().LTMUpdate(B_past, X_new, has_past, G, G_inf, S_samp, hist, basis_mu, basis_sigma,
+    return rrwkv_opset().LTMUpdate(B_past, X_new, mode, G, G_inf, S_samp, hist, basis_mu, basis_sigma,
                                    sticky=int(sticky), **PLUGIN_ATTRS)
 
 
 def ltm_update_function(opset: int = 18) -> FunctionProto:
     """rrwkv::LTMUpdate as a model-local FunctionProto in standard ONNX ops (stock ORT runs it).
 
-    Both S variants are built and Where(sticky) picks one: the quantiles by CumSum, a Less count over the bins and
-    Min(NB - 1), ψ by Exp/Div; then X_old = S B_past, Concat, the two MatMuls with Transpose(G_inf) and
-    Transpose(G), and Where(has_past != 0). sticky reaches the body through an attribute reference (default 0).
+    The model calls the op at every token and most calls keep every row (§4.5), so the body is one If on
+    ReduceMax(mode) > 0: its else-branch is B_past through Identity, and only its then-branch pays for the update.
+    There both S variants are built and Where(sticky) picks one: the quantiles by CumSum, a Less count over the bins
+    and Min(NB - 1), ψ by Exp/Div; then X_old = S B_past, Concat, the two MatMuls with Transpose(G_inf) and
+    Transpose(G) over the whole batch, and per row Where(mode == 2) the update, Where(mode == 1) the first fit, else
+    B_past. A row with another mode keeps B_past here (the body cannot raise). sticky reaches the body through an
+    attribute reference (default 0), outside the If.
     """
     if opset < 13:
         raise ValueError(f"LTMUpdate's function body needs default-domain opset >= 13 (ReduceSum with axes as an "
@@ -230,8 +250,7 @@ def ltm_update_function(opset: int = 18) -> FunctionProto:
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
     sticky_node = n("Constant", [], ["sticky_i"])
     sticky_node.attribute.append(oh.make_attribute_ref("value_int", oh.AttributeProto.INT, ref_attr_name="sticky"))
-    nodes = [
-        sticky_node, n("Cast", ["sticky_i"], ["sticky_b"], to=TensorProto.BOOL),
+    update = [  # the If's then-branch; it reads the function's inputs and sticky_b from the outer scope
         const("zero", f32, [], [0.0]), const("half", f32, [], [0.5]), const("one", f32, [], [1.0]),
         const("two", f32, [], [2.0]), const("sqrt2pi", f32, [], [SQRT_2PI]),
         const("ax_last", i64, [1], [-1]), const("ax_last_s", i64, [], [-1]), const("i_one", i64, [1], [1]),
@@ -263,14 +282,27 @@ def ltm_update_function(opset: int = 18) -> FunctionProto:
         n("Exp", ["nz"], ["gauss"]), n("Mul", ["basis_sigma", "sqrt2pi"], ["norm"]),
         n("Div", ["gauss", "norm"], ["S_sticky"]),
         n("Where", ["sticky_b", "S_sticky", "S_samp"], ["S"]),                       # [B, M, N] or [M, N]
-        # the update
+        # the update and the first fit of every row; Where copies, so NaN in a row another mode ignores stays there
         n("MatMul", ["S", "B_past"], ["X_old"]),                                     # [B, M, e]
         n("Concat", ["X_old", "X_new"], ["X"], axis=1),                              # [B, M+L, e]
         n("Transpose", ["G_inf"], ["G_inf_t"], perm=[1, 0]), n("MatMul", ["G_inf_t", "X"], ["B_upd"]),
         n("Transpose", ["G"], ["G_t"], perm=[1, 0]), n("MatMul", ["G_t", "X_new"], ["B_first"]),
-        n("Cast", ["has_past"], ["past_b"], to=TensorProto.BOOL),
-        const("shape_b11", i64, [3], [-1, 1, 1]), n("Reshape", ["past_b", "shape_b11"], ["past3"]),
-        n("Where", ["past3", "B_upd", "B_first"], ["B_new"]),
+        const("mode_fit", i64, [], [MODE_FIT]), const("mode_update", i64, [], [MODE_UPDATE]),
+        const("shape_b11", i64, [3], [-1, 1, 1]),
+        n("Equal", ["mode", "mode_fit"], ["is_fit"]), n("Reshape", ["is_fit", "shape_b11"], ["fit3"]),
+        n("Equal", ["mode", "mode_update"], ["is_update"]), n("Reshape", ["is_update", "shape_b11"], ["update3"]),
+        n("Where", ["fit3", "B_first", "B_past"], ["B_fit_or_keep"]),
+        n("Where", ["update3", "B_upd", "B_fit_or_keep"], ["B_then"]),
+    ]
+    out = lambda name: oh.make_tensor_value_info(name, f32, None)  # noqa: E731
+    nodes = [
+        sticky_node, n("Cast", ["sticky_i"], ["sticky_b"], to=TensorProto.BOOL),
+        const("mode_keep", i64, [], [MODE_KEEP]),
+        n("ReduceMax", ["mode"], ["mode_max"], keepdims=0),  # over every axis; B = 0 gives INT64_MIN: keep
+        n("Greater", ["mode_max", "mode_keep"], ["any_row_changes"]),
+        n("If", ["any_row_changes"], ["B_new"],
+          then_branch=oh.make_graph(update, "ltm_update_rows", [], [out("B_then")]),
+          else_branch=oh.make_graph([n("Identity", ["B_past"], ["B_keep"])], "ltm_keep_all", [], [out("B_keep")])),
     ]
     return oh.make_function(DOMAIN, "LTMUpdate", list(INPUT_NAMES), list(OUTPUT_NAMES), nodes,
                             opset_imports=[oh.make_opsetid("", opset)], attributes=[*PLUGIN_ATTRS],
@@ -279,15 +311,16 @@ def ltm_update_function(opset: int = 18) -> FunctionProto:
 
 
 def ltm_update_schema() -> defs.OpSchema:
-    """rrwkv::LTMUpdate (docs/families/inftyformer.md §4.8.2): B_past [B,N,e], X_new [B,L,e] f32, has_past [B] int64,
-    G [L,N], G_inf [M+L,N], S_samp [M,N], hist [B,NB], basis_mu, basis_sigma [N] f32 -> B_new [B,N,e] f32; attribute
-    sticky (INT 0/1, default 0)."""
+    """rrwkv::LTMUpdate (docs/families/inftyformer.md §4.8.2): B_past [B,N,e], X_new [B,L,e] f32, mode [B] int64
+    (0 keep, 1 first fit, 2 update), G [L,N], G_inf [M+L,N], S_samp [M,N], hist [B,NB], basis_mu, basis_sigma [N] f32
+    -> B_new [B,N,e] f32; attribute sticky (INT 0/1, default 0)."""
     return S(
         "LTMUpdate", DOMAIN, DOMAIN_VERSION,
         "The ∞-former's unbounded memory update: the old continuous signal sampled at M positions (fixed, or the "
         "inverse-CDF quantiles of the attention histogram when sticky) and the L new vectors are refitted by the "
-        "precomputed ridge regression G_inf; a sequence without a past fits X_new alone with G.",
-        inputs=[F("B_past", FLOAT), F("X_new", FLOAT), F("has_past", "tensor(int64)"), F("G", FLOAT),
+        "precomputed ridge regression G_inf (mode 2); a first segment fits X_new alone with G (mode 1); mode 0 keeps "
+        "B_past, so a decoder can call the op at every token.",
+        inputs=[F("B_past", FLOAT), F("X_new", FLOAT), F("mode", "tensor(int64)"), F("G", FLOAT),
                 F("G_inf", FLOAT), F("S_samp", FLOAT), F("hist", FLOAT), F("basis_mu", FLOAT),
                 F("basis_sigma", FLOAT)],
         outputs=[F("B_new", FLOAT)],

@@ -23,7 +23,7 @@ int64_t ltmUpdateNewRowCount(int32_t B, int32_t N)
 }
 
 void ltmUpdateOldRowsCpu(int32_t B, int32_t N, int32_t e, int32_t M, int32_t NB, int32_t sticky, float const* bPast,
-    int64_t const* hasPast, float const* sSamp, float const* hist, float const* basisMu, float const* basisSigma,
+    int64_t const* mode, float const* sSamp, float const* hist, float const* basisMu, float const* basisSigma,
     float* xOld, int64_t rowBegin, int64_t rowEnd)
 {
     int64_t const all = ltmUpdateOldRowCount(B, M);
@@ -33,9 +33,9 @@ void ltmUpdateOldRowsCpu(int32_t B, int32_t N, int32_t e, int32_t M, int32_t NB,
     {
         int64_t const b = row / M;
         int32_t const m = static_cast<int32_t>(row % M);
-        if (hasPast[b] == 0)
+        if (ltmRowMode(mode[b]) != kLTM_UPDATE)
         {
-            continue;
+            continue; // no X_old needed, and no quantile search
         }
         float const* s = sSamp + static_cast<int64_t>(m) * N;
         if (sticky)
@@ -62,8 +62,8 @@ void ltmUpdateOldRowsCpu(int32_t B, int32_t N, int32_t e, int32_t M, int32_t NB,
     }
 }
 
-void ltmUpdateNewRowsCpu(int32_t B, int32_t N, int32_t e, int32_t L, int32_t M, float const* xNew,
-    int64_t const* hasPast, float const* G, float const* gInf, float const* xOld, float* bNew, int64_t rowBegin,
+void ltmUpdateNewRowsCpu(int32_t B, int32_t N, int32_t e, int32_t L, int32_t M, float const* bPast, float const* xNew,
+    int64_t const* mode, float const* G, float const* gInf, float const* xOld, float* bNew, int64_t rowBegin,
     int64_t rowEnd)
 {
     int64_t const all = ltmUpdateNewRowCount(B, N);
@@ -73,14 +73,21 @@ void ltmUpdateNewRowsCpu(int32_t B, int32_t N, int32_t e, int32_t L, int32_t M, 
         int64_t const b = row / N;
         int32_t const n = static_cast<int32_t>(row % N);
         float* out = bNew + row * e;
+        int32_t const rowMode = ltmRowMode(mode[b]);
+        if (rowMode == kLTM_KEEP)
+        {
+            std::copy(bPast + row * e, bPast + (row + 1) * e, out);
+            continue;
+        }
         std::fill(out, out + e, 0.F);
         float const* xn = xNew + b * L * e;
-        bool const past = hasPast[b] != 0;
-        int32_t const K = past ? M + L : L;
+        bool const update = rowMode == kLTM_UPDATE;
+        int32_t const K = update ? M + L : L;
         for (int32_t k = 0; k < K; ++k)
         {
-            float const a = past ? gInf[static_cast<int64_t>(k) * N + n] : G[static_cast<int64_t>(k) * N + n];
-            float const* x = past && k < M ? xOld + (b * M + k) * e : xn + static_cast<int64_t>(past ? k - M : k) * e;
+            float const a = update ? gInf[static_cast<int64_t>(k) * N + n] : G[static_cast<int64_t>(k) * N + n];
+            float const* x
+                = update && k < M ? xOld + (b * M + k) * e : xn + static_cast<int64_t>(update ? k - M : k) * e;
             for (int32_t c = 0; c < e; ++c)
             {
                 out[c] = ltmDotAdd(out[c], a, x[c]);
@@ -90,11 +97,11 @@ void ltmUpdateNewRowsCpu(int32_t B, int32_t N, int32_t e, int32_t L, int32_t M, 
 }
 
 void ltmUpdateForwardCpu(int32_t B, int32_t N, int32_t e, int32_t L, int32_t M, int32_t NB, int32_t sticky,
-    float const* bPast, float const* xNew, int64_t const* hasPast, float const* G, float const* gInf,
+    float const* bPast, float const* xNew, int64_t const* mode, float const* G, float const* gInf,
     float const* sSamp, float const* hist, float const* basisMu, float const* basisSigma, float* xOld, float* bNew)
 {
-    ltmUpdateOldRowsCpu(B, N, e, M, NB, sticky, bPast, hasPast, sSamp, hist, basisMu, basisSigma, xOld);
-    ltmUpdateNewRowsCpu(B, N, e, L, M, xNew, hasPast, G, gInf, xOld, bNew);
+    ltmUpdateOldRowsCpu(B, N, e, M, NB, sticky, bPast, mode, sSamp, hist, basisMu, basisSigma, xOld);
+    ltmUpdateNewRowsCpu(B, N, e, L, M, bPast, xNew, mode, G, gInf, xOld, bNew);
 }
 
 } // namespace rrwkv

@@ -7,11 +7,14 @@
  * thread t owns column t % 32 and rows t / 32 + 8 i (i < 4); the contraction runs in chunks of 32 through shared
  * memory (A tile stored [k][row], X tile [k][column]) and every output adds its terms in contraction order, the CPU
  * kernel's order.
- * 1. ltmOldKernel: X_old[b, m, :] = sum_j S[m][j] B_past[b, j, :]. Sticky: the block's first 32 threads find the
- *    quantile positions of its 32 rows (ltmQuantilePosition) into shared memory first, and the A tile is psi(pos_m)
- *    evaluated on the fly; otherwise it is read from S_samp. A sequence without a past exits at once (the whole block).
- * 2. ltmNewKernel: B_new[b, n, :] = sum_k A(n, k) X(k, :) with A = G_inf^T, X = [X_old; X_new] (has_past) or A = G^T,
- *    X = X_new.
+ * Each block reads its sequence's mode once through ltmRowMode (a value other than FIT or UPDATE keeps the row: the
+ * kernels cannot report an error per row) and, b being the whole block's, branches or exits as one.
+ * 1. ltmOldKernel: X_old[b, m, :] = sum_j S[m][j] B_past[b, j, :] for an UPDATE sequence. Sticky: the block's first
+ *    32 threads find the quantile positions of its 32 rows (ltmQuantilePosition) into shared memory first, and the A
+ *    tile is psi(pos_m) evaluated on the fly; otherwise it is read from S_samp. For KEEP and FIT the block exits at
+ *    once, before the quantile search.
+ * 2. ltmNewKernel: KEEP copies the block's B_past tile to B_new and exits; otherwise B_new[b, n, :] =
+ *    sum_k A(n, k) X(k, :) with A = G_inf^T, X = [X_old; X_new] (UPDATE) or A = G^T, X = X_new (FIT).
  * Warp intrinsics are avoided (the CPU emulation has none). The grids are at most 2^31 - 1 blocks.
  */
 #ifndef RRWKV_LTM_UPDATE_KERNEL_CUH
@@ -52,7 +55,7 @@ inline int64_t ltmBlocks(int64_t B, int64_t rows, int64_t cols)
 }
 
 __global__ void ltmOldKernel(int32_t N, int32_t e, int32_t M, int32_t NB, int32_t sticky,
-    float const* __restrict__ bPast, int64_t const* __restrict__ hasPast, float const* __restrict__ sSamp,
+    float const* __restrict__ bPast, int64_t const* __restrict__ mode, float const* __restrict__ sSamp,
     float const* __restrict__ hist, float const* __restrict__ basisMu, float const* __restrict__ basisSigma,
     float* __restrict__ xOld)
 {
@@ -65,7 +68,7 @@ __global__ void ltmOldKernel(int32_t N, int32_t e, int32_t M, int32_t NB, int32_
     int64_t const b = block / (static_cast<int64_t>(rowTiles) * colTiles);
     int32_t const m0 = static_cast<int32_t>(block / colTiles % rowTiles) * kLTM_TILE;
     int32_t const c0 = static_cast<int32_t>(block % colTiles) * kLTM_TILE;
-    if (hasPast[b] == 0)
+    if (ltmRowMode(mode[b]) != kLTM_UPDATE)
     {
         return; // the whole block: b is the block's
     }
@@ -126,9 +129,9 @@ __global__ void ltmOldKernel(int32_t N, int32_t e, int32_t M, int32_t NB, int32_
     }
 }
 
-__global__ void ltmNewKernel(int32_t N, int32_t e, int32_t L, int32_t M, float const* __restrict__ xNew,
-    int64_t const* __restrict__ hasPast, float const* __restrict__ G, float const* __restrict__ gInf,
-    float const* __restrict__ xOld, float* __restrict__ bNew)
+__global__ void ltmNewKernel(int32_t N, int32_t e, int32_t L, int32_t M, float const* __restrict__ bPast,
+    float const* __restrict__ xNew, int64_t const* __restrict__ mode, float const* __restrict__ G,
+    float const* __restrict__ gInf, float const* __restrict__ xOld, float* __restrict__ bNew)
 {
     __shared__ float sA[kLTM_TILE][kLTM_TILE + 1]; // [k][n]
     __shared__ float sX[kLTM_TILE][kLTM_TILE + 1]; // [k][c]
@@ -141,9 +144,24 @@ __global__ void ltmNewKernel(int32_t N, int32_t e, int32_t L, int32_t M, float c
     int32_t const t = static_cast<int32_t>(threadIdx.x);
     int32_t const tx = t % kLTM_TILE;
     int32_t const ty = t / kLTM_TILE;
-    bool const past = hasPast[b] != 0;
-    int32_t const K = past ? M + L : L;
-    float const* A = past ? gInf : G;
+    int32_t const rowMode = ltmRowMode(mode[b]);
+    if (rowMode == kLTM_KEEP)
+    {
+        int32_t const c = c0 + tx;
+        RRWKV_LTM_UNROLL
+        for (int32_t i = 0; i < kLTM_ROWS_PER_THREAD; ++i)
+        {
+            int32_t const n = n0 + ty + kLTM_ROW_STEP * i;
+            if (n < N && c < e)
+            {
+                bNew[(b * N + n) * e + c] = bPast[(b * N + n) * e + c];
+            }
+        }
+        return; // the whole block: b is the block's
+    }
+    bool const update = rowMode == kLTM_UPDATE;
+    int32_t const K = update ? M + L : L;
+    float const* A = update ? gInf : G;
     float const* xn = xNew + b * L * e;
     float acc[kLTM_ROWS_PER_THREAD];
     RRWKV_LTM_UNROLL
@@ -164,7 +182,8 @@ __global__ void ltmNewKernel(int32_t N, int32_t e, int32_t L, int32_t M, float c
             float x = 0.F;
             if (kr < K && c < e)
             {
-                x = past && kr < M ? xOld[(b * M + kr) * e + c] : xn[static_cast<int64_t>(past ? kr - M : kr) * e + c];
+                x = update && kr < M ? xOld[(b * M + kr) * e + c]
+                                     : xn[static_cast<int64_t>(update ? kr - M : kr) * e + c];
             }
             sX[ty + kLTM_ROW_STEP * i][tx] = x;
         }
@@ -195,7 +214,7 @@ __global__ void ltmNewKernel(int32_t N, int32_t e, int32_t L, int32_t M, float c
 // The launcher behind ltmUpdateForward (ltmUpdateKernel.h). Invalid sizes or sticky, or a grid beyond 2^31 - 1
 // blocks, give cudaErrorInvalidValue; no output launches nothing.
 inline cudaError_t ltmUpdateForwardLaunch(cudaStream_t stream, int32_t B, int32_t N, int32_t e, int32_t L, int32_t M,
-    int32_t NB, int32_t sticky, float const* bPast, float const* xNew, int64_t const* hasPast, float const* G,
+    int32_t NB, int32_t sticky, float const* bPast, float const* xNew, int64_t const* mode, float const* G,
     float const* gInf, float const* sSamp, float const* hist, float const* basisMu, float const* basisSigma,
     float* xOld, float* bNew)
 {
@@ -214,14 +233,14 @@ inline cudaError_t ltmUpdateForwardLaunch(cudaStream_t stream, int32_t B, int32_
         return cudaErrorInvalidValue;
     }
     RRWKV_LAUNCH(ltmOldKernel, static_cast<uint32_t>(oldBlocks), static_cast<uint32_t>(kLTM_THREADS), stream, N, e, M,
-        NB, sticky, bPast, hasPast, sSamp, hist, basisMu, basisSigma, xOld);
+        NB, sticky, bPast, mode, sSamp, hist, basisMu, basisSigma, xOld);
     cudaError_t const status = cudaGetLastError();
     if (status != cudaSuccess)
     {
         return status;
     }
     RRWKV_LAUNCH(ltmNewKernel, static_cast<uint32_t>(newBlocks), static_cast<uint32_t>(kLTM_THREADS), stream, N, e, L,
-        M, xNew, hasPast, G, gInf, xOld, bNew);
+        M, bPast, xNew, mode, G, gInf, xOld, bNew);
     return cudaGetLastError();
 }
 

@@ -3,8 +3,8 @@
  * the CUDA kernels (ltmUpdateKernel.cuh) and the CPU kernel (ltmUpdateCpu.cc). Everything is fp32; the names follow
  * export/ops/ltm_update.py (cdf, total, target, bin, pos, psi, X_old, B_new). Plain expf: no fast-math dependency.
  *
- * Per sequence b:  S = S_samp (sticky 0) or S[m][j] = psi_j(pos_m) (sticky 1);  X_old = S B_past;
- *   B_new = G_inf^T [X_old; X_new] (has_past != 0) or G^T X_new (has_past == 0).
+ * Per sequence b, by mode[b] (ltmRowMode): KEEP B_new = B_past (a copy); FIT B_new = G^T X_new; UPDATE
+ *   S = S_samp (sticky 0) or S[m][j] = psi_j(pos_m) (sticky 1), X_old = S B_past, B_new = G_inf^T [X_old; X_new].
  * Every dot product adds its terms one at a time in index order (j for X_old, k = 0..M+L-1 for B_new), in both
  * kernels, so they agree to the bit where the compiler does not contract a * b + c into an FMA.
  * Sticky positions: cdf = the running sum of hist in bin order, total = cdf[NB-1] (an empty histogram, total <= 0
@@ -23,6 +23,20 @@ namespace rrwkv
 {
 
 constexpr float kLTM_SQRT_2PI = 2.5066282746310002F;
+
+// The values of input mode [B] (export/ops/ltm_update.py MODE_*). KEEP is the common case: the model calls the op at
+// every token and only a row whose pending buffer just filled refits (docs/families/inftyformer.md §4.5).
+constexpr int32_t kLTM_KEEP = 0;   // B_new = B_past; nothing else of the row is read
+constexpr int32_t kLTM_FIT = 1;    // first segment: B_new = G^T X_new; B_past is not read
+constexpr int32_t kLTM_UPDATE = 2; // B_new = G_inf^T [S B_past; X_new]
+
+// A row's mode as both kernels act on it: any value other than FIT or UPDATE keeps the row. The ORT op and the torch
+// reference reject such values on the host; a CUDA kernel cannot report an error per row, and keeping the memory
+// leaves B_new a valid signal instead of garbage.
+RRWKV_HD inline int32_t ltmRowMode(int64_t mode)
+{
+    return mode == kLTM_FIT || mode == kLTM_UPDATE ? static_cast<int32_t>(mode) : kLTM_KEEP;
+}
 
 // One term of a dot product: acc + a x (X_old = S B_past, B_new = G_inf^T X, G^T X_new).
 RRWKV_HD inline float ltmDotAdd(float acc, float a, float x)

@@ -35,7 +35,7 @@ void checkRows(int64_t P, int64_t M, int64_t L, int64_t NB)
 } // namespace
 
 InputContract const LtmUpdatePlugin::kINPUT_CONTRACT[LtmUpdatePlugin::kNB_INPUTS] = {{"B_past", "BNE"},
-    {"X_new", "BLE"}, {"has_past", "B"}, {"G", "LN"}, {"G_inf", "PN"}, {"S_samp", "MN"}, {"hist", "BH"},
+    {"X_new", "BLE"}, {"mode", "B"}, {"G", "LN"}, {"G_inf", "PN"}, {"S_samp", "MN"}, {"hist", "BH"},
     {"basis_mu", "N"}, {"basis_sigma", "N"}};
 
 LtmUpdatePlugin::LtmUpdatePlugin(int32_t sticky)
@@ -54,7 +54,7 @@ void LtmUpdatePlugin::inferOutputTypes(DataType* outputTypes, DataType const* in
 {
     validateInputType(inputTypes, kB_PAST, "B_past", DataType::kFLOAT, kNAME);
     validateInputType(inputTypes, kX_NEW, "X_new", DataType::kFLOAT, kNAME);
-    validateInputType(inputTypes, kHAS_PAST, "has_past", DataType::kINT64, kNAME);
+    validateInputType(inputTypes, kMODE, "mode", DataType::kINT64, kNAME);
     validateInputType(inputTypes, kG, "G", DataType::kFLOAT, kNAME);
     validateInputType(inputTypes, kG_INF, "G_inf", DataType::kFLOAT, kNAME);
     validateInputType(inputTypes, kS_SAMP, "S_samp", DataType::kFLOAT, kNAME);
@@ -77,7 +77,7 @@ bool LtmUpdatePlugin::supportsTensor(
 {
     switch (pos)
     {
-    case kHAS_PAST: return desc.type == DataType::kINT64; // has_past [B]
+    case kMODE: return desc.type == DataType::kINT64;     // mode [B]
     case kB_PAST:                                          // B_past [B,N,e]
     case kX_NEW:                                           // X_new [B,L,e]
     case kG:                                               // G [L,N]
@@ -126,7 +126,7 @@ void LtmUpdatePlugin::forward(PluginTensorDesc const* inputDesc, void const* con
         "enqueue got no workspace; it needs " + std::to_string(bytes) + " bytes (getWorkspaceSize)");
     cudaError_t const status = ltmUpdateForward(stream, B, N, e, L, M, NB, mSticky,
         static_cast<float const*>(inputs[kB_PAST]), static_cast<float const*>(inputs[kX_NEW]),
-        static_cast<int64_t const*>(inputs[kHAS_PAST]), static_cast<float const*>(inputs[kG]),
+        static_cast<int64_t const*>(inputs[kMODE]), static_cast<float const*>(inputs[kG]),
         static_cast<float const*>(inputs[kG_INF]), static_cast<float const*>(inputs[kS_SAMP]),
         static_cast<float const*>(inputs[kHIST]), static_cast<float const*>(inputs[kBASIS_MU]),
         static_cast<float const*>(inputs[kBASIS_SIGMA]), static_cast<float*>(workspace),

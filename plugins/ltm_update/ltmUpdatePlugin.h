@@ -1,7 +1,8 @@
 /*
  * TensorRT IPluginV3 for rrwkv::LTMUpdate (docs/families/inftyformer.md §4.8.2, plugins/ltm_update/spec.yaml).
- * Inputs:  B_past [B,N,e] f32; X_new [B,L,e] f32; has_past [B] int64; G [L,N], G_inf [M+L,N], S_samp [M,N] f32;
- *          hist [B,NB] f32; basis_mu, basis_sigma [N] f32.
+ * Inputs:  B_past [B,N,e] f32; X_new [B,L,e] f32; mode [B] int64 (0 keep, 1 first fit, 2 update; the kernels keep a
+ *          row with any other value, they cannot report it); G [L,N], G_inf [M+L,N], S_samp [M,N] f32; hist [B,NB]
+ *          f32; basis_mu, basis_sigma [N] f32.
  * Output:  B_new [B,N,e] f32.
  * Attributes: sticky (INT 0 or 1, default 0), plugin_namespace, plugin_version. Workspace: X_old, B * M * e floats
  * for the profile's largest B.
@@ -26,7 +27,7 @@ public:
     // Input indices.
     static constexpr int32_t kB_PAST{0};
     static constexpr int32_t kX_NEW{1};
-    static constexpr int32_t kHAS_PAST{2};
+    static constexpr int32_t kMODE{2};
     static constexpr int32_t kG{3};
     static constexpr int32_t kG_INF{4};
     static constexpr int32_t kS_SAMP{5};

@@ -17,20 +17,20 @@ extern "C"
 
     // CPU kernel (both phases, all rows). Returns 0.
     int rrwkv_cpu_ltm_update(int32_t B, int32_t N, int32_t e, int32_t L, int32_t M, int32_t NB, int32_t sticky,
-        float const* bPast, float const* xNew, int64_t const* hasPast, float const* G, float const* gInf,
+        float const* bPast, float const* xNew, int64_t const* mode, float const* G, float const* gInf,
         float const* sSamp, float const* hist, float const* basisMu, float const* basisSigma, float* xOld, float* bNew)
     {
-        rrwkv::ltmUpdateForwardCpu(B, N, e, L, M, NB, sticky, bPast, xNew, hasPast, G, gInf, sSamp, hist, basisMu,
+        rrwkv::ltmUpdateForwardCpu(B, N, e, L, M, NB, sticky, bPast, xNew, mode, G, gInf, sSamp, hist, basisMu,
             basisSigma, xOld, bNew);
         return 0;
     }
 
     // Emulated CUDA launcher. Returns the cudaError_t of the launches (0 = cudaSuccess).
     int rrwkv_emu_ltm_update(int32_t B, int32_t N, int32_t e, int32_t L, int32_t M, int32_t NB, int32_t sticky,
-        float const* bPast, float const* xNew, int64_t const* hasPast, float const* G, float const* gInf,
+        float const* bPast, float const* xNew, int64_t const* mode, float const* G, float const* gInf,
         float const* sSamp, float const* hist, float const* basisMu, float const* basisSigma, float* xOld, float* bNew)
     {
-        return rrwkv::ltmUpdateForwardLaunch(nullptr, B, N, e, L, M, NB, sticky, bPast, xNew, hasPast, G, gInf, sSamp,
+        return rrwkv::ltmUpdateForwardLaunch(nullptr, B, N, e, L, M, NB, sticky, bPast, xNew, mode, G, gInf, sSamp,
             hist, basisMu, basisSigma, xOld, bNew);
     }
 

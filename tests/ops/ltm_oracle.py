@@ -4,8 +4,9 @@ written from the spec, not from export/ops/ltm_update.py, plus seeded inputs and
 - `np_basis`, `np_constants`: the ∞-former basis and the ridge fits G, G_inf, S_samp (explicit inverse, grids from
   their spacing formulas);
 - `np_quantile_positions`: the inverse CDF by np.searchsorted on the cumulative histogram;
-- `np_ltm_update`: the update itself;
-- `ltm_inputs`: inputs in torch (f32 or f64) from the GPT-2 or sorting constants; `run_ltm_function`: the body in ORT.
+- `np_ltm_update`: the update itself, per row by mode (0 keep, 1 first fit, 2 update);
+- `ltm_inputs`: inputs in torch (f32 or f64) from the GPT-2 or sorting constants; `poison_unread`: NaN wherever a
+  row's mode must not read; `run_ltm_function`: the body in ORT.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from onnx import TensorProto, helper
 from rrwkv_trt.export.ops import PLUGIN_ATTRS, register_schemas
 from rrwkv_trt.export.ops.ltm_update import ltm_constants, ltm_update_function
 
-LTM_INPUTS = ("B_past", "X_new", "has_past", "G", "G_inf", "S_samp", "hist", "basis_mu", "basis_sigma")
+LTM_INPUTS = ("B_past", "X_new", "mode", "G", "G_inf", "S_samp", "hist", "basis_mu", "basis_sigma")
 SETUPS = {"gpt2": ((0.005, 0.01), 0.5, 0.5), "sorting": ((0.01, 0.05), 1.0, 0.75)}  # widths, ridge λ, τ
 
 
@@ -71,32 +72,40 @@ def np_quantile_positions(hist: np.ndarray, M: int) -> np.ndarray:
 
 
 def np_ltm_update(x: dict, sticky: int) -> np.ndarray:
-    x = {k: np.asarray(v, dtype=np.int64 if k == "has_past" else np.float64) for k, v in x.items()}
+    """Row b by mode[b]: 0 B_past[b]; 1 G^T X_new[b]; 2 G_inf^T [S B_past[b]; X_new[b]]; each row reads only what its
+    mode needs."""
+    x = {k: np.asarray(v, dtype=np.int64 if k == "mode" else np.float64) for k, v in x.items()}
     M = x["S_samp"].shape[0]
     out = np.empty_like(x["B_past"])
-    pos = np_quantile_positions(x["hist"], M) if sticky else None
-    for b in range(out.shape[0]):
-        if x["has_past"][b]:
-            S = np_psi(pos[b], x["basis_mu"], x["basis_sigma"]) if sticky else x["S_samp"]
+    for b, mode in enumerate(x["mode"]):
+        if mode == 0:
+            out[b] = x["B_past"][b]
+        elif mode == 1:
+            out[b] = x["G"].T @ x["X_new"][b]
+        elif mode == 2:
+            S = x["S_samp"]
+            if sticky:
+                S = np_psi(np_quantile_positions(x["hist"][b:b + 1], M)[0], x["basis_mu"], x["basis_sigma"])
             X = np.concatenate([S @ x["B_past"][b], x["X_new"][b]], axis=0)
             out[b] = x["G_inf"].T @ X
         else:
-            out[b] = x["G"].T @ x["X_new"][b]
+            raise ValueError(f"np_ltm_update: mode {mode} in row {b}")
     return out
 
 
 def ltm_inputs(B: int, N: int, e: int, L: int, M: int, NB: int = 128, setup: str = "gpt2", seed: int = 0,
-               dtype=torch.float32, has_past=None, hist_kind: str = "peaked") -> dict[str, torch.Tensor]:
-    """X_new ~ N(0, 1); B_past a first fit G^T X of another random X (a realistic memory); has_past alternating
-    1, 0, 1, ... unless given; hist a mixture of Gaussian bumps ("peaked"), uniform random ("random"), or integers
-    with an odd total ("integer": no quantile ties in fp32); constants from ltm_constants in float64, then `dtype`."""
+               dtype=torch.float32, mode=None, hist_kind: str = "peaked") -> dict[str, torch.Tensor]:
+    """X_new ~ N(0, 1); B_past a first fit G^T X of another random X (a realistic memory); mode cycling 2, 1, 0, 2, ...
+    (update, first fit, keep) unless given; hist a mixture of Gaussian bumps ("peaked"), uniform random ("random"), or
+    integers with an odd total ("integer": no quantile ties in fp32); constants from ltm_constants in float64, then
+    `dtype`."""
     sigmas, ridge, tau = SETUPS[setup]
     c = ltm_constants(N, L, M, tau, ridge, sigmas)
     rng = np.random.default_rng(seed)
     X_new = rng.standard_normal((B, L, e))
     B_past = np.einsum("ln,ble->bne", c["G"], rng.standard_normal((B, L, e)))
-    if has_past is None:
-        has_past = [(b + 1) % 2 for b in range(B)]
+    if mode is None:
+        mode = [2 - b % 3 for b in range(B)]
     centres = (np.arange(NB) + 0.5) / NB
     if hist_kind == "peaked":
         hist = sum(rng.uniform(0.2, 1) * np.exp(-0.5 * ((centres - rng.uniform()) / rng.uniform(0.02, 0.2)) ** 2)
@@ -109,17 +118,36 @@ def ltm_inputs(B: int, N: int, e: int, L: int, M: int, NB: int = 128, setup: str
             if h.sum() % 2 == 0:
                 h[0] += 1
     t = lambda a: torch.tensor(a, dtype=dtype)  # noqa: E731
-    return {"B_past": t(B_past), "X_new": t(X_new), "has_past": torch.tensor(has_past, dtype=torch.int64),
+    return {"B_past": t(B_past), "X_new": t(X_new), "mode": torch.tensor(mode, dtype=torch.int64),
             "G": t(c["G"]), "G_inf": t(c["G_inf"]), "S_samp": t(c["S_samp"]), "hist": t(hist),
             "basis_mu": t(c["basis_mu"]), "basis_sigma": t(c["basis_sigma"])}
+
+
+BATCHED = ("B_past", "X_new", "mode", "hist")  # the inputs with a row per sequence
+
+
+def poison_unread(x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy of x with NaN in what each row's mode must not read: X_new and hist of KEEP rows (0), B_past and hist of
+    FIRST FIT rows (1)."""
+    x = {k: v.clone() for k, v in x.items()}
+    keep, fit = x["mode"] == 0, x["mode"] == 1
+    x["X_new"][keep] = float("nan")
+    x["hist"][keep | fit] = float("nan")
+    x["B_past"][fit] = float("nan")
+    return x
+
+
+def row_inputs(x: dict[str, torch.Tensor], b: int) -> dict[str, torch.Tensor]:
+    """Sequence b of x alone (B = 1)."""
+    return {k: v[b:b + 1] if k in BATCHED else v for k, v in x.items()}
 
 
 @functools.cache
 def _session(sticky: int | None, opset: int = 18) -> ort.InferenceSession:
     register_schemas()
-    dims = {"B_past": ["B", "N", "e"], "X_new": ["B", "L", "e"], "has_past": ["B"], "G": ["L", "N"],
+    dims = {"B_past": ["B", "N", "e"], "X_new": ["B", "L", "e"], "mode": ["B"], "G": ["L", "N"],
             "G_inf": ["P", "N"], "S_samp": ["M", "N"], "hist": ["B", "NB"], "basis_mu": ["N"], "basis_sigma": ["N"]}
-    ins = [helper.make_tensor_value_info(n, TensorProto.INT64 if n == "has_past" else TensorProto.FLOAT, dims[n])
+    ins = [helper.make_tensor_value_info(n, TensorProto.INT64 if n == "mode" else TensorProto.FLOAT, dims[n])
            for n in LTM_INPUTS]
     attrs = {} if sticky is None else {"sticky": sticky}
     node = helper.make_node("LTMUpdate", list(LTM_INPUTS), ["B_new"], domain="rrwkv", **attrs, **PLUGIN_ATTRS)
@@ -130,6 +158,6 @@ def _session(sticky: int | None, opset: int = 18) -> ort.InferenceSession:
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
-def run_ltm_function(x: dict[str, torch.Tensor], sticky: int | None) -> np.ndarray:
+def run_ltm_function(x: dict[str, torch.Tensor], sticky: int | None, opset: int = 18) -> np.ndarray:
     """The FunctionProto in stock ORT; sticky None leaves the attribute off (its default 0)."""
-    return _session(sticky).run(None, {n: x[n].numpy() for n in LTM_INPUTS})[0]
+    return _session(sticky, opset).run(None, {n: x[n].numpy() for n in LTM_INPUTS})[0]

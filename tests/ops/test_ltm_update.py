@@ -1,7 +1,8 @@
 """rrwkv::LTMUpdate (∞-former, docs/families/inftyformer.md §4.1, §4.3, §4.4, §4.8.2): ltm_constants against an
 independent float64 numpy fit, the ridge fit recovering a smooth signal, the sticky quantiles against a numpy
-inverse CDF, the reference against the numpy update, the FunctionProto in stock ORT, the dynamo export (one node),
-the custom op and its argument checks."""
+inverse CDF, the reference against the numpy update, the three modes mixed in one batch (keep, first fit, update), the
+FunctionProto in stock ORT (its If skipping the update when every row keeps), the dynamo export (one node), the custom
+op and its argument checks (invalid mode values included)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,15 +12,16 @@ import pytest
 import torch
 from helpers import assert_close, tolerance
 from ltm_oracle import (LTM_INPUTS, SETUPS, ltm_inputs, np_constants, np_ltm_update, np_quantile_positions,
-                        run_ltm_function)
+                        poison_unread, row_inputs, run_ltm_function)
 
 from rrwkv_trt.export.ops import PLUGIN_ATTRS, attach_functions, custom_translation_table, register_schemas
-from rrwkv_trt.export.ops.ltm_update import (ltm_constants, ltm_update, naive_ltm_update, psi,
+from rrwkv_trt.export.ops.ltm_update import (ltm_constants, ltm_update, ltm_update_function, naive_ltm_update, psi,
                                              quantile_positions)
 
 OP = "ltm_update"
 F64 = torch.float64
 SIZES = [(1, 1, 1, 1, 1, 1), (3, 33, 7, 5, 9, 5), (2, 64, 24, 8, 16, 128), (3, 200, 40, 31, 64, 128)]  # B N e L M NB
+MIXED, MIXED_MODES = (5, 33, 7, 5, 9, 5), [2, 0, 1, 0, 2]  # odd sizes; update, keep, first fit, keep, update
 
 
 def size_id(s) -> str:
@@ -111,16 +113,25 @@ def test_naive_matches_numpy_oracle(size, setup, sticky):
     assert_close(f"{OP}/oracle", oracle, ref, *tolerance(OP, "oracle_fp64", "B_new"))
 
 
-def test_first_segment_and_past_rows_are_independent():
-    """has_past = 0 rows equal G^T X_new whatever B_past holds (NaN included); has_past = 1 rows depend on B_past."""
-    x = ltm_inputs(4, 20, 6, 5, 7, 9, seed=3, has_past=[0, 1, 0, 1])
-    poisoned = dict(x, B_past=x["B_past"].clone())
-    poisoned["B_past"][[0, 2]] = float("nan")
+@pytest.mark.parametrize("sticky", [0, 1])
+def test_mixed_modes_each_row_is_its_single_mode_result(sticky):
+    """Every row of a batch mixing the three modes (the custom op in float64, NaN in everything a row's mode must not
+    read) equals the numpy oracle on that row alone; KEEP rows are B_past's bits."""
+    x = ltm_inputs(*MIXED, seed=3, mode=MIXED_MODES, dtype=F64)
+    out = ltm_update(*args(poison_unread(x)), sticky)
+    assert torch.isfinite(out).all()
+    for b, mode in enumerate(MIXED_MODES):
+        alone = np_ltm_update({k: v.numpy() for k, v in row_inputs(x, b).items()}, sticky)
+        assert_close(f"{OP}/mixed/row{b}", alone, out[b:b + 1], *tolerance(OP, "oracle_fp64", "B_new"))
+        if mode == 0:
+            assert torch.equal(out[b], x["B_past"][b])
+
+
+def test_all_keep_is_a_copy_of_b_past():
+    x = poison_unread(ltm_inputs(*MIXED, seed=4, mode=[0] * MIXED[0]))
     for sticky in (0, 1):
-        out = ltm_update(*args(poisoned), sticky)
-        assert torch.isfinite(out).all()
-        torch.testing.assert_close(out[[0, 2]], x["G"].T @ x["X_new"][[0, 2]], rtol=0, atol=0)
-        torch.testing.assert_close(out[[1, 3]], ltm_update(*args(x), sticky)[[1, 3]], rtol=0, atol=0)
+        out = ltm_update(*args(x), sticky)
+        assert torch.equal(out, x["B_past"]) and out.data_ptr() != x["B_past"].data_ptr()
 
 
 @pytest.mark.parametrize("sticky", [0, 1, None], ids=["fixed", "sticky", "default"])
@@ -133,17 +144,49 @@ def test_function_body_matches_naive(size, sticky):
 
 
 def test_function_body_gpt2_size():
-    x = ltm_inputs(2, 512, 64, 512, 512, 128, seed=1, has_past=[1, 0])
+    x = ltm_inputs(2, 512, 64, 512, 512, 128, seed=1, mode=[2, 1])
     for sticky in (0, 1):
         assert_close(f"{OP}/function_body_gpt2", reference64(x, sticky), run_ltm_function(x, sticky),
                      *tolerance(OP, "function_body_fp32", "B_new"))
 
 
 def test_function_body_empty_histogram_is_uniform():
-    x = ltm_inputs(2, 30, 5, 4, 16, 12, seed=2, has_past=[1, 1])
+    x = ltm_inputs(2, 30, 5, 4, 16, 12, seed=2, mode=[2, 2])
     x["hist"] = torch.zeros_like(x["hist"])
     assert_close(f"{OP}/function_body_empty_hist", reference64(x, 1), run_ltm_function(x, 1),
                  *tolerance(OP, "function_body_fp32", "B_new"))
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+@pytest.mark.parametrize("sticky", [0, 1])
+def test_function_body_mixed_modes(sticky, opset):
+    """The If's then-branch: KEEP rows are B_past's bits, the others the reference's, NaN in unread rows harmless."""
+    x = ltm_inputs(*MIXED, seed=8, mode=MIXED_MODES)
+    out = run_ltm_function(poison_unread(x), sticky, opset)
+    assert np.isfinite(out).all()
+    keep = x["mode"] == 0
+    np.testing.assert_array_equal(out[keep.numpy()], x["B_past"][keep].numpy())
+    assert_close(f"{OP}/function_body_mixed", reference64(x, sticky), out,
+                 *tolerance(OP, "function_body_fp32", "B_new"))
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_function_body_all_keep_takes_the_else_branch(opset):
+    """Every row keeps: B_past through the If's else-branch. X_new is one vector longer than G and G_inf expect, so the
+    then-branch's MatMul would fail: the run succeeding shows the update was not computed at all."""
+    x = poison_unread(ltm_inputs(*MIXED, seed=9, mode=[0] * MIXED[0]))
+    x["X_new"] = torch.cat([x["X_new"], x["X_new"][:, :1]], dim=1)
+    for sticky in (0, 1):
+        np.testing.assert_array_equal(run_ltm_function(x, sticky, opset), x["B_past"].numpy())
+
+
+def test_function_body_pays_for_the_update_only_inside_the_if():
+    fn = ltm_update_function(18)
+    assert not {"MatMul", "CumSum", "Exp", "Concat"} & {n.op_type for n in fn.node}
+    (cond,) = [n for n in fn.node if n.op_type == "If"]
+    branches = {a.name: a.g for a in cond.attribute}
+    assert [n.op_type for n in branches["else_branch"].node] == ["Identity"]
+    assert {"MatMul", "CumSum", "Where"} <= {n.op_type for n in branches["then_branch"].node}
 
 
 def test_custom_op_is_the_reference():
@@ -165,8 +208,8 @@ class _Memory(torch.nn.Module):
         for n in ("G", "G_inf", "S_samp", "basis_mu", "basis_sigma"):
             self.register_buffer(n, x[n])
 
-    def forward(self, x, B_past, has_past, hist):
-        return ltm_update(B_past, self.proj(x), has_past, self.G, self.G_inf, self.S_samp, hist, self.basis_mu,
+    def forward(self, x, B_past, mode, hist):
+        return ltm_update(B_past, self.proj(x), mode, self.G, self.G_inf, self.S_samp, hist, self.basis_mu,
                           self.basis_sigma, self.sticky)
 
 
@@ -175,13 +218,13 @@ def test_dynamo_export_one_node_then_function_runs_in_ort(sticky):
     N, e, L, M = 20, 6, 5, 7
     module = _Memory(N, e, L, M, sticky).eval()
     g = torch.Generator().manual_seed(3)
-    inputs = (torch.randn(2, L, e, generator=g), torch.randn(2, N, e, generator=g), torch.tensor([1, 0]),
+    inputs = (torch.randn(2, L, e, generator=g), torch.randn(2, N, e, generator=g), torch.tensor([2, 1]),
               torch.rand(2, 16, generator=g))
     register_schemas()
     batch = torch.export.Dim("batch")
     program = torch.onnx.export(module, inputs, dynamo=True, opset_version=18,
-                                input_names=["x", "B_past", "has_past", "hist"], output_names=["B_new"],
-                                dynamic_shapes={"x": {0: batch}, "B_past": {0: batch}, "has_past": {0: batch},
+                                input_names=["x", "B_past", "mode", "hist"], output_names=["B_new"],
+                                dynamic_shapes={"x": {0: batch}, "B_past": {0: batch}, "mode": {0: batch},
                                                 "hist": {0: batch}},
                                 custom_translation_table=custom_translation_table())
     model = program.model_proto
@@ -192,12 +235,15 @@ def test_dynamo_export_one_node_then_function_runs_in_ort(sticky):
     attach_functions(model)
     onnx.checker.check_model(model, full_check=True)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    x = (torch.randn(3, L, e, generator=g), torch.randn(3, N, e, generator=g), torch.tensor([1, 0, 1]),
-         torch.rand(3, 16, generator=g))  # another B than traced
-    out = sess.run(None, {n: v.numpy() for n, v in zip(["x", "B_past", "has_past", "hist"], x)})[0]
-    with torch.no_grad():
-        ref = module(*x)
-    assert_close(f"{OP}/export", ref, out, *tolerance(OP, "export_fp32", "B_new"))
+    for mode in ([2, 0, 1], [0, 0, 0]):  # another B than traced; then every row keeps (the If's else-branch)
+        x = (torch.randn(3, L, e, generator=g), torch.randn(3, N, e, generator=g), torch.tensor(mode),
+             torch.rand(3, 16, generator=g))
+        out = sess.run(None, {n: v.numpy() for n, v in zip(["x", "B_past", "mode", "hist"], x)})[0]
+        with torch.no_grad():
+            ref = module(*x)
+        assert_close(f"{OP}/export", ref, out, *tolerance(OP, "export_fp32", "B_new"))
+        keep = mode.index(0)
+        np.testing.assert_array_equal(out[keep], x[1][keep].numpy())  # a KEEP row: B_past's bits
 
 
 BAD_ARGS = {  # id: (change to the inputs, words the message must contain)
@@ -206,8 +252,8 @@ BAD_ARGS = {  # id: (change to the inputs, words the message must contain)
     "G_inf_rows": (lambda x: x | {"G_inf": x["G_inf"][:-1]}, "G_inf must be"),
     "G_N": (lambda x: x | {"G": x["G"][:, :-1]}, "G must be"),
     "S_samp_N": (lambda x: x | {"S_samp": x["S_samp"][:, :-1]}, "S_samp must be"),
-    "has_past_bool": (lambda x: x | {"has_past": x["has_past"].bool()}, "has_past must be int64"),
-    "has_past_B": (lambda x: x | {"has_past": x["has_past"][:-1]}, "has_past must be"),
+    "mode_int32": (lambda x: x | {"mode": x["mode"].int()}, r"mode must be int64 \(0 \(keep\)"),
+    "mode_B": (lambda x: x | {"mode": x["mode"][:-1]}, "mode must be"),
     "hist_B": (lambda x: x | {"hist": x["hist"][:-1]}, "hist must be"),
     "X_new_half": (lambda x: x | {"X_new": x["X_new"].half()}, "must all be float32"),
 }
@@ -226,3 +272,14 @@ def test_bad_sticky_raises(sticky):
     x = ltm_inputs(2, 7, 4, 3, 5, 6, seed=0)
     with pytest.raises(ValueError, match="sticky must be 0 or 1"):
         ltm_update(*args(x), sticky)
+
+
+@pytest.mark.parametrize("value", [-1, 3, 2 ** 40])
+def test_invalid_mode_raises_naming_the_input_and_the_values(value):
+    x = ltm_inputs(3, 7, 4, 3, 5, 6, seed=0, mode=[2, value, 0])
+    words = rf"mode must be 0 \(keep\), 1 \(first fit\) or 2 \(update\) in every row; row 1 holds {value}"
+    for sticky in (0, 1):
+        with pytest.raises(ValueError, match=words):
+            ltm_update(*args(x), sticky)
+        with pytest.raises(ValueError, match=words):
+            naive_ltm_update(*args(x), sticky)

@@ -16,7 +16,7 @@ from kernel_shim import poisoned, shim
 from rrwkv_trt.export.ops.ltm_update import INPUT_NAMES, naive_ltm_update
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
-from ltm_oracle import ltm_inputs  # noqa: E402,F401  (re-exported for the plugin tests)
+from ltm_oracle import ltm_inputs, poison_unread, row_inputs  # noqa: E402,F401  (re-exported for the plugin tests)
 
 OP = "ltm_update"
 _i32, _p = ctypes.c_int32, ctypes.c_void_p
@@ -25,7 +25,7 @@ _ARGS = [_i32] * 7 + [_p] * 11
 
 def reference(x: dict, sticky: int) -> torch.Tensor:
     """naive_ltm_update in float64 from x's own values."""
-    return naive_ltm_update(*(x[n] if n == "has_past" else x[n].double() for n in INPUT_NAMES), sticky)
+    return naive_ltm_update(*(x[n] if n == "mode" else x[n].double() for n in INPUT_NAMES), sticky)
 
 
 def assert_b_close(key: str, ref, out, what: str = "") -> None:

@@ -1,5 +1,6 @@
 """LTMUpdate in librrwkv_ort_ops.so: one-node models on the CPU kernel vs the function body (stock ORT) vs the float64
-reference; the thread pool does not change a bit; invalid attributes and shapes rejected with a message naming them."""
+reference; the three modes mixed (KEEP rows B_past's bits in both); the thread pool does not change a bit; invalid
+attributes, shapes and mode values rejected with a message naming them."""
 from __future__ import annotations
 
 import functools
@@ -8,20 +9,20 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from ltm_update_inputs import assert_b_close, ltm_inputs, reference
+from ltm_update_inputs import assert_b_close, ltm_inputs, poison_unread, reference
 from one_node_ort import one_node_model as one_node
 from one_node_ort import ort_session
 from onnx import TensorProto
 
 from rrwkv_trt.export.ops.ltm_update import INPUT_NAMES
 
-DIMS = {"B_past": ["B", "N", "e"], "X_new": ["B", "L", "e"], "has_past": ["B"], "G": ["L", "N"], "G_inf": ["P", "N"],
+DIMS = {"B_past": ["B", "N", "e"], "X_new": ["B", "L", "e"], "mode": ["B"], "G": ["L", "N"], "G_inf": ["P", "N"],
         "S_samp": ["M", "N"], "hist": ["B", "NB"], "basis_mu": ["N"], "basis_sigma": ["N"]}
 SHAPES = [(1, 1, 1, 1, 1, 1), (3, 33, 7, 5, 9, 5), (2, 128, 40, 16, 32, 128)]  # B N e L M NB
 
 
 def one_node_model(attrs: dict, functions: bool) -> onnx.ModelProto:
-    return one_node("LTMUpdate", DIMS, {"B_new": ["B", "N", "e"]}, {"has_past": TensorProto.INT64}, attrs, functions)
+    return one_node("LTMUpdate", DIMS, {"B_new": ["B", "N", "e"]}, {"mode": TensorProto.INT64}, attrs, functions)
 
 
 @functools.cache
@@ -49,6 +50,28 @@ def test_library_kernel_preferred_over_function_and_default_sticky_is_0():
     x = ltm_inputs(2, 20, 6, 5, 7, 9, seed=1)
     with_fn = run(x, functions=True)
     np.testing.assert_array_equal(with_fn, run(x, sticky=0))
+
+
+@pytest.mark.parametrize("sticky", [0, 1])
+def test_mixed_modes_kernel_and_function_body(sticky):
+    """NaN in everything a row's mode must not read; KEEP rows come out as B_past's bits from kernel and body."""
+    x = ltm_inputs(5, 33, 7, 5, 9, 5, seed=3, mode=[2, 0, 1, 0, 2])
+    ref = reference(x, sticky)
+    keep = (x["mode"] == 0).numpy()
+    for what, out in (("/ort", run(poison_unread(x), sticky=sticky)),
+                      ("/body", run(poison_unread(x), library=False, functions=True, sticky=sticky))):
+        np.testing.assert_array_equal(out[keep], x["B_past"].numpy()[keep])
+        assert_b_close("cpu_kernel_fp32" if what == "/ort" else "function_body_fp32", ref, out, what)
+    all_keep = poison_unread(x | {"mode": x["mode"] * 0})
+    np.testing.assert_array_equal(run(all_keep, sticky=sticky), x["B_past"].numpy())
+
+
+@pytest.mark.parametrize("value", [-1, 3])
+def test_invalid_mode_rejected_naming_input_value_and_row(value):
+    x = ltm_inputs(3, 5, 3, 2, 4, 6, seed=0, mode=[2, 0, value])
+    words = rf"LTMUpdate: input 'mode' holds {value} in row 2; expected 0 \(keep\), 1 \(first fit\) or 2 \(update\)"
+    with pytest.raises(Exception, match=words):
+        run(x)
 
 
 def test_threads_do_not_change_a_bit():

@@ -245,8 +245,8 @@ NEGATIVE = [
     # LTMUpdate with B = 2, N = 11, e = D = 6, L = K = 5, M = V = 7, NB = H = 3.
     ("ltm-G_inf-rows", Case("LTMUpdate", overrides={"G_inf": ("float32", [13, 11])}), "output shape computation failed",
      "LTMUpdate: input 4 'G_inf' has 13 rows, expected M + L = 7 + 5 (S_samp's rows + X_new's L)"),
-    ("ltm-has_past-float", Case("LTMUpdate", overrides={"has_past": ("float32", [2])}), "getOutputDataTypes",
-     "LTMUpdate: input 2 'has_past' must be int64, got float32"),
+    ("ltm-mode-float", Case("LTMUpdate", overrides={"mode": ("float32", [2])}), "getOutputDataTypes",
+     "LTMUpdate: input 2 'mode' must be int64, got float32"),
     ("ltm-sticky2", Case("LTMUpdate", attrs={"sticky": 2}), "Could not create the plugin",
      "LTMUpdate: attribute 'sticky' must be 0 or 1, got 2"),
     # MatMulW8 with K = 130, N = 65, block_size = 32: G = 2, NB = 5, Kpad / 2 = 80.

@@ -100,7 +100,7 @@ OP_INPUTS = {
                                     ("w_mu", "f32", "N"), ("w_sigma", "f32", "N"), ("basis_mu", "f32", "N"),
                                     ("basis_sigma", "f32", "N")],
     # LTMUpdate: e = D, L = K, M = V, G_inf's rows P = K + V, the histogram bins H
-    "LTMUpdate": [("B_past", "f32", "BND"), ("X_new", "f32", "BKD"), ("has_past", "i64", "B"), ("G", "f32", "KN"),
+    "LTMUpdate": [("B_past", "f32", "BND"), ("X_new", "f32", "BKD"), ("mode", "i64", "B"), ("G", "f32", "KN"),
                   ("G_inf", "f32", "PN"), ("S_samp", "f32", "VN"), ("hist", "f32", "BH"), ("basis_mu", "f32", "N"),
                   ("basis_sigma", "f32", "N")],
 }
