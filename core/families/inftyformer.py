@@ -83,10 +83,11 @@ class InftyformerConfig(ModelConfig):
         return self.sigma2_min_ppm / MICRO
 
     @property
-    def max_call_tokens(self) -> int | None:
-        """The most tokens per sequence one call of the sequence form (and of its ONNX graph) may take: a call
-        holds at most one LTM update (§4.11.4), so L with the LTM; any number without."""
-        return self.segment_len if self.use_ltm else None
+    def max_call_tokens(self) -> int:
+        """The most tokens per sequence one call of the sequence form (and of its ONNX graph) may take (§4.11.4):
+        at most W, so that the ring slots a call writes are distinct, and with the LTM at most L, so that it holds
+        at most one memory update."""
+        return min(self.window, self.segment_len) if self.use_ltm else self.window
 
     def state_slots(self, activation_dtype: str) -> tuple[StateSlot, ...]:
         """§4.11.3, in the table's order: the STM ring buffers, then the LTM's coefficients, pending buffer and

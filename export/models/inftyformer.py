@@ -2,9 +2,10 @@
 is a sliding window of W positions (ring buffers) plus the long-term memory (LTM) term, with a sequence form and a
 step form.
 
-Sequence form (`forward`): one call takes T <= L tokens per sequence (`config.max_call_tokens`; longer inputs are
-split into calls), so a call holds at most one LTM update; everything that depends on where each sequence stands
-is an index tensor of the call's `CallPlan`, the same for every layer, so the traced graph has no branch. The LTM
+Sequence form (`forward`): one call takes T <= min(L, W) tokens per sequence (`config.max_call_tokens`; longer
+inputs are split into calls), so a call holds at most one LTM update and writes distinct ring slots; everything that depends on where each sequence stands
+is an index tensor of the call's `CallPlan`, the same for every layer, so the traced graph has no branch. The ring
+buffers and the pending buffer are written by scatters of the call's T entries (never rebuilt). The LTM
 term goes through ONE rrwkv::LTMUpdate node per layer, called at every call with a per-sequence mode (KEEP when
 no update is due), and rrwkv::ContinuousGaussianAttention, read against the old and the new coefficients B in the
 associated form of §4.11.2 (s = B (W^K_h q_h), ctx = W^V_h (B^T r)): K and V are never materialised.
@@ -59,13 +60,19 @@ class ShortTermAttention(nn.Module):
         """x [..., e] -> q, k, v [..., H, d]."""
         return tuple(p(x).unflatten(-1, (self.heads, self.head_dim)) for p in (self.q, self.k, self.v))
 
-    def attend(self, q: Tensor, K: Tensor, V: Tensor, rel: Tensor, visible: Tensor, slopes: Tensor) -> Tensor:
-        """q [B, H, T, d]; K, V [B, H, S, d]; rel (query - key position), visible [B, T, S] -> [B, H, T, d]."""
+    def attend(self, q: Tensor, parts: list[tuple[Tensor, Tensor]], rel: Tensor, visible: Tensor,
+               slopes: Tensor) -> Tensor:
+        """q [B, H, T, d]; parts: (K, V) pairs [B, H, S_i, d], scored as one key sequence of length S = Σ S_i (the
+        ring and the call are never concatenated); rel (query - key position), visible [B, T, S] -> [B, H, T, d]."""
         dt = torch.promote_types(q.dtype, torch.float32)
-        scores = (q.to(dt) @ K.to(dt).transpose(-1, -2)) * self.head_dim ** -0.5
+        scores = torch.cat([q.to(dt) @ K.to(dt).transpose(-1, -2) for K, _ in parts], -1) * self.head_dim ** -0.5
         scores = scores - slopes.to(dt)[:, None, None] * rel[:, None].to(dt)
-        scores = scores.masked_fill(~visible[:, None], float("-inf"))
-        return (scores.softmax(-1) @ V.to(dt)).to(q.dtype)
+        probs = scores.masked_fill(~visible[:, None], float("-inf")).softmax(-1)
+        out, start = 0, 0
+        for K, V in parts:
+            out = out + probs[..., start:start + K.shape[2]] @ V.to(dt)
+            start += K.shape[2]
+        return out.to(q.dtype)
 
 
 class LongTermMemory(nn.Module):
@@ -143,7 +150,7 @@ class InftyformerModel(nn.Module):
         """Sequence form. input_ids [B, T] int64 -> logits [B, T, V] and the new state. The traced graph is one call
         (T <= max_call_tokens, the backends split longer inputs); in eager mode a longer input is split here."""
         limit = self.config.max_call_tokens
-        if torch.compiler.is_exporting() or limit is None or input_ids.shape[1] <= limit:
+        if torch.compiler.is_exporting() or input_ids.shape[1] <= limit:
             return self._call(input_ids, state)
         outputs = []
         for chunk in input_ids.split(limit, dim=1):
@@ -171,10 +178,10 @@ class InftyformerModel(nn.Module):
         """One layer's attention over a call: xn [B, T, e] (ln1 output) -> out [B, T, e] and the layer's state."""
         stm = block.stm
         q, k, v = (t.transpose(1, 2) for t in stm.qkv(xn))                     # [B, H, T, d]
-        K, V = torch.cat([layer["stm_k"], k], 2), torch.cat([layer["stm_v"], v], 2)  # [B, H, W+T, d]
-        out = stm.attend(q, K, V, plan.rel, plan.visible, self.alibi)
-        ring = plan.ring_src[:, None, :, None].expand(-1, stm.heads, -1, stm.head_dim)
-        new = {"stm_k": K.gather(2, ring), "stm_v": V.gather(2, ring)}
+        ring_k, ring_v = layer["stm_k"], layer["stm_v"]                          # [B, H, W, d]
+        out = stm.attend(q, [(ring_k, ring_v), (k, v)], plan.rel, plan.visible, self.alibi)
+        slot = plan.ring_slot[:, None, :, None].expand(-1, stm.heads, -1, stm.head_dim)
+        new = {"stm_k": ring_k.scatter(2, slot, k), "stm_v": ring_v.scatter(2, slot, v)}
         out = stm.o(out.transpose(1, 2).flatten(2))                              # [B, T, e]
         if block.ltm is None:
             return out, new
@@ -187,20 +194,17 @@ class InftyformerModel(nn.Module):
         q [B, H, T, d], xn [B, T, e] -> LTM output [B, T, e] and stm_x, ltm_b, pending (and hist)."""
         cfg = self.config
         B, T, e = xn.shape
-        L = cfg.segment_len
-        xs = torch.cat([layer["stm_x"], xn], 1)                                   # [B, W+T, e]
-        stm_x = xs.gather(1, plan.ring_src[..., None].expand(-1, -1, e))
-        evicted = xs.gather(1, plan.evict_src[..., None].expand(-1, -1, e)).to(layer["pending"].dtype)
-        listed = torch.cat([layer["pending"], evicted], 1).gather(1, plan.list_src[..., None].expand(-1, -1, e))
-        pending = torch.where(plan.pending_valid[..., None], listed.gather(
-            1, plan.pending_src[..., None].expand(-1, -1, e)), torch.zeros_like(listed[:, :L]))
+        slot = plan.ring_slot[..., None].expand(-1, -1, e)
+        evicted = layer["stm_x"].gather(1, slot).to(layer["pending"].dtype)      # positions p_i - W [B, T, e]
+        pending = layer["pending"].scatter(1, plan.pending_slot[..., None].expand(-1, -1, e), evicted)
+        x_new = torch.where(plan.keep_old[..., None], layer["pending"], pending)  # the segment the update fits
 
         qk = torch.einsum("bhtd,hde->bhte", q, ltm.per_head(ltm.key.weight)).reshape(B, 1, -1, e)  # [B, 1, H*T, e]
         b_old = layer["ltm_b"]
         ctx_old, mu_old, s2_old = self._read(ltm, qk, b_old)
         hist_in = layer.get("hist")
         hist = None if hist_in is None else hist_in + self._mass(mu_old, s2_old, plan.counts_old, T)
-        b_new = ltm_update(b_old, listed[:, :L], plan.mode, self.ltm_G, self.ltm_G_inf, self.ltm_S_samp,
+        b_new = ltm_update(b_old, x_new, plan.mode, self.ltm_G, self.ltm_G_inf, self.ltm_S_samp,
                            hist if hist is not None else b_old.new_zeros(B, cfg.hist_bins), self.ltm_basis_mu,
                            self.ltm_basis_sigma, cfg.sticky)
         ctx_new, mu_new, s2_new = self._read(ltm, qk, b_new)
@@ -209,7 +213,7 @@ class InftyformerModel(nn.Module):
         z = torch.where(uses_new, ctx_new.reshape(B, -1, T, e), ctx_old.reshape(B, -1, T, e))
         z = z * plan.sees_ltm[:, None, :, None].to(z.dtype)                        # [B, H, T, e]
         ctx = torch.einsum("bhte,hde->bthd", z, ltm.per_head(ltm.value.weight)).flatten(2)
-        state = {"stm_x": stm_x, "ltm_b": b_new, "pending": pending}
+        state = {"stm_x": layer["stm_x"].scatter(1, slot, xn), "ltm_b": b_new, "pending": pending}
         if hist is not None:
             fresh = self._mass(mu_new, s2_new, plan.uses_new, T)
             state["hist"] = torch.where(plan.update[:, None], fresh, hist)
@@ -256,7 +260,7 @@ class InftyformerModel(nn.Module):
         K = torch.cat([state[f"{i}.stm_k"][b][:, slots], k[:, None]], 1)           # [H, S, d]
         V = torch.cat([state[f"{i}.stm_v"][b][:, slots], v[:, None]], 1)
         rel = torch.tensor([[[p - kp for kp in kpos]]])                             # [1, 1, S]
-        out = stm.attend(q[None, :, None], K[None], V[None], rel, rel >= 0, self.alibi)[0, :, 0]
+        out = stm.attend(q[None, :, None], [(K[None], V[None])], rel, rel >= 0, self.alibi)[0, :, 0]
         out = stm.o(out.flatten())
         if block.ltm is not None:
             out = out + self._ltm_step(block.ltm, i, q, xn, state, b, p)
@@ -292,7 +296,6 @@ class InftyformerModel(nn.Module):
                 state[f"{i}.ltm_b"][b] = ltm_update(
                     B[None], state[f"{i}.pending"][b][None], mode, self.ltm_G, self.ltm_G_inf, self.ltm_S_samp,
                     hist[None], self.ltm_basis_mu, self.ltm_basis_sigma, cfg.sticky)[0]
-                state[f"{i}.pending"][b].zero_()
                 if cfg.sticky:
                     state[f"{i}.hist"][b].zero_()
         return out

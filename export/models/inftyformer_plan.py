@@ -3,9 +3,10 @@
 A call feeds T tokens per sequence starting at the sequence's position p0 (the `pos` slot; sequences of a batch may
 stand at different positions). Token i is at position p_i = p0 + i. Its query sees the positions p_i - W .. p_i
 (the ring buffers hold p0 - W .. p0 - 1 before the call, slot s the latest position ≡ s mod W); after its query it
-evicts position p_i - W (when p_i >= W) into the pending list, and the LTM is updated as soon as the list holds L
-vectors. With T <= L a call holds at most one update, so every index below is a closed form of (p0, i) and the
-graph has no branch.
+evicts position p_i - W (when p_i >= W) into the pending buffer, and the LTM is updated as soon as the buffer holds
+L vectors. With T <= min(L, W) (`max_call_tokens`) a call holds at most one update, the positions it writes into
+the ring are distinct and the ones it evicts are all in the ring before it, so every index below is a closed form
+of (p0, i) and the graph has no branch.
 """
 from __future__ import annotations
 
@@ -26,14 +27,12 @@ class CallPlan(NamedTuple):
 
     rel: Tensor  # [B, T, W+T] int64: query position - key position; keys are the ring slots, then the call
     visible: Tensor  # [B, T, W+T] bool: the key exists (position >= 0) and is in the query's window
-    ring_src: Tensor  # [B, W]: each ring slot's content after the call, as an index into [ring; call]
-    evict_src: Tensor | None  # [B, T]: the vector token i evicts (position p_i - W), an index into [ring; call]
-    list_src: Tensor | None  # [B, 2L]: the pending list (the pending buffer, then the call's evictions), as an
-    #                          index into [pending (L); evictions (T)]; entries past its length are don't-cares
-    pending_src: Tensor | None  # [B, L]: the pending buffer after the call, as an index into the list
-    pending_valid: Tensor | None  # [B, L] bool: that entry exists (the rest of the buffer is zeroed)
+    ring_slot: Tensor  # [B, T]: the ring slot of token i, p_i mod W: where it is written, and where the position
+    #                    it evicts, p_i - W, is read from
+    pending_slot: Tensor | None  # [B, T]: where token i's eviction goes in the pending buffer, (p_i - W) mod L
+    keep_old: Tensor | None  # [B, L] bool: pending slots this call refills for the next segment after an update
     mode: Tensor | None  # [B] int64: KEEP, FIT (first update) or UPDATE
-    update: Tensor | None  # [B] bool: the list reaches L vectors in this call
+    update: Tensor | None  # [B] bool: the pending buffer fills in this call
     uses_new: Tensor | None  # [B, T] bool: the token's query comes after this call's update
     sees_ltm: Tensor | None  # [B, T] bool: at least one update precedes the token's query
     counts_old: Tensor | None  # [B, T] bool: the token reads the old B (sticky: its masses go into the update's
@@ -48,40 +47,38 @@ def ring_positions(pos: Tensor, W: int) -> Tensor:
 
 
 def call_plan(pos: Tensor, T: int, cfg: InftyformerConfig) -> CallPlan:
-    """The plan of a call of T tokens (T <= cfg.max_call_tokens) from positions pos [B] int64."""
+    """The plan of a call of T <= cfg.max_call_tokens tokens from positions pos [B] int64."""
     W = cfg.window
     i = torch.arange(T, device=pos.device)
-    p0 = pos[:, None]
-    p = p0 + i                                                         # [B, T]
-    key_pos = torch.cat([ring_positions(pos, W), p], 1)                # [B, W+T]
-    rel = p[:, :, None] - key_pos[:, None, :]
-    visible = (key_pos[:, None, :] >= 0) & (rel >= 0) & (rel <= W)
-    p_end = p0 + (T - 1)
-    latest = p_end - torch.remainder(p_end - torch.arange(W, device=pos.device), W)  # [B, W]
-    ring_src = torch.where(latest >= p0, W + latest - p0, torch.arange(W, device=pos.device))
+    p = pos[:, None] + i                                               # [B, T]
+    ring_pos = ring_positions(pos, W)                                  # [B, W]
+    rel_ring = p[:, :, None] - ring_pos[:, None, :]                    # [B, T, W], >= 1
+    rel_call = (i[:, None] - i[None, :]).expand(pos.shape[0], T, T)    # [B, T, T]
+    rel = torch.cat([rel_ring, rel_call], 2)
+    visible = torch.cat([(ring_pos[:, None, :] >= 0) & (rel_ring <= W), rel_call >= 0], 2)  # T <= W: in window
+    ring_slot = torch.remainder(p, W)
     if not cfg.use_ltm:
-        return CallPlan(rel, visible, ring_src, *(None,) * 9)
-    return CallPlan(rel, visible, ring_src, *_ltm_plan(pos, i, T, cfg))
+        return CallPlan(rel, visible, ring_slot, *(None,) * (len(CallPlan._fields) - 3))
+    return CallPlan(rel, visible, ring_slot, *_ltm_plan(pos, p, i, T, cfg))
 
 
-def _ltm_plan(pos: Tensor, i: Tensor, T: int, cfg: InftyformerConfig) -> tuple[Tensor, ...]:
+def _ltm_plan(pos: Tensor, p: Tensor, i: Tensor, T: int, cfg: InftyformerConfig) -> tuple[Tensor, ...]:
+    """The pending buffer is a ring over eviction numbers j = p - W (slot j mod L): an update consumes slots
+    0..L-1 of one segment, and evictions after it in the same call refill slots 0..k-1 for the next (T <= L keeps
+    them from reaching the slots still unread); before the first eviction every slot is still zero."""
     W, L = cfg.window, cfg.segment_len
-    p0 = pos[:, None]
-    evict_src = torch.where(i < W, torch.remainder(p0 + i, W), i)     # ring slot of p_i - W, or call entry i - W
+    pending_slot = torch.remainder(p - W, L)
     first = torch.clamp(W - pos, min=0)                                # [B] the first token that evicts
     n = torch.remainder(torch.clamp(pos - W, min=0), L)                # [B] pending vectors before the call
     total = n + torch.clamp(T - first, min=0)                          # [B] ... and after its evictions
     update = total >= L
-    c = torch.arange(2 * L, device=pos.device)
-    list_src = torch.where(c < n[:, None], c, L + first[:, None] + c - n[:, None]).clamp(max=L + T - 1)
-    pending_src = torch.arange(L, device=pos.device) + torch.where(update, L, 0)[:, None]
-    pending_valid = pending_src < total[:, None]
+    keep_old = torch.arange(L, device=pos.device) < torch.clamp(total - L, min=0)[:, None]
     had_ltm = pos - W >= L                                             # [B] an update happened before the call
     mode = torch.where(update, torch.where(had_ltm, UPDATE, FIT), KEEP)
     uses_new = n[:, None] + torch.clamp(i - first[:, None], min=0) >= L
     sees_ltm = had_ltm[:, None] | uses_new
     counts_old = had_ltm[:, None] & ~uses_new
-    return evict_src, list_src, pending_src, pending_valid, mode, update, uses_new, sees_ltm, counts_old
+    return pending_slot, keep_old, mode, update, uses_new, sees_ltm, counts_old
 
 
 def histogram_edges(bins: int) -> Tensor:

@@ -68,6 +68,7 @@ def test_state_slots_follow_the_options():
 
 def test_call_limit_and_matmuls():
     ltm, plain = InftyformerConfig(**SIZES, segment_len=8), InftyformerConfig(**SIZES, use_ltm=0)
-    assert (ltm.max_call_tokens, plain.max_call_tokens) == (8, None)
+    assert (ltm.max_call_tokens, plain.max_call_tokens) == (8, 32)
+    assert InftyformerConfig(**SIZES, segment_len=64).max_call_tokens == 32  # the window
     assert len(ltm.step_matmul_shapes()) == 3 * 9 + 1 and len(plain.step_matmul_shapes()) == 3 * 6 + 1
     assert ltm.step_matmul_shapes()[-1] == (50, 64) and (128, 64) in plain.step_matmul_shapes()
