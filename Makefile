@@ -62,9 +62,11 @@ fuzz: $(STAMP) plugins
 
 # Speed on the edge CPU (README): the shipped model and a generated random 169M RWKV-4, every ORT backend and
 # precision beside PyTorch eager and the rwkv package, A/B interleaved, against the machine's bandwidth and GEMM
-# bounds; JSON under bench/results/, a table of ratios on stdout. Exports are cached in build/bench/.
+# bounds; JSON under bench/results/, a table of ratios on stdout. Exports are cached in build/bench/. Then the
+# ∞-former's decode time and state at 1k-64k tokens of context beside the plain Transformer (bench/context_scaling.py).
 bench: $(STAMP) plugins
 	$(BIN)/rrwkv-trt bench --reps 5 --threads 2
+	$(BIN)/python -m rrwkv_trt.bench.context_scaling --threads 2
 
 # Backends vs PyTorch on the shipped model: export it unless $(DEMO)/model.onnx is newer than $(MODEL), write the
 # PyTorch reference (a prefill + 24 decode steps) to $(DEMO)/reference/, then `rrwkv-trt compare`: per-call errors of
