@@ -190,3 +190,18 @@ def test_plain_variant_exports_and_matches(tmp_path_factory):
         ref, _ = ref_model(torch.from_numpy(ids), ref_model.init_state(1))
     tol = FP32.call("ort-function")
     assert_close("plain logits", ref, logits, tol.logits.atol, tol.logits.rtol)
+
+
+def test_prompts_file_by_continuous_batching_equals_single_runs(exported, tmp_path):
+    """Three prompts over two slots: sequences at different positions decode in one batched step, each crossing
+    memory updates at its own positions, and each prints what it prints alone."""
+    import json
+
+    prompts = ["the quick brown fox jumps", "a", "over the lazy dog, twice over"]
+    path = tmp_path / "prompts.txt"
+    path.write_text("\n".join(prompts))
+    options = ("--no-custom-ops", "--max-new-tokens", 20)
+    lines = [json.loads(line) for line in invoke("run", exported, "--prompts-file", path, "--slots", 2,
+                                                 *options).splitlines()]
+    alone = [invoke("run", exported, "--prompt", p, *options).removeprefix(p).removesuffix("\n") for p in prompts]
+    assert [line["text"] for line in lines] == alone
