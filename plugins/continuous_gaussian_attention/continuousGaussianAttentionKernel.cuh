@@ -6,9 +6,10 @@
  *
  * One warp per query row (b, h, t), kCGA_WARPS warps (rows) per block; rows past the last are idle but keep the
  * barriers. Per row:
- * 1. lane l takes the basis functions j = l, l + 32, ...: s_j = scale K_j·q and its running terms of w_mu·s and
- *    w_sigma·s; the 32 partial sums meet in shared memory and every lane adds them in lane order (the CPU kernel's
- *    order), giving mu and sigma2 (lane 0 writes them);
+ * 1. lane l takes the basis functions j = l, l + 32, ...: s_j = scale K_j·q (16 strided partial sums over k in
+ *    registers, then cgaScoreReduce) and its running terms of w_mu·s and w_sigma·s; the 32 partial sums meet in
+ *    shared memory and every lane adds them in lane order (the CPU kernel's order), giving mu and sigma2 (lane 0
+ *    writes them);
  * 2. ctx in passes of kCGA_COLS * 32 columns (one pass for d <= 128), each lane kCGA_COLS columns c = lane + 32 u;
  *    per pass the r_j are computed in chunks of kCGA_CHUNK into shared memory (lanes over j), then every lane adds
  *    r_j V[j][c] for j in order. For d > 128 the r_j are recomputed per pass (cheap next to the N d products).
@@ -109,12 +110,24 @@ __global__ void continuousGaussianAttentionKernel(int64_t rows, int32_t T_, int3
     for (int32_t j = lane; active && j < N; j += kCGA_WARP)
     {
         T const* kRow = K + head + static_cast<int64_t>(j) * d;
-        float dot = 0.F;
-        for (int32_t k = 0; k < d; ++k)
+        float part[kCGA_SCORE_PARTS];
+        RRWKV_CGA_UNROLL
+        for (int32_t u = 0; u < kCGA_SCORE_PARTS; ++u)
         {
-            dot = cgaScoreDot(dot, cgaLoad(kRow[k]), cgaLoad(qRow[k]));
+            part[u] = 0.F;
         }
-        float const s = cgaScore(scale, dot);
+        for (int32_t k0 = 0; k0 < d; k0 += kCGA_SCORE_PARTS)
+        {
+            RRWKV_CGA_UNROLL
+            for (int32_t u = 0; u < kCGA_SCORE_PARTS; ++u)
+            {
+                if (k0 + u < d)
+                {
+                    part[u] = cgaScoreDot(part[u], cgaLoad(kRow[k0 + u]), cgaLoad(qRow[k0 + u]));
+                }
+            }
+        }
+        float const s = cgaScore(scale, cgaScoreReduce(part));
         partMu = cgaDotAdd(partMu, wMu[j], s);
         partSigma = cgaDotAdd(partSigma, wSigma[j], s);
     }

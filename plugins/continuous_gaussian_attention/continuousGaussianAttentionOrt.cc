@@ -4,7 +4,8 @@
  * w_mu, w_sigma, basis_mu, basis_sigma, mu and sigma2 are float. Attributes: sigma2_min and scale (FLOAT, required,
  * finite and > 0); plugin_namespace / plugin_version are ignored. Invalid attributes are reported at the first
  * Compute (the constructor cannot return a status); shapes are checked against q [B, H, T, d] and K [B, H, N, d] with
- * errors naming the input. The query rows run on ORT's intra-op thread pool.
+ * errors naming the input. The three phases of the CPU kernel (scores per block of keys, r per query row, ctx per
+ * block of columns) run on ORT's intra-op thread pool, over a per-call scratch [B, H, T, N] fp32.
  */
 #include "common/ortOps.h"
 #include "continuous_gaussian_attention/continuousGaussianAttentionCpu.h"
@@ -13,6 +14,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace rrwkv
 {
@@ -90,12 +92,27 @@ struct ContinuousGaussianAttentionKernel
             float* S2 = sigma2Out.Allocate({B, H, T});
             auto const b32 = static_cast<int32_t>(B), h32 = static_cast<int32_t>(H), t32 = static_cast<int32_t>(T);
             auto const n32 = static_cast<int32_t>(N), d32 = static_cast<int32_t>(d);
-            auto run = [&](int64_t begin, int64_t end) {
-                continuousGaussianAttentionForwardCpu<KernelT>(b32, h32, t32, n32, d32, mSigma2Min, mScale,
-                    kernelData<KernelT>(q), kernelData<KernelT>(K), kernelData<KernelT>(V), wMu.Data(),
-                    wSigma.Data(), basisMu.Data(), basisSigma.Data(), C, M, S2, begin, end);
+            int64_t const rows = continuousGaussianAttentionCpuRowCount(b32, h32, t32);
+            if (rows == 0)
+            {
+                return Ort::Status{nullptr};
+            }
+            std::vector<float> w(static_cast<size_t>(rows * N));
+            auto scores = [&](int64_t begin, int64_t end) {
+                continuousGaussianAttentionScoresCpu<KernelT>(b32, h32, t32, n32, d32, mScale, kernelData<KernelT>(q),
+                    kernelData<KernelT>(K), w.data(), CgaIsa::kAvx512, begin, end);
             };
-            parallelSlices(context, continuousGaussianAttentionCpuRowCount(b32, h32, t32), run);
+            parallelSlices(context, continuousGaussianAttentionCpuScoreSliceCount(b32, h32, n32), scores);
+            auto weights = [&](int64_t begin, int64_t end) {
+                continuousGaussianAttentionWeightsCpu(b32, h32, t32, n32, mSigma2Min, wMu.Data(), wSigma.Data(),
+                    basisMu.Data(), basisSigma.Data(), w.data(), M, S2, CgaIsa::kAvx512, begin, end);
+            };
+            parallelSlices(context, rows, weights);
+            auto ctxBlocks = [&](int64_t begin, int64_t end) {
+                continuousGaussianAttentionContextCpu<KernelT>(
+                    b32, h32, t32, n32, d32, kernelData<KernelT>(V), w.data(), C, CgaIsa::kAvx512, begin, end);
+            };
+            parallelSlices(context, continuousGaussianAttentionCpuContextSliceCount(b32, h32, d32), ctxBlocks);
             return Ort::Status{nullptr};
         });
     }

@@ -44,11 +44,37 @@ RRWKV_HD inline float ltmDotAdd(float acc, float a, float x)
     return acc + a * x;
 }
 
-// psi_j(t) = N(t; mu_j, sigma_j²) = exp(-(t - mu_j)² / (2 sigma_j²)) / (sigma_j sqrt(2 pi)); sigma_j > 0 is the width.
-RRWKV_HD inline float ltmPsi(float t, float basisMu, float basisSigma)
+// expf(x) rounds to +0 exactly for x below this float (e^x < 2^-150, half the smallest subnormal; at the bound itself
+// it is 2^-149). Most psi_j(pos_m) underflow (pos_m a few widths from mu_j), and libm's underflow path is slow (it
+// sets errno): ltmExp decides those without the call and returns the same bits (checked against glibc for every
+// float below -80).
+constexpr float kLTM_EXP_ZERO_BELOW = -0x1.9fe368p6F; // -103.972076
+
+// expf(x), the underflow to +0 decided by one comparison (NaN goes to expf).
+RRWKV_HD inline float ltmExp(float x)
+{
+    return x < kLTM_EXP_ZERO_BELOW ? 0.F : expf(x);
+}
+
+// The exponent of psi_j(t): -(t - mu_j)² / (2 sigma_j²).
+RRWKV_HD inline float ltmPsiExponent(float t, float basisMu, float basisSigma)
 {
     float const diff = t - basisMu;
-    return expf(-(diff * diff) / (2.F * basisSigma * basisSigma)) / (basisSigma * kLTM_SQRT_2PI);
+    return -(diff * diff) / (2.F * basisSigma * basisSigma);
+}
+
+// The normaliser of psi_j: sigma_j sqrt(2 pi).
+RRWKV_HD inline float ltmPsiNorm(float basisSigma)
+{
+    return basisSigma * kLTM_SQRT_2PI;
+}
+
+// psi_j(t) = N(t; mu_j, sigma_j²) = exp(-(t - mu_j)² / (2 sigma_j²)) / (sigma_j sqrt(2 pi)); sigma_j > 0 is the width.
+// The CPU kernel's SIMD paths compute the exponent, the normaliser and the quotient a vector at a time (IEEE mul,
+// sub and div round the same in every lane) and ltmExp per element.
+RRWKV_HD inline float ltmPsi(float t, float basisMu, float basisSigma)
+{
+    return ltmExp(ltmPsiExponent(t, basisMu, basisSigma)) / ltmPsiNorm(basisSigma);
 }
 
 // The histogram's total (its last running sum), and whether it is usable (> 0; otherwise uniform).

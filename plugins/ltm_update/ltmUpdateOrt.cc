@@ -4,9 +4,9 @@
  * B_new float. Attribute sticky (INT 0 or 1, default 0); plugin_namespace / plugin_version are ignored. An invalid
  * attribute is reported at the first Compute (the constructor cannot return a status); shapes are checked against
  * B_past [B, N, e], X_new [B, L, e] and S_samp [M, N] with errors naming the input, and every mode must be 0 (keep),
- * 1 (first fit) or 2 (update). Both phases run their rows on ORT's intra-op thread pool; X_old is a per-call scratch
- * buffer, allocated and filled only when some row updates (most calls keep every row: the model calls the op at
- * every token).
+ * 1 (first fit) or 2 (update). Both phases run their slices (blocks of output rows) on ORT's intra-op thread pool;
+ * X_old is a per-call scratch buffer, allocated and filled only when some row updates (most calls keep every row: the
+ * model calls the op at every token).
  */
 #include "common/ortOps.h"
 #include "ltm_update/ltmUpdateCpu.h"
@@ -97,16 +97,16 @@ struct LtmUpdateKernel
             if (anyUpdate)
             {
                 auto old = [&](int64_t begin, int64_t end) {
-                    ltmUpdateOldRowsCpu(b32, n32, e32, m32, nb32, mSticky, bPast.Data(), modes, sSamp.Data(),
-                        hist.Data(), basisMu.Data(), basisSigma.Data(), xOld.data(), begin, end);
+                    ltmUpdateOldCpu(b32, n32, e32, m32, nb32, mSticky, bPast.Data(), modes, sSamp.Data(),
+                        hist.Data(), basisMu.Data(), basisSigma.Data(), xOld.data(), LtmIsa::kAvx512, begin, end);
                 };
-                parallelSlices(context, ltmUpdateOldRowCount(b32, m32), old);
+                parallelSlices(context, ltmUpdateOldSliceCount(b32, m32), old);
             }
             auto fresh = [&](int64_t begin, int64_t end) {
-                ltmUpdateNewRowsCpu(b32, n32, e32, l32, m32, bPast.Data(), xNew.Data(), modes, G.Data(), gInf.Data(),
-                    xOld.data(), out, begin, end);
+                ltmUpdateNewCpu(b32, n32, e32, l32, m32, bPast.Data(), xNew.Data(), modes, G.Data(), gInf.Data(),
+                    xOld.data(), out, LtmIsa::kAvx512, begin, end);
             };
-            parallelSlices(context, ltmUpdateNewRowCount(b32, n32), fresh);
+            parallelSlices(context, ltmUpdateNewSliceCount(b32, n32), fresh);
             return Ort::Status{nullptr};
         });
     }

@@ -18,8 +18,10 @@ OP = "continuous_gaussian_attention"
 NAMES = ("ctx", "mu", "sigma2")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 SETUPS = {"sorting": ((0.01, 0.05), 1e-6), "gpt2": ((0.005, 0.01), 1e-4)}  # basis widths, sigma2_min
+ISAS = {"portable": 0, "avx2": 1, "avx512": 2}  # continuousGaussianAttentionCpu.h CgaIsa
 _i32, _p, _f = ctypes.c_int32, ctypes.c_void_p, ctypes.c_float
-_ARGS = [_i32] * 5 + [_f, _f] + [_p] * 10
+_ARGS = {"emu": [_i32] * 5 + [_f, _f] + [_p] * 10}
+_ARGS["cpu"] = _ARGS["emu"] + [_i32]  # + the highest path the CPU kernel may take
 
 
 def cga_inputs(B: int, H: int, T: int, N: int, d: int, dtype=torch.float32, seed: int = 0, setup: str = "gpt2",
@@ -55,7 +57,8 @@ def _shim() -> ctypes.CDLL:
     for backend in BACKENDS:
         for dt in ("f32", "f16"):
             fn = getattr(lib, f"rrwkv_{backend}_continuous_gaussian_attention_{dt}")
-            fn.argtypes, fn.restype = _ARGS, ctypes.c_int
+            fn.argtypes, fn.restype = _ARGS[backend], ctypes.c_int
+    lib.rrwkv_cpu_continuous_gaussian_attention_isa.restype = _i32
     cfg = lib.rrwkv_emu_continuous_gaussian_attention_config
     cfg.argtypes, cfg.restype = [ctypes.c_int64, ctypes.POINTER(_i32), ctypes.POINTER(ctypes.c_uint32)], ctypes.c_int64
     return lib
@@ -66,9 +69,16 @@ def _np(t) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def run_cga(backend: str, x: dict, expect_rc: int = 0, **override) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cga_isa() -> int:
+    """The best CPU kernel path of this machine (a value of ISAS)."""
+    return _shim().rrwkv_cpu_continuous_gaussian_attention_isa()
+
+
+def run_cga(backend: str, x: dict, expect_rc: int = 0, isa: str = "avx512", **override
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ContinuousGaussianAttention through `backend` ("cpu" or "emu") on fresh NaN-poisoned outputs (ctx, mu,
-    sigma2). override: sigma2_min / scale instead of x's."""
+    sigma2); the CPU kernel on the best path up to `isa` (a key of ISAS). override: sigma2_min / scale instead of
+    x's."""
     a = {n: _np(x[n]) for n in INPUT_NAMES}
     q, K = a["q"], a["K"]
     B, H, T, d = q.shape
@@ -77,7 +87,8 @@ def run_cga(backend: str, x: dict, expect_rc: int = 0, **override) -> tuple[np.n
     out = (poisoned(q.shape, q.dtype), poisoned((B, H, T), np.float32), poisoned((B, H, T), np.float32))
     fn = getattr(_shim(), f"rrwkv_{backend}_continuous_gaussian_attention_{suffix}")
     attrs = {"sigma2_min": x["sigma2_min"], "scale": x["scale"]} | override
-    rc = fn(B, H, T, N, d, attrs["sigma2_min"], attrs["scale"], *(arr.ctypes.data for arr in (*a.values(), *out)))
+    rc = fn(B, H, T, N, d, attrs["sigma2_min"], attrs["scale"], *(arr.ctypes.data for arr in (*a.values(), *out)),
+            *([ISAS[isa]] if backend == "cpu" else []))
     assert rc == expect_rc, f"{fn.__name__} returned {rc}, expected {expect_rc}"
     return out
 

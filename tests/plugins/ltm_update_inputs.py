@@ -19,8 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
 from ltm_oracle import ltm_inputs, poison_unread, row_inputs  # noqa: E402,F401  (re-exported for the plugin tests)
 
 OP = "ltm_update"
+ISAS = {"portable": 0, "avx2": 1, "avx512": 2}  # ltmUpdateCpu.h LtmIsa
 _i32, _p = ctypes.c_int32, ctypes.c_void_p
-_ARGS = [_i32] * 7 + [_p] * 11
+_ARGS = {"emu": [_i32] * 7 + [_p] * 11}
+_ARGS["cpu"] = _ARGS["emu"] + [_i32]  # + the highest path the CPU kernel may take
 
 
 def reference(x: dict, sticky: int) -> torch.Tensor:
@@ -37,15 +39,22 @@ def _shim() -> ctypes.CDLL:
     lib = shim()
     for backend in ("cpu", "emu"):
         fn = getattr(lib, f"rrwkv_{backend}_ltm_update")
-        fn.argtypes, fn.restype = _ARGS, ctypes.c_int
+        fn.argtypes, fn.restype = _ARGS[backend], ctypes.c_int
+    lib.rrwkv_cpu_ltm_update_isa.restype = _i32
     lib.rrwkv_ltm_quantile_positions.argtypes = [_p, _i32, _i32, _p]
     lib.rrwkv_ltm_quantile_positions.restype = None
     return lib
 
 
-def run_ltm(backend: str, x: dict, sticky: int, expect_rc: int = 0, M: int | None = None, NB: int | None = None
-            ) -> np.ndarray:
-    """LTMUpdate through `backend` ("cpu" or "emu") into a fresh NaN-poisoned B_new (and NaN X_old scratch)."""
+def ltm_isa() -> int:
+    """The best CPU kernel path of this machine (a value of ISAS)."""
+    return _shim().rrwkv_cpu_ltm_update_isa()
+
+
+def run_ltm(backend: str, x: dict, sticky: int, expect_rc: int = 0, M: int | None = None, NB: int | None = None,
+            isa: str = "avx512") -> np.ndarray:
+    """LTMUpdate through `backend` ("cpu" or "emu") into a fresh NaN-poisoned B_new (and NaN X_old scratch); the CPU
+    kernel on the best path up to `isa` (a key of ISAS)."""
     a = {n: np.ascontiguousarray(x[n].numpy()) for n in INPUT_NAMES}
     B, N, e = a["B_past"].shape
     L = a["X_new"].shape[1]
@@ -54,7 +63,8 @@ def run_ltm(backend: str, x: dict, sticky: int, expect_rc: int = 0, M: int | Non
     x_old = poisoned((max(B * M * e, 1),), np.float32)
     out = poisoned((B, N, e), np.float32)
     fn = getattr(_shim(), f"rrwkv_{backend}_ltm_update")
-    rc = fn(B, N, e, L, M, NB, sticky, *(arr.ctypes.data for arr in (*a.values(), x_old, out)))
+    rc = fn(B, N, e, L, M, NB, sticky, *(arr.ctypes.data for arr in (*a.values(), x_old, out)),
+            *([ISAS[isa]] if backend == "cpu" else []))
     assert rc == expect_rc, f"{fn.__name__} returned {rc}, expected {expect_rc}"
     return out
 

@@ -10,13 +10,21 @@ import functools
 import numpy as np
 import pytest
 import torch
-from continuous_gaussian_attention_inputs import (DTYPES, assert_outputs_close, cga_config, cga_inputs, reference,
-                                                  run_cga)
+from continuous_gaussian_attention_inputs import (DTYPES, ISAS, assert_outputs_close, cga_config, cga_inputs,
+                                                  cga_isa, reference, run_cga)
 from kernel_shim import BACKENDS, last_launch
 
 SHAPES = [(1, 1, 1, 1, 1), (2, 3, 7, 33, 5), (1, 2, 63, 512, 64), (3, 4, 1, 512, 50), (1, 1, 5, 700, 200),
           (2, 1, 3, 257, 129)]  # (B, H, T, N, d): N past one 256-entry r chunk, d past one 128-column pass
 SHAPE_IDS = ["B{}H{}T{}N{}d{}".format(*s) for s in SHAPES]
+# N and d off every vector width, T past the SIMD paths' row groups (AVX2 2, AVX-512 4), N past a slice's 32 keys, d
+# past a slice's 64 ctx columns and a score's 16 partial sums
+ODD_SHAPES = [(1, 1, 1, 1, 1), (2, 3, 9, 300, 70), (1, 2, 7, 47, 17), (2, 1, 3, 257, 129), (1, 1, 6, 33, 300)]
+
+
+def require_isa(isa: str) -> None:
+    if cga_isa() < ISAS[isa]:
+        pytest.skip(f"this CPU lacks the {isa} path of the CPU kernel")
 
 
 @functools.cache
@@ -47,12 +55,17 @@ def test_saturated_rows(w_scale, backend):
     assert_outputs_close("cpu_kernel_fp32" if w_scale <= 10 else "saturated_fp32", reference(x), out)
 
 
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_kernels_agree_to_the_bit(dtype):
-    """The emulated CUDA kernel adds the same terms in the same order as the CPU kernel (32 strided partial sums in
-    lane order, ctx over j in order); the host compiler builds both, so they agree exactly."""
-    x = cga_inputs(2, 3, 9, 300, 70, DTYPES[dtype], seed=4, w_scale=5.0)
-    for a, b in zip(run_cga("cpu", x), run_cga("emu", x)):
+@pytest.mark.parametrize("B,H,T,N,d", ODD_SHAPES, ids=["B{}H{}T{}N{}d{}".format(*s) for s in ODD_SHAPES])
+def test_kernels_agree_to_the_bit(B, H, T, N, d, dtype, isa):
+    """Every path of the CPU kernel (portable, AVX2, AVX-512) adds the same terms in the same order as the emulated
+    CUDA kernel (each score's 16 partial sums over k and their halving tree, 32 strided partial sums over j in lane
+    order, ctx over j in order), with no FMA and the same expf (cgaExp); the host compiler builds both, so they agree
+    exactly."""
+    require_isa(isa)
+    x = cga_inputs(B, H, T, N, d, DTYPES[dtype], seed=4, w_scale=5.0)
+    for a, b in zip(run_cga("cpu", x, isa=isa), run_cga("emu", x)):
         np.testing.assert_array_equal(a, b)
 
 

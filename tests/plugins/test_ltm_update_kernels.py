@@ -8,14 +8,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ltm_update_inputs import (assert_b_close, header_positions, ltm_inputs, poison_unread, reference, row_inputs,
-                               run_ltm)
+from ltm_update_inputs import (ISAS, assert_b_close, header_positions, ltm_inputs, ltm_isa, poison_unread, reference,
+                               row_inputs, run_ltm)
 
 from rrwkv_trt.export.ops.ltm_update import quantile_positions
 
 SIZES = [(1, 1, 1, 1, 1, 1), (3, 33, 7, 5, 9, 5), (2, 64, 33, 8, 40, 128), (3, 70, 65, 31, 33, 128)]  # B N e L M NB
 MIXED, MIXED_MODES = (5, 35, 33, 5, 9, 5), [2, 0, 1, 0, 2]  # past one tile in N and e; update, keep, fit, keep, update
 BACKENDS = ["cpu", "emu"]
+# N, M and e off every vector width: rows past two slices of 16 rows and into 4-row tiles, e past two 64-column blocks
+ODD_SIZE = (3, 37, 131, 19, 21, 7)
 
 
 def size_id(s) -> str:
@@ -31,11 +33,16 @@ def test_kernel_matches_reference(backend, size, sticky):
     assert_b_close("cpu_kernel_fp32", reference(x, sticky), out, f"/{backend}")
 
 
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("sticky", [0, 1])
-@pytest.mark.parametrize("size", SIZES, ids=size_id)
-def test_cpu_and_emulated_cuda_agree_to_the_bit(size, sticky):
+@pytest.mark.parametrize("size", [*SIZES, ODD_SIZE], ids=size_id)
+def test_cpu_and_emulated_cuda_agree_to_the_bit(size, sticky, isa):
+    """Every path of the CPU kernel (portable, AVX2, AVX-512) adds each element's terms in index order with the
+    product rounded first, as the emulated CUDA kernels do, so all agree exactly."""
+    if ltm_isa() < ISAS[isa]:
+        pytest.skip(f"this CPU lacks the {isa} path of the CPU kernel")
     x = ltm_inputs(*size, seed=5 + sum(size), hist_kind="random")
-    np.testing.assert_array_equal(run_ltm("cpu", x, sticky), run_ltm("emu", x, sticky))
+    np.testing.assert_array_equal(run_ltm("cpu", x, sticky, isa=isa), run_ltm("emu", x, sticky))
 
 
 def test_gpt2_size_cpu_kernel():
