@@ -1,4 +1,4 @@
-"""Accuracy of the weight-only int8 / int4 exports against the fp32 export, both on ONNX Runtime.
+"""Accuracy of the weight-only w16 / int8 / int4 exports against the fp32 export, both on ONNX Runtime.
 
 Greedy agreement as runtime/drift.py defines it for all its users: a seeded prompt is prefilled, then the fp32
 session decodes greedily and every session is fed fp32's token at each step, each carrying its own state, so

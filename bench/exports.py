@@ -8,9 +8,9 @@ prepares, under OUT_ROOT, every export the benchmark measures and writes OUT_ROO
   * `--random-hgrn2`: an fla-format HGRN2 folder (config.json + model.safetensors) of width 768, 12 layers and
     expand ratio 128 (6 heads of K = V = 128), the MLP width by fla's rule (2048), vocabulary 50277 like the 169M,
     with seeded random weights (export/models/random_init.py), generated here the same way;
-  * per checkpoint: fp32 and fp16 exports (`rrwkv-trt export`), and int8 / int4 quantized from the fp32 export
-    (export/quantize.py), with each export's weight bytes, the bytes one decode step reads, and the bytes of one
-    sequence's recurrent state (which a decode step reads and writes).
+  * per checkpoint: fp32 and fp16 exports (`rrwkv-trt export`), and the weight-only w16 / int8 / int4 made from
+    the fp32 export (export/quantize.py), with each export's weight bytes, the bytes one decode step reads, and the
+    bytes of one sequence's recurrent state (which a decode step reads and writes).
 An export is reused when its stamp (checkpoint size and mtime, precision, a digest of the export/ sources) matches;
 `--fresh` redoes them all.
 """
@@ -31,7 +31,7 @@ import torch
 
 import rrwkv_trt.export
 from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
-from rrwkv_trt.core.metadata import from_metadata
+from rrwkv_trt.core.metadata import WEIGHT_ONLY_PRECISIONS, from_metadata
 from rrwkv_trt.export.checkpoint import load_checkpoint, resolve_checkpoint_file
 from rrwkv_trt.export.onnx_export import export_checkpoint
 from rrwkv_trt.export.precision import PRECISIONS
@@ -42,7 +42,8 @@ RANDOM_169M = Rwkv4Config(vocab_size=50277, n_embd=768, n_layer=12, dim_att=768,
 RANDOM_169M_NAME = "rwkv4-169m-random"
 RANDOM_HGRN2 = dict(hidden_size=768, num_hidden_layers=12, expand_ratio=128, vocab_size=50277)  # fla config.json
 RANDOM_HGRN2_NAME = "hgrn2-12x768-random"
-WEIGHT_OPS = ("MatMul", "MatMulNBits", "MatMulW8")  # what a decode step reads in full; Gather reads one embedding row
+# what a decode step reads in full; Gather reads one embedding row
+WEIGHT_OPS = ("MatMul", "MatMulNBits", "MatMulW8", "MatMulWF16")
 
 
 def log(message: str) -> None:
@@ -81,7 +82,7 @@ def write_random_hgrn2(folder: Path) -> Path:
 
 
 def weight_stats(model_path: Path) -> dict:
-    """Bytes of all initializers, of those a decode step reads in full (MatMul / MatMulNBits / MatMulW8 weights), and
+    """Bytes of all initializers, of those a decode step reads in full (the weights of WEIGHT_OPS), and
     of one sequence's recurrent state (every state input at batch 1)."""
     proto = onnx.load(model_path)
     sizes = {i.name: len(i.raw_data) or onnx.numpy_helper.to_array(i).nbytes for i in proto.graph.initializer}
@@ -116,7 +117,7 @@ def prepare_export(checkpoint: Path, out: Path, precision: str, fp32_dir: Path, 
         return out
     shutil.rmtree(out, ignore_errors=True)
     start = time.monotonic()
-    if precision in ("int8", "int4"):
+    if precision in WEIGHT_ONLY_PRECISIONS:
         quantize_export(fp32_dir, out, precision)
     else:
         export_checkpoint(load_checkpoint(checkpoint), out, precision=precision)

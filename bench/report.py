@@ -28,9 +28,10 @@ from .quality import format_quality
 
 TENSORRT_SKIP = "TensorRT needs an NVIDIA GPU and full TensorRT; neither is on this machine, so it is not measured"
 
-TARGETS = {  # issue 5, for models the rwkv package runs (the 169M RWKV-4)
+TARGETS = {  # issue 5 (issue 14 for w16), for models the rwkv package runs (the 169M RWKV-4)
     "fp32_decode_vs_rwkv": 3.0, "fp32_decode_of_bound": 0.9, "int8_decode_vs_rwkv": 6.0,
     "int8_greedy_agreement": 0.98, "prefill_vs_rwkv": 1.0, "peak_rss_over_weights": 1.3,
+    "w16_decode_vs_fp32": 1.8, "w16_decode_of_bound": 0.85,
 }
 
 
@@ -117,8 +118,16 @@ def _get(d: dict, *keys):
     return d
 
 
+def _ratio_of(a: dict, b: dict, measure: str) -> float | None:
+    """Median tok/s of `a` over `b` for `measure`, None unless both were measured."""
+    x, y = _get(a, measure, "tokens_per_s", "median"), _get(b, measure, "tokens_per_s", "median")
+    return None if x is None or not y else round(x / y, 2)
+
+
 def check_targets(variants: dict, agreement: dict) -> list[dict]:
     fp32, int8 = variants.get("ort-kernel fp32", {}), variants.get("ort-kernel int8", {})
+    w16 = variants.get("ort-kernel w16", {})
+    w16_vs_fp32 = _ratio_of(w16, fp32, "decode_b1")
     rows = [("fp32 decode (b1) vs rwkv package", _get(fp32, "decode_b1", "vs_baseline"), ">=",
              TARGETS["fp32_decode_vs_rwkv"]),
             ("fp32 decode (b1) of bandwidth bound", _get(fp32, "decode_b1", "fraction_of_bound"), ">=",
@@ -127,7 +136,10 @@ def check_targets(variants: dict, agreement: dict) -> list[dict]:
              TARGETS["int8_decode_vs_rwkv"]),
             ("int8 greedy agreement with fp32", _get(agreement, "int8", "greedy_agreement"), ">=",
              TARGETS["int8_greedy_agreement"]),
-            ("fp32 prefill vs rwkv package", _get(fp32, "prefill", "vs_baseline"), ">=", TARGETS["prefill_vs_rwkv"])]
+            ("fp32 prefill vs rwkv package", _get(fp32, "prefill", "vs_baseline"), ">=", TARGETS["prefill_vs_rwkv"]),
+            ("w16 decode (b1) vs ort-kernel fp32", w16_vs_fp32, ">=", TARGETS["w16_decode_vs_fp32"]),
+            ("w16 decode (b1) of bandwidth bound", _get(w16, "decode_b1", "fraction_of_bound"), ">=",
+             TARGETS["w16_decode_of_bound"])]
     for name, v in variants.items():
         if name.startswith("ort-"):
             rows.append((f"{name} peak RSS (added) / weight bytes", _get(v, "memory", "added_over_weights"), "<=",

@@ -1,6 +1,6 @@
 """The benchmark coordinator behind `rrwkv-trt bench` (torch-free: models and baselines run in subprocesses).
 
-1. `python -m rrwkv_trt.bench.exports` prepares the exports (fp32, fp16, int8, int4) of each checkpoint, of the
+1. `python -m rrwkv_trt.bench.exports` prepares the exports (fp32, fp16, w16, int8, int4) of each checkpoint, of the
    seeded random 169M RWKV-4 and of the seeded random HGRN2 (12 x 768, expand ratio 128), and writes their manifest.
 2. A machine worker measures the bounds (machine.py) with the benchmark's thread count.
 3. Per model, one worker per variant (worker.py) is started and warmed up; then, repetition by

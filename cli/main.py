@@ -59,8 +59,9 @@ def main() -> None:
               help="tokenizer.json to ship beside the model [default: the one beside the checkpoint].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="fp16: fp16 weights and activations; LayerNorm, WKV/medium arithmetic, recurrent state, residual "
-                   "stream and logits stay fp32 (README \"Precision\"). int8/int4: weight-only quantized MatMuls "
-                   "for ONNX Runtime on the CPU, everything else fp32 (README \"Speed on the edge CPU\").")
+                   "stream and logits stay fp32 (README \"Precision\"); for TensorRT. w16/int8/int4: weight-only "
+                   "MatMuls (fp16 weights / quantized) for ONNX Runtime on the CPU, everything else fp32 (README "
+                   "\"Speed on the edge CPU\").")
 def export(checkpoint: str, out_dir: str, family: str | None, tokenizer: str | None, precision: str) -> None:
     """Export CHECKPOINT (BlinkDL .pth, .safetensors, or a folder) to ONNX in OUT_DIR."""
     try:  # export needs torch; the runtime never imports it unless this command runs
@@ -313,7 +314,7 @@ def compare(model: str, engine: str | None, steps: int, window: int, checkpoint:
 @click.option("--prefill", "prefill_tokens", type=click.IntRange(min=1), default=512, show_default=True,
               help="Prompt tokens of the prefill and time-to-first-token measurement.")
 @click.option("--agreement-steps", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Greedy steps of the int8/int4 vs fp32 agreement check (0: skip it).")
+              help="Greedy steps of the w16/int8/int4 vs fp32 agreement check (0: skip it).")
 @click.option("--eval-bytes", type=click.IntRange(min=0), default=200_000, show_default=True,
               help="Bytes of the stdlib's held-out split on which every precision's bits per byte is compared with "
                    "fp32 (models with a tokenizer; 0: skip it).")

@@ -5,9 +5,9 @@ Keys written into every exported model:
   rrwkv.config          config JSON (family + sizes)
   rrwkv.state_spec      state slots JSON (names, symbolic shapes, dtypes, initial values)
   rrwkv.precision       "fp32" or "fp16": the dtype of weights and activations (export/precision.py); the state
-                        spec carries each slot's dtype, and logits are fp32 at both precisions. "int8" / "int4":
-                        an fp32 graph whose MatMul weights are rrwkv::MatMulW8 (int8) or
-                        com.microsoft::MatMulNBits (int4) nodes (export/quantize.py)
+                        spec carries each slot's dtype, and logits are fp32 at both precisions. "w16" / "int8" /
+                        "int4": an fp32 graph whose MatMul weights are rrwkv::MatMulWF16 (fp16 weights),
+                        rrwkv::MatMulW8 (int8) or com.microsoft::MatMulNBits (int4) nodes (export/quantize.py)
   rrwkv.transforms      JSON list of the one-time checkpoint transforms applied at export
   rrwkv.fingerprint     64 hex digits: sha256 of the source checkpoint's config and fp32 weights
                         (export/fingerprint.py), the same for every precision of one checkpoint; state files record
@@ -36,8 +36,8 @@ KEY_PRECISION = "rrwkv.precision"
 KEY_TRANSFORMS = "rrwkv.transforms"
 KEY_FINGERPRINT = "rrwkv.fingerprint"
 FINGERPRINT = re.compile(r"[0-9a-f]{64}")  # a lowercase hex sha256
-PRECISIONS = ("fp32", "fp16", "int8", "int4")  # rrwkv.precision values (export/precision.py)
-WEIGHT_ONLY_PRECISIONS = ("int8", "int4")  # ONNX Runtime CPU only: not TensorRT-buildable
+PRECISIONS = ("fp32", "fp16", "w16", "int8", "int4")  # rrwkv.precision values (export/precision.py)
+WEIGHT_ONLY_PRECISIONS = ("w16", "int8", "int4")  # ONNX Runtime CPU only: not TensorRT-buildable
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,21 @@
-"""Weight-only int8 / int4 exports for ONNX Runtime on the CPU (`rrwkv-trt export --precision int8|int4`).
+"""Weight-only w16 / int8 / int4 exports for ONNX Runtime on the CPU (`rrwkv-trt export --precision w16|int8|int4`).
 
 Every MatMul whose weight is a constant initializer (time-mix r/k/v/output, channel-mix key/receptance/value, the
-head; RRWKV's medium projections too) becomes one node whose weight is stored as symmetric integers with one fp32
-scale per BLOCK_SIZE inputs of each output column (round half to even):
-  * int8: `rrwkv::MatMulW8` (export/ops/matmul_w8.py, export/quantize_w8.py, plugins/matmul_w8/): the fused CPU
-    kernel of librrwkv_ort_ops.so, or its FunctionProto in stock ONNX Runtime;
-  * int4: `com.microsoft::MatMulNBits` with ACCURACY_LEVEL 4 (ONNX Runtime's own quantizer).
+head; RRWKV's medium projections too) becomes one node whose weight is stored in fewer bits:
+  * w16: `rrwkv::MatMulWF16` (export/ops/matmul_wf16.py, export/quantize_wf16.py, plugins/matmul_wf16/): the weight
+    rounded to fp16, activations and sums fp32; the fused CPU kernel of librrwkv_ort_ops.so, or its FunctionProto
+    in stock ONNX Runtime. Not the TensorRT `fp16` export: there activations are fp16 too;
+  * int8 and int4: symmetric integers with one fp32 scale per BLOCK_SIZE inputs of each output column (round half
+    to even); int8 is `rrwkv::MatMulW8` (export/ops/matmul_w8.py, export/quantize_w8.py, plugins/matmul_w8/), as w16
+    a fused CPU kernel or its FunctionProto; int4 is `com.microsoft::MatMulNBits` with ACCURACY_LEVEL 4 (ONNX
+    Runtime's own quantizer).
 Activations, the embedding table, LayerNorms, the WKV/medium parameters and arithmetic, the recurrent state and the
 logits stay fp32, so the state spec and the ONNX contract are those of an fp32 export.
 
 Why these choices (measured on the project's 2-core machine: README "Speed on the edge CPU", int8 / int4 and
-"Why an int8 op of our own"):
+"Why an int8 op of our own"; plugins/matmul_wf16/README.md for w16):
+  * w16 stores fp16 rather than bf16: at the same bytes and the same decode speed (both stream at the fp32 MatMul's
+    bandwidth), fp16's 3 more mantissa bits gave the shipped model 9x smaller logit errors.
   * int8 is MatMulW8 rather than MatMulNBits at 8 bits: faster at decode, and more accurate (int16 instead of int8
     activations). MatMulNBits runs at accuracy level 4 (activation blocks quantised to int8, VNNI); levels 0/1
     are far slower than an fp32 MatMul.
@@ -36,22 +41,28 @@ from rrwkv_trt.core.paths import resolve_model_path
 
 from .model_folder import check_output_folder, write_export
 from .quantize_w8 import quantize_matmuls_w8
+from .quantize_wf16 import quantize_matmuls_wf16
 
-WEIGHT_ONLY_BITS = {"int8": 8, "int4": 4}
+WEIGHT_ONLY_BITS = {"w16": 16, "int8": 8, "int4": 4}
 BLOCK_SIZE = 128
 ACCURACY_LEVEL = 4
 CONTRIB_DOMAIN = "com.microsoft"
 
 
 def quantize_matmul_weights(proto: onnx.ModelProto, precision: str) -> tuple[onnx.ModelProto, tuple[str, ...]]:
-    """Quantize every constant-weight MatMul of `proto` at `precision`: "int8" -> rrwkv::MatMulW8 (in place),
-    "int4" -> com.microsoft::MatMulNBits (a new model).
+    """Store every constant-weight MatMul of `proto` at `precision`: "w16" -> rrwkv::MatMulWF16 and "int8" ->
+    rrwkv::MatMulW8 (in place), "int4" -> com.microsoft::MatMulNBits (a new model).
 
     Returns:
         the quantized model (model-local functions and metadata kept) and the transform it records.
     """
     before = _constant_matmuls(proto)
-    if precision == "int8":
+    scales = "along the input dim, fp32 scales"
+    if precision == "w16":
+        converted = quantize_matmuls_wf16(proto)
+        out, op = proto, "rrwkv::MatMulWF16 (fp32 activations and sums, plugins/matmul_wf16)"
+        scales = "rounded to fp16"
+    elif precision == "int8":
         converted = quantize_matmuls_w8(proto, BLOCK_SIZE)
         out, op = proto, f"rrwkv::MatMulW8 (int16 activations, plugins/matmul_w8), 8-bit symmetric, block {BLOCK_SIZE}"
     else:
@@ -64,7 +75,7 @@ def quantize_matmul_weights(proto: onnx.ModelProto, precision: str) -> tuple[onn
     if left or converted != len(before):
         raise RuntimeError(f"quantizer converted {converted} of {len(before)} constant-weight MatMuls; "
                            f"left as MatMul: {left[:4]}")
-    transform = f"MatMul weights -> {op} along the input dim, fp32 scales ({converted} MatMuls)"
+    transform = f"MatMul weights -> {op} {scales} ({converted} MatMuls)"
     return out, (transform,)
 
 
@@ -96,7 +107,8 @@ def quantize_export(fp32_model: str | Path, out_dir: str | Path, precision: str)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Quantize an fp32 export's MatMul weights (int8/int4, ONNX Runtime CPU)")
+    p = argparse.ArgumentParser(
+        description="Quantize an fp32 export's MatMul weights (w16/int8/int4, ONNX Runtime CPU)")
     p.add_argument("fp32_model", help="an fp32 export folder or its model.onnx")
     p.add_argument("-o", "--out", required=True, help="folder to create")
     p.add_argument("--precision", choices=sorted(WEIGHT_ONLY_BITS), default="int8")

@@ -222,7 +222,7 @@ def build_engine(model: str | os.PathLike, engine: str | os.PathLike, *, max_bat
         max_seq = info.config.max_call_tokens
     if info.precision in WEIGHT_ONLY_PRECISIONS:
         raise UserError(f"{model_path} is a {info.precision} export for ONNX Runtime on the CPU (weight-only "
-                        "quantized MatMuls); build the engine from an fp32 or fp16 export")
+                        "MatMuls); build the engine from an fp32 or fp16 export")
     trt = import_tensorrt() if trt is None else trt
     product, version = tensorrt_product(trt)
     target = _target_compute_capability(trt, compute_capability)

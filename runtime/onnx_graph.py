@@ -158,6 +158,7 @@ ATTRIBUTES: dict[str, dict[str, Rule]] = {
     "WKV4Medium": {"s": IntAttribute(True, 1), "medium_decays": IntAttribute(False, 0, 1), **_PLUGIN},
     "MatMulW8": {"N": IntAttribute(True, 1), "block_size": IntAttribute(False, 2, W8_MAX_BLOCK, even=True),
                  **_PLUGIN},
+    "MatMulWF16": {"N": IntAttribute(True, 1), **_PLUGIN},
     "GatedOuterScan": {"scale": FloatAttribute(True, 0.0), "chunk_size": IntAttribute(False, 1), **_PLUGIN},
     "ContinuousGaussianAttention": {"sigma2_min": FloatAttribute(True, 0.0), "scale": FloatAttribute(True, 0.0),
                                     **_PLUGIN},

@@ -8,8 +8,8 @@ per repetition, in an order rotated each repetition:
     full           the export as it is
     seq1           the token shift rewritten for one token: Concat(Unsqueeze(prev), Slice(x, 0:-1)) -> Unsqueeze(prev),
                    which is what a decode graph specialised for seq = 1 would drop
-    no-matmul      every projection (MatMul, MatMulW8, MatMulNBits with a constant weight) replaced by a copy of
-                   its input cut or tiled to the output's width: the step without reading any projection weight
+    no-matmul      every projection (MatMul, MatMulW8, MatMulWF16, MatMulNBits with a constant weight) replaced by a
+                   copy of its input cut or tiled to the output's width: the step without reading any projection weight
     seq1 no-matmul both
 ORT's profiler is not used: it adds microseconds to every node, which at ~500 nodes per step distorts exactly this
 split. Writes bench/results/<date>-decode-breakdown.json (or --out).
@@ -35,7 +35,7 @@ from rrwkv_trt.bench.suite import Worker
 from rrwkv_trt.core.paths import BUILD_DIR, REPO_ROOT
 
 DEFAULT_MODEL = BUILD_DIR / "bench" / "rwkv4-169m-random" / "int8"
-PROJECTIONS = ("MatMul", "MatMulW8", "MatMulNBits")
+PROJECTIONS = ("MatMul", "MatMulW8", "MatMulWF16", "MatMulNBits")
 
 
 def projection_widths(node: onnx.NodeProto, inits: dict) -> tuple[int, int] | None:
@@ -49,6 +49,8 @@ def projection_widths(node: onnx.NodeProto, inits: dict) -> tuple[int, int] | No
     if node.op_type == "MatMulW8" and node.input[1] in inits:
         kpad = inits[node.input[1]].dims[1] * 2  # w [G, Kpad / 2, 64, 2]; K > Kpad - block_size
         return kpad - attrs.get("block_size", DEFAULT_BLOCK) + 1, attrs["N"]
+    if node.op_type == "MatMulWF16" and node.input[1] in inits:
+        return inits[node.input[1]].dims[1], attrs["N"]  # w [G, K, 64]
     return None
 
 

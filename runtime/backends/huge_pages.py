@@ -2,13 +2,14 @@
 
 ONNX Runtime maps an export's external data (model.onnx.data) into memory with 4 KiB pages. ORT's own kernels copy
 their weights into packed buffers at load, but the rrwkv kernels (librrwkv_ort_ops.so) read theirs in place on
-every call: MatMulW8 streams all 135 MB of int8 weights of the 169M RWKV-4 per token, a TLB miss every 4 KiB,
-each a two-level page walk on a virtual machine. `load_custom_op_weights` reads exactly those initializers (external,
-consumed by rrwkv nodes only) into one private anonymous buffer advised MADV_HUGEPAGE (2 MiB pages where the
-kernel's THP setting is `madvise` or `always`); OrtSession passes them with SessionOptions.add_initializer,
-which makes ORT use that memory instead of mapping the file. Fewer TLB misses make an int8 decode step of the 169M
-faster, with bit-identical results (measured: README "Speed on the edge CPU", Huge pages). Peak RSS is unchanged:
-the same bytes, held once, though private to the process rather than shared through the page cache.
+every call: MatMulW8 streams all 135 MB of int8 weights of the 169M RWKV-4 per token (MatMulWF16 its 261 MB of fp16
+weights), a TLB miss every 4 KiB, each a two-level page walk on a virtual machine. `load_custom_op_weights` reads
+exactly those initializers (external, consumed by rrwkv nodes only) into one private anonymous buffer advised
+MADV_HUGEPAGE (2 MiB pages where the kernel's THP setting is `madvise` or `always`); OrtSession passes them with
+SessionOptions.add_initializer, which makes ORT use that memory instead of mapping the file. Fewer TLB misses make
+an int8 decode step of the 169M faster, with bit-identical results (measured: README "Speed on the edge CPU", Huge
+pages). Peak RSS is unchanged: the same bytes, held once, though private to the process rather than shared through
+the page cache.
 
 The export lists those initializers in `model.onnx` + KERNEL_WEIGHTS_SUFFIX (export/kernel_weights.py), so the
 runtime needs no onnx package to find them (importing onnx is slow and costs memory; measured: README "Speed on

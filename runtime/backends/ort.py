@@ -84,8 +84,8 @@ class OrtSession(BackendSession):
 
         prefill_chunk: the most tokens per sequence that `run` feeds in one call (PREFILL_CHUNK); None feeds
             the whole prompt at once.
-        huge_pages: with the custom ops registered, read the weights that only rrwkv kernels use (MatMulW8's)
-            from the external data into 2 MiB pages instead of letting ORT map the file (backends/huge_pages.py:
+        huge_pages: with the custom ops registered, read the weights that only rrwkv kernels use (MatMulW8's,
+            MatMulWF16's) from the external data into 2 MiB pages instead of letting ORT map the file (huge_pages.py:
             fewer TLB misses, a faster int8 decode step; measured: README "Speed on the edge CPU", Huge pages);
             False keeps ORT's mapping, which other processes share.
 

@@ -67,6 +67,7 @@ def test_report_ratios_bounds_and_targets():
               "gemm": {"best_gflop_s": 1e-3}, "gemv_model": {"read_gb_s": 1e-6}}
     variants = [_variant("ort-kernel fp32", [1.0, 2.0, 0.5], [1.0, 1.0, 1.0]),
                 _variant("ort-kernel int8", [0.25, 0.25, 0.25], [0.5, 0.5, 0.5], step_bytes=1000),
+                _variant("ort-kernel w16", [0.5, 1.0, 0.25], [1.0, 1.0, 1.0], step_bytes=2000),
                 _variant("rwkv-package fp32", [4.0, 4.0, 4.0], [2.0, 2.0, 2.0], b8={"ok": False,
                                                                                       "unsupported": "one sequence"})]
     agreement = {"int8": {"greedy_agreement": 0.99, "max_abs_logit_err": 0.1, "steps": 10,
@@ -90,6 +91,9 @@ def test_report_ratios_bounds_and_targets():
     assert targets["int8 decode (b1) vs rwkv package"]["met"] is True  # x16
     assert targets["int8 greedy agreement with fp32"]["met"] is True
     assert targets["ort-kernel fp32 peak RSS (added) / weight bytes"]["met"] is False  # 1.5 > 1.3
+    assert targets["w16 decode (b1) vs ort-kernel fp32"]["measured"] == 2.0  # 20 vs 10 tok/s: met (>= 1.8)
+    assert targets["w16 decode (b1) vs ort-kernel fp32"]["met"] is True
+    assert targets["w16 decode (b1) of bandwidth bound"]["measured"] == 5.0  # 20 tok/s, bound 8000 / 2000 B
     text = "\n".join(format_model(out, s))
     assert "n/a" in text and "MISSED" in text and "x4.00" in text and "tensorrt: skipped" in text
     agreement["int8"]["greedy_agreement"] = TARGETS["int8_greedy_agreement"] - 0.01

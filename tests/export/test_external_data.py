@@ -125,6 +125,25 @@ def test_huge_page_weights_give_the_same_results(int8_split, monkeypatch):
         assert small.huge_page_bytes == 0  # below one huge page: ORT keeps its mapping
 
 
+def test_w16_weights_in_huge_pages_give_the_same_results(exports, tmp_path, monkeypatch):
+    """A w16 export with external data lists every MatMulWF16 weight (fp16) in its index; read into huge pages they
+    give the mapped weights' bits."""
+    if find_custom_ops_library() is None:
+        pytest.skip("build/librrwkv_ort_ops.so not built (`make plugins`)")
+    _, split = exports
+    monkeypatch.setattr(model_folder, "EXTERNAL_DATA_MIN_BYTES", 0)
+    out = quantize_export(split, tmp_path / "w16", "w16")
+    proto = onnx.load(out / "model.onnx", load_external_data=False)
+    weights = {n.input[1] for n in proto.graph.node if n.op_type == "MatMulWF16"}
+    listed = {t["name"]: t["dtype"] for t in _index(out)["tensors"]}
+    assert weights and all(listed.get(w) == "float16" for w in weights), listed
+    monkeypatch.setattr(huge_pages, "MIN_BYTES", 0)  # the tiny model's kernel weights fill no 2 MiB page
+    ids = np.array([[3, 4, 7, 1, 0]], dtype=np.int64)
+    with OrtSession(out, huge_pages=True) as hp, OrtSession(out, huge_pages=False) as mapped:
+        assert hp.huge_page_bytes > 0 and mapped.huge_page_bytes == 0
+        np.testing.assert_array_equal(hp.run(ids)[0], mapped.run(ids)[0])
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda ix: ix.update(data_bytes=ix["data_bytes"] + 1), "from different exports"),
     (lambda ix: ix.update(format_version=99), "not a valid kernel-weights index"),

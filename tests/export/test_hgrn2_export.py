@@ -1,4 +1,4 @@
-"""A random 4-layer fla HGRN2 checkpoint through `rrwkv-trt export` (fp32, fp16, int8): the graph contract (one
+"""A random 4-layer fla HGRN2 checkpoint through `rrwkv-trt export` (fp32, fp16, int8, w16): the graph contract (one
 rrwkv::GatedOuterScan per layer), ONNX Runtime on the function bodies against PyTorch, greedy ids identical in
 PyTorch step mode, PyTorch sequence mode and ONNX Runtime, and `run --state-out/--state-in` / `compare`.
 
@@ -194,25 +194,26 @@ def test_fp16_export_keeps_the_declared_fp32_tensors(checkpoint, torch_model, tm
     np.testing.assert_array_equal(last, logits[:, -1:])
 
 
-def test_int8_export_runs(checkpoint, exported, torch_model, tmp_path_factory):
-    out = export_with_cli(checkpoint, tmp_path_factory, "int8")
+@pytest.mark.parametrize("precision,op_type", [("int8", "MatMulW8"), ("w16", "MatMulWF16")])
+def test_weight_only_export_runs(checkpoint, exported, torch_model, tmp_path_factory, precision, op_type):
+    out = export_with_cli(checkpoint, tmp_path_factory, precision)
     model, fp32 = onnx.load(out / "model.onnx"), onnx.load(exported / "model.onnx")
     weights = {i.name for i in fp32.graph.initializer}
     matmuls = [n for n in fp32.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
     assert len(matmuls) == 7 * LAYERS + 1  # q, f, i, o, gate, up, down per layer; the head
-    assert sum(n.op_type == "MatMulW8" for n in model.graph.node) == len(matmuls)
+    assert sum(n.op_type == op_type for n in model.graph.node) == len(matmuls)
     assert sum(n.op_type == "GatedOuterScan" for n in model.graph.node) == LAYERS
     info = from_metadata({p.key: p.value for p in model.metadata_props})
-    assert info.precision == "int8" and info.state == info.config.state_spec("float32")
-    tol = load_policy("int8").call("ort-function")
+    assert info.precision == precision and info.state == info.config.state_spec("float32")
+    tol = load_policy(precision).call("ort-function")
     sess = StockOrt(out)
     ids = np.random.default_rng(6).integers(0, VOCAB, (1, 30))
     logits, _ = sess.run(ids, sess.initial_state(1))
     with torch.no_grad():
         ref, _ = torch_model(torch.from_numpy(ids), torch_model.init_state(1))
-    assert_close("int8 logits", ref, logits, tol.logits.atol, tol.logits.rtol)
+    assert_close(f"{precision} logits", ref, logits, tol.logits.atol, tol.logits.rtol)
     last, _ = sess.run(ids, sess.initial_state(1), logits_from=29)
-    assert_close("int8 last-only logits", logits[:, -1:], last, atol=1e-6, rtol=1e-6)
+    assert_close(f"{precision} last-only logits", logits[:, -1:], last, atol=1e-6, rtol=1e-6)
 
 
 @needs_runtime

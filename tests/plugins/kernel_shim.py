@@ -24,6 +24,7 @@ BACKENDS = ("cpu", "emu")  # CPU kernel, emulated CUDA kernel
 
 _i32, _i64, _p = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
 W8_ISAS = {"portable": 0, "avx2": 1, "avx512-vnni": 2}  # plugins/matmul_w8/matmulW8Cpu.h W8Isa
+WF16_ISAS = {"portable": 0, "avx2": 1, "avx512": 2}  # plugins/matmul_wf16/matmulWF16Cpu.h WF16Isa
 _WKV4_ARGS = [_i32] * 3 + [_p] * 11
 _MEDIUM_ARGS = [_i32] * 6 + [_p] * 14
 _W8_ARGS = [_i32] * 4 + [_p] * 6
@@ -54,6 +55,15 @@ def shim() -> ctypes.CDLL:
     lib.rrwkv_cpu_matmul_w8.argtypes, lib.rrwkv_cpu_matmul_w8.restype = _W8_ARGS + [_i32], ctypes.c_int
     lib.rrwkv_emu_matmul_w8.argtypes, lib.rrwkv_emu_matmul_w8.restype = _W8_ARGS, ctypes.c_int
     lib.rrwkv_cpu_matmul_w8_isa.restype = _i32
+    lib.rrwkv_cpu_matmul_wf16.argtypes, lib.rrwkv_cpu_matmul_wf16.restype = [_i32] * 3 + [_p] * 3 + [_i32], ctypes.c_int
+    lib.rrwkv_emu_matmul_wf16.argtypes, lib.rrwkv_emu_matmul_wf16.restype = [_i32] * 3 + [_p] * 3, ctypes.c_int
+    lib.rrwkv_cpu_matmul_wf16_isa.restype = _i32
+    lib.rrwkv_emu_matmul_wf16_threads.restype = _i32
+    lib.rrwkv_wf16_size_error.argtypes = [_i64] * 3 + [ctypes.c_char_p, _i32]
+    lib.rrwkv_wf16_size_error.restype = _i32
+    lib.rrwkv_wf16_cpu_slice.argtypes = [_i64, _i32, _i32] + [ctypes.POINTER(_i32)] * 3
+    lib.rrwkv_wf16_cpu_slice.restype = _i64
+    lib.rrwkv_wf16_to_float.argtypes = [_p, _p, _i64]
     lib.rrwkv_w8_block_count.argtypes, lib.rrwkv_w8_block_count.restype = [_i32, _i32], _i32
     lib.rrwkv_w8_group_count.argtypes, lib.rrwkv_w8_group_count.restype = [_i32], _i32
     lib.rrwkv_w8_padded_k.argtypes, lib.rrwkv_w8_padded_k.restype = [_i32, _i32], _i64
@@ -214,6 +224,65 @@ def w8_cpu_slice(s: int, M: int, N: int) -> tuple[int, int, int, int]:
     g, r0, r1 = _i32(), _i32(), _i32()
     count = shim().rrwkv_w8_cpu_slice(s, M, N, ctypes.byref(g), ctypes.byref(r0), ctypes.byref(r1))
     return count, g.value, r0.value, r1.value
+
+
+def run_matmul_wf16(backend: str, x, w, N: int, isa: int = WF16_ISAS["avx512"], expect_rc: int = 0) -> np.ndarray:
+    """MatMulWF16 through `backend` ("cpu", or "emu" for the CUDA kernel); the CPU kernels take the best path up to
+    `isa` (WF16_ISAS). x [..., K] f32; w f16 [G, K, 64] (export.wf16_pack.pack_wf16). Returns y [..., N], poisoned
+    (NaN) before the call."""
+    x, w = _as_np(x, np.float32), _as_np(w, np.float16)
+    M = int(np.prod(x.shape[:-1], dtype=np.int64))
+    y = poisoned((*x.shape[:-1], N), np.float32)
+    args = (M, x.shape[-1], N, _ptr(x), _ptr(w), _ptr(y))
+    if backend == "cpu":
+        rc = shim().rrwkv_cpu_matmul_wf16(*args, isa)
+    elif backend == "emu":
+        rc = shim().rrwkv_emu_matmul_wf16(*args)
+    else:
+        raise ValueError(f"backend must be 'cpu' or 'emu', got {backend!r}")
+    assert rc == expect_rc, f"matmul_wf16 on {backend} returned {rc}, expected {expect_rc}"
+    return y
+
+
+def wf16_status(backend: str, M: int, K: int, N: int) -> int:
+    """The return code of the CPU entry point (1: refused) or the emulated launcher (cudaError_t) for these sizes,
+    on dummy buffers: for argument checks that must fail before any buffer is touched."""
+    dummy = np.zeros(16, np.float32)
+    if backend == "cpu":
+        return shim().rrwkv_cpu_matmul_wf16(M, K, N, *(_ptr(dummy),) * 3, WF16_ISAS["avx512"])
+    return shim().rrwkv_emu_matmul_wf16(M, K, N, *(_ptr(dummy),) * 3)
+
+
+def wf16_size_error(M: int, K: int, N: int) -> str:
+    """matmulWF16SizeError (matmulWF16Cpu.h): why the CPU kernels refuse these sizes, "" when they take them."""
+    buf = ctypes.create_string_buffer(512)
+    shim().rrwkv_wf16_size_error(M, K, N, buf, len(buf))
+    return buf.value.decode()
+
+
+def wf16_cpu_slice(s: int, M: int, N: int) -> tuple[int, int, int, int]:
+    """(slice count, g, r0, r1) of slice s of the MatMulWF16 CPU kernels (matmulWF16CpuSlice)."""
+    g, r0, r1 = _i32(), _i32(), _i32()
+    count = shim().rrwkv_wf16_cpu_slice(s, M, N, ctypes.byref(g), ctypes.byref(r0), ctypes.byref(r1))
+    return count, g.value, r0.value, r1.value
+
+
+def matmul_wf16_isa() -> int:
+    """The best path the MatMulWF16 CPU kernels take on this machine (a WF16_ISAS value)."""
+    return int(shim().rrwkv_cpu_matmul_wf16_isa())
+
+
+def matmul_wf16_threads() -> int:
+    """Threads per block of the emulated MatMulWF16 kernel."""
+    return int(shim().rrwkv_emu_matmul_wf16_threads())
+
+
+def wf16_to_float(bits: np.ndarray) -> np.ndarray:
+    """wf16ToFloat (matmulWF16Math.h) of fp16 bit patterns."""
+    bits = np.ascontiguousarray(bits, dtype=np.uint16)
+    out = np.empty(bits.shape, np.float32)
+    shim().rrwkv_wf16_to_float(_ptr(bits), _ptr(out), bits.size)
+    return out
 
 
 def wkv4_cpu_slice(index: int, B: int, C: int) -> tuple[int, int, int, int]:

@@ -2,7 +2,7 @@
  * Host-only harness for librrwkv_trt_plugins_dyn.so: loads it with dlopen, hands it a recording ILoggerFinder, and
  * drives the creators and plugins through the TensorRT interfaces (no libnvinfer, no GPU). Checks the parts the
  * TensorRT-RTX Python bindings cannot reach: getFieldsToSerialize -> createPlugin round trips, the logger route of
- * setLoggerFinder, supportsFormatCombination position by position, and MatMulW8's and GatedOuterScan's
+ * setLoggerFinder, supportsFormatCombination position by position, and MatMulW8's, MatMulWF16's and GatedOuterScan's
  * configurePlugin / getWorkspaceSize / onShapeChange on hand-made tensor descriptions.
  * Usage: pluginHarness LIBRARY OP... (OP: every op name of the registry, core/ops.py). Prints "PASS <check>" / "FAIL <check>: <detail>"; exit status 1 on any failure.
  */
@@ -471,6 +471,78 @@ void continuousGaussianAttentionChecks(IPluginCreatorV3One* cga, std::string con
             {"basisSigmaHalf", {6, Hf}}, {"ctxFloat", {7, F}}, {"muHalf", {8, Hf}}, {"sigma2Half", {9, Hf}}});
     delete plugin;
 }
+// MatMulWF16: fields, round trip and rejections; formats (x f32, w f16, y f32) position by position; with N = 65
+// (G = 2) and x [B, T, 130], B in 1..4, T in 1..64: configurePlugin, no workspace, onShapeChange, each also with a w
+// of the wrong G.
+void matmulWF16Checks(IPluginCreatorV3One* wf16, std::string const& ids)
+{
+    std::string const fieldNames = names(wf16->getFieldNames());
+    check(fieldNames == "N:5;plugin_namespace:6;plugin_version:6;", "MatMulWF16.fieldNames", fieldNames);
+    roundTrip(wf16, Fields{}.i32("N", 65).str("plugin_namespace", "rrwkv").str("plugin_version", "1"),
+        "MatMulWF16.n65", "N=65;" + ids);
+    int64_t const n64{4};
+    expectRejected(wf16, Fields{}, "MatMulWF16.reject.missingN",
+        "required attribute 'N' (output features, INT >= 1) is missing");
+    expectRejected(
+        wf16, Fields{}.i32("N", 0), "MatMulWF16.reject.n0", "attribute 'N' (output features) must be >= 1, got 0");
+    expectRejected(wf16, Fields{}.i32("N", 0x7FFFFFC1), "MatMulWF16.reject.nHuge",
+        "attribute 'N' (output features) must be <= 2147483584, got 2147483585");
+    expectRejected(wf16, Fields{}.raw("N", &n64, sizeof(n64), PluginFieldType::kINT64, 1), "MatMulWF16.reject.nInt64",
+        "attribute 'N' must be one kINT32 value (ONNX INT), got kINT64");
+    expectRejected(wf16, Fields{}.i32("N", 4).i32("block_size", 32), "MatMulWF16.reject.unknown",
+        "unknown attribute 'block_size'; accepted: N, plugin_namespace, plugin_version");
+
+    Fields n65;
+    n65.i32("N", 65);
+    IPluginV3* plugin = wf16->createPlugin("f", &n65.fc, TensorRTPhase::kBUILD);
+    check(plugin != nullptr, "MatMulWF16.create");
+    if (plugin == nullptr)
+    {
+        return;
+    }
+    DataType const F = DataType::kFLOAT;
+    DataType const Hf = DataType::kHALF;
+    int32_t rejected{};
+    bool const ok = formats(plugin, 2, {F, Hf, F}, &rejected);
+    check(ok, "MatMulWF16.formats.halfWeight", "rejected at " + std::to_string(rejected));
+    bool const nonLinear = formats(plugin, 2, {F, Hf, F}, &rejected, 1);
+    check(!nonLinear && rejected == 1, "MatMulWF16.formats.nonlinear");
+    formatRejections(plugin, "MatMulWF16", {F, Hf, F}, 2,
+        {{"xHalf", {0, Hf}}, {"wFloat", {1, F}}, {"wBf16", {1, DataType::kBF16}}, {"yHalf", {2, Hf}}});
+
+    auto* build = static_cast<IPluginV3OneBuild*>(plugin->getCapabilityInterface(PluginCapabilityType::kBUILD));
+    auto* runtime = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    auto inputs = [&](int64_t G) {
+        Dims const w = dims({G, 130, 64});
+        return std::vector<DynamicPluginTensorDesc>{
+            tensor(F, dims({-1, -1, 130}), dims({1, 1, 130}), dims({4, 64, 130})), tensor(Hf, w, w, w)};
+    };
+    std::vector<DynamicPluginTensorDesc> out{tensor(F, dims({-1, -1, 65}), dims({1, 1, 65}), dims({4, 64, 65}))};
+    std::vector<DynamicPluginTensorDesc> in = inputs(2);
+    gFinder.mLogger.mText.clear();
+    check(build->configurePlugin(in.data(), 2, out.data(), 1) == 0, "MatMulWF16.configure", gFinder.mLogger.mText);
+    size_t const bytes = build->getWorkspaceSize(in.data(), 2, out.data(), 1);
+    check(bytes == 0, "MatMulWF16.workspace", std::to_string(bytes));
+    std::vector<DynamicPluginTensorDesc> const badG = inputs(3);
+    char const* const expected = "MatMulWF16: input 1 'w' has dim 0 = 3, expected 2 (G = ceil(N / 64) for N = 65)";
+    gFinder.mLogger.mText.clear();
+    bool const rejectedG = build->configurePlugin(badG.data(), 2, out.data(), 1) != 0;
+    check(rejectedG && gFinder.mLogger.mText.find(expected) != std::string::npos, "MatMulWF16.configure.rejectG",
+        gFinder.mLogger.mText);
+
+    std::vector<PluginTensorDesc> run{in[0].desc, in[1].desc};
+    PluginTensorDesc y = out[0].desc;
+    run[0].dims = dims({3, 7, 130});
+    y.dims = dims({3, 7, 65});
+    gFinder.mLogger.mText.clear();
+    check(runtime->onShapeChange(run.data(), 2, &y, 1) == 0, "MatMulWF16.onShapeChange", gFinder.mLogger.mText);
+    run[1].dims = dims({3, 130, 64});
+    gFinder.mLogger.mText.clear();
+    bool const runtimeRejected = runtime->onShapeChange(run.data(), 2, &y, 1) != 0;
+    check(runtimeRejected && gFinder.mLogger.mText.find(expected) != std::string::npos,
+        "MatMulWF16.onShapeChange.rejectG", gFinder.mLogger.mText);
+    delete plugin;
+}
 } // namespace
 
 int main(int argc, char** argv)
@@ -523,7 +595,8 @@ int main(int argc, char** argv)
     IPluginCreatorV3One* medium = findCreator(creators, n, "WKV4Medium");
     IPluginCreatorV3One* w8 = findCreator(creators, n, "MatMulW8");
     IPluginCreatorV3One* gos = findCreator(creators, n, "GatedOuterScan");
-    if (wkv4 == nullptr || medium == nullptr || w8 == nullptr || gos == nullptr)
+    IPluginCreatorV3One* wf16 = findCreator(creators, n, "MatMulWF16");
+    if (wkv4 == nullptr || medium == nullptr || w8 == nullptr || gos == nullptr || wf16 == nullptr)
     {
         return 1;
     }
@@ -551,6 +624,7 @@ int main(int argc, char** argv)
     {
         continuousGaussianAttentionChecks(cga, ids);
     }
+    matmulWF16Checks(wf16, ids);
 
     int64_t const s64{4};
     float const sF{4.F};
@@ -584,7 +658,7 @@ int main(int argc, char** argv)
 
     // Malformed field collections: fields null with nbFields > 0, a negative count, a null name, null data.
     for (auto const& [label, creator] : {std::pair<char const*, IPluginCreatorV3One*>{"WKV4", wkv4},
-             {"WKV4Medium", medium}, {"MatMulW8", w8}, {"GatedOuterScan", gos}})
+             {"WKV4Medium", medium}, {"MatMulW8", w8}, {"GatedOuterScan", gos}, {"MatMulWF16", wf16}})
     {
         PluginFieldCollection nullFields{};
         nullFields.nbFields = 2;

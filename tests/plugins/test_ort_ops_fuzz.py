@@ -1,4 +1,4 @@
-"""Fuzz of the C++ ONNX Runtime ops of librrwkv_ort_ops.so (WKV4, WKV4Medium, MatMulW8): one-node models with random
+"""Fuzz of the C++ ONNX Runtime ops of librrwkv_ort_ops.so (WKV4, WKV4Medium, MatMulW8, MatMulWF16): one-node models with random
 attribute values (0, negative, huge, missing, wrong ONNX type) and random inputs (mismatched dims, wrong ranks, empty
 dims, B / T / M = 0, wrong dtypes, huge K on an empty x). Every run must either return the reference's outputs
 (torch references, spec tolerances) or fail with an onnxruntime error that names the problem (the attribute, an
@@ -25,13 +25,16 @@ from ort_op_worker import OrtOpWorker
 
 from rrwkv_trt.export.ops import naive_wkv4, naive_wkv4_medium
 from rrwkv_trt.export.ops.matmul_w8 import naive_matmul_w8
+from rrwkv_trt.export.ops.matmul_wf16 import naive_matmul_wf16
 from rrwkv_trt.export.w8_pack import quantize_w8
+from rrwkv_trt.export.wf16_pack import pack_wf16
 
 pytestmark = pytest.mark.fuzz
 
 INT32_MAX = 2**31 - 1
 W8_MAX_N = 0x7FFFFFC0  # kW8MaxN, plugins/matmul_w8/matmulW8Math.h
 W8_MAX_K = 1 << 30     # kW8MaxK
+WF16_MAX_N, WF16_MAX_K = W8_MAX_N, W8_MAX_K  # kWF16MaxN, kWF16MaxK (plugins/matmul_wf16/matmulWF16Math.h): the same
 MISSING = "<missing>"
 DTYPE = "dtype:"       # + input name: a dtype outside the contract, refused by ORT's kernel lookup
 _ONNX = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float16): TensorProto.FLOAT16,
@@ -221,6 +224,39 @@ def matmul_w8_cases(draw) -> Case:
     return Case("MatMulW8", [("x", xa), ("w", wa), ("scale", sa)], attrs, bad, ref)
 
 
+@st.composite
+def matmul_wf16_cases(draw) -> Case:
+    K, N = draw(st.integers(1, 300)), draw(st.integers(1, 130))
+    rng = np.random.default_rng(draw(st.integers(0, 99)))
+    w = pack_wf16((rng.standard_normal((K, N)) / np.sqrt(K)).astype(np.float32))
+    lead = draw(st.lists(st.integers(0, 3), max_size=2))
+    x = rng.standard_normal((*lead, K)).astype(np.float32)
+    if draw(st.integers(0, 9)) == 0:  # x with no rows and a huge K: refused before any size arithmetic
+        x = np.zeros((0, draw(st.sampled_from([WF16_MAX_K, WF16_MAX_K + 1, INT32_MAX, 2**31, 2**40]))), np.float32)
+    elif draw(st.integers(0, 9)) == 0:  # another K: the weight no longer fits
+        x = rng.standard_normal((*lead, draw(st.integers(0, 300)))).astype(np.float32)
+    n_attr = draw(st.one_of(st.just(N), st.just(N), st.integers(-3, 200), HUGE, WRONG_TYPE, st.just(MISSING)))
+    arrays = draw(mutate_inputs({"x": x, "w": w}, ("x", "w")))
+    attrs = {"N": n_attr}
+    attrs |= draw(st.dictionaries(st.sampled_from(["plugin_namespace", "plugin_version", "foo"]),
+                                  st.one_of(st.just("1"), st.integers(-5, 5)), max_size=1))
+    bad = set() if _is_int(n_attr) and 1 <= n_attr <= WF16_MAX_N else {"N"}
+    xa, wa = arrays["x"], arrays["w"]
+    bad |= {DTYPE + n for n, a, t in (("x", xa, np.float32), ("w", wa, np.float16)) if a.dtype != t}
+    if not bad:
+        if xa.ndim == 0 or not 1 <= xa.shape[-1] <= WF16_MAX_K:
+            bad.add("x")
+        elif wa.shape != (-(-n_attr // 64), xa.shape[-1], 64):
+            bad.add("w")
+
+    def ref():
+        y = naive_matmul_wf16(torch.from_numpy(xa), torch.from_numpy(wa), n_attr).numpy()
+        row = np.abs(xa).max(axis=-1, keepdims=True)
+        return "cpu_kernel_fp32", y / np.where(row > 0, row, 1)
+
+    return Case("MatMulWF16", [("x", xa), ("w", wa)], attrs, bad, ref)
+
+
 # ---- the check ----
 
 def names_problem(op: str, message: str, violations: set[str]) -> bool:
@@ -249,9 +285,12 @@ def worker():
     w.close()
 
 
-@given(st.one_of(wkv4_cases(), medium_cases(), matmul_w8_cases()))
+MATMUL_SPECS = {"MatMulW8": "matmul_w8", "MatMulWF16": "matmul_wf16"}  # one output y, compared per row
+
+
+@given(st.one_of(wkv4_cases(), medium_cases(), matmul_w8_cases(), matmul_wf16_cases()))
 def test_ort_ops_valid_or_named_error(worker, case):
-    n_outputs = 1 if case.op == "MatMulW8" else 4
+    n_outputs = 1 if case.op in MATMUL_SPECS else 4
     feeds = {n: a for n, a in case.inputs}
     reply = worker.run(model_bytes(case, n_outputs), feeds)
     shapes = {n: (a.shape, a.dtype.name) for n, a in case.inputs}
@@ -265,13 +304,12 @@ def test_ort_ops_valid_or_named_error(worker, case):
     assert reply[0] == "ok", f"{where}: refused a valid case: {reply[1:]}"
     outputs = reply[1]
     key, ref = case.reference()
-    if case.op == "MatMulW8":
-        xa = feeds["x"]
+    if case.op in MATMUL_SPECS:
+        xa, spec = feeds["x"], MATMUL_SPECS[case.op]
         assert outputs[0].shape == (*xa.shape[:-1], case.attrs["N"]) and outputs[0].dtype == np.float32
         if outputs[0].size:
             row = np.abs(xa).max(axis=-1, keepdims=True)
-            assert_close("matmul_w8/fuzz", ref, outputs[0] / np.where(row > 0, row, 1),
-                         *tolerance("matmul_w8", key, "y"))
+            assert_close(f"{spec}/fuzz", ref, outputs[0] / np.where(row > 0, row, 1), *tolerance(spec, key, "y"))
         return
     assert outputs[0].dtype == feeds["k"].dtype
     assert_op_outputs_close("wkv4_medium" if case.op == "WKV4Medium" else "wkv4", key, ref, outputs)

@@ -1,6 +1,6 @@
 """The C++ ops at the int32 limits, without allocating the tensors: the size arithmetic of the CPU kernels through the
 test shim (w8BlockCount / w8GroupCount / w8PaddedK, matmulW8SizeError, the pass-2 and WKV4 slicing near 2^31), the
-refusals of the ORT ops for a huge K on an empty x or a huge N, INT attributes of another ONNX type, and
+refusals of the ORT ops (MatMulW8, MatMulWF16) for a huge K on an empty x or a huge N, INT attributes of another ONNX type, and
 WKV4Medium's window test at pos0 near 2^63 (the wrap of int64, as in the references)."""
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from rrwkv_trt.export.ops import naive_wkv4_medium
 INT32_MAX = 2**31 - 1
 W8_MAX_N = 0x7FFFFFC0  # kW8MaxN
 W8_MAX_K = 1 << 30     # kW8MaxK
+WF16_MAX_N = 0x7FFFFFC0  # kWF16MaxN (plugins/matmul_wf16/matmulWF16Math.h)
+WF16_MAX_K = 1 << 30     # kWF16MaxK
 
 
 @pytest.mark.parametrize("K,block", [(INT32_MAX, 256), (INT32_MAX, 2), (INT32_MAX - 1, 254), (2**31 - 64, 128),
@@ -87,7 +89,8 @@ def test_wkv4_cpu_slices_reach_the_last_channel(C):
 # ---- the ORT ops ----
 
 def _session(op: str, inputs: dict[str, np.ndarray], n_outputs: int, **attrs) -> ort.InferenceSession:
-    onnx_type = {np.float32: TensorProto.FLOAT, np.int8: TensorProto.INT8, np.int64: TensorProto.INT64}
+    onnx_type = {np.float32: TensorProto.FLOAT, np.float16: TensorProto.FLOAT16, np.int8: TensorProto.INT8,
+                 np.int64: TensorProto.INT64}
     node = oh.make_node(op, list(inputs), [f"out{i}" for i in range(n_outputs)], domain="rrwkv", **attrs)
     graph = oh.make_graph([node], "limits", [oh.make_tensor_value_info(n, onnx_type[a.dtype.type], None)
                                              for n, a in inputs.items()],
@@ -173,3 +176,22 @@ def test_wkv4_medium_pos0_near_int64_limits(backend):
     else:
         out = run_wkv4_medium(backend, **x, s=3, medium_decays=1)
     assert_op_outputs_close("wkv4_medium", "cpu_kernel_fp32", ref, [torch.as_tensor(o) for o in out])
+
+
+@pytest.mark.parametrize("K,expected", [
+    (INT32_MAX, "K = 2147483647 (input features) is outside [0, 1073741824]"),
+    (2**40, "K = 1099511627776 (input features) is outside"),
+    (WF16_MAX_K + 1, "K = 1073741825 (input features) is outside")])
+def test_matmul_wf16_ort_refuses_huge_k_on_empty_x(K, expected):
+    inputs = {"x": np.zeros((0, K), np.float32), "w": np.zeros((1, 4, 64), np.float16)}
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+                       match=r"MatMulWF16: input 'x' has shape \[0, \d+\]: " + re.escape(expected)):
+        _session("MatMulWF16", inputs, 1, N=64).run(None, inputs)
+
+
+def test_matmul_wf16_ort_largest_n_needs_its_g():
+    """The largest N taken: its G = ceil(N / 64) = 33554431, in 64 bits, is what w must have."""
+    inputs = {"x": np.zeros((1, 4), np.float32), "w": np.zeros((1, 4, 64), np.float16)}
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+                       match=r"MatMulWF16: input 'w' has shape \[1, 4, 64\], expected .* = \[33554431, 4, 64\]"):
+        _session("MatMulWF16", inputs, 1, N=WF16_MAX_N).run(None, inputs)

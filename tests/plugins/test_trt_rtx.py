@@ -6,8 +6,8 @@ engines: createPlugin with the node's attributes, getOutputDataTypes, getOutputS
 supportsFormatCombination, configurePlugin (profile min/max), getWorkspaceSize, getFieldsToSerialize. Nothing is
 deserialised or run (no GPU). TensorRT ignores the ONNX-declared output shapes, so every output is checked here
 against the op contract (plugins/<op>/spec.yaml). pluginHarness.cpp covers what the Python bindings cannot reach.
-MatMulW8's int8 weight reaches the plugin both as an int8 initializer (a Constant layer, the exported form) and as
-an int8 graph input, in this strongly typed network, with no Q/DQ around it.
+MatMulW8's int8 weight (MatMulWF16's fp16 weight) reaches the plugin both as an initializer (a Constant layer, the
+exported form) and as a graph input, in this strongly typed network, with no Q/DQ (or Cast) around it.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 
 import trt_rtx_support as rtx
 from plugin_ops import registry
-from trt_rtx_support import Case, W8Case
+from trt_rtx_support import Case, W8Case, WF16Case
 
 pytestmark = pytest.mark.skipif(rtx.skip_reason() is not None, reason=str(rtx.skip_reason()))
 
@@ -50,6 +50,8 @@ def test_registry_resolves_creators(trt):
               "MatMulW8": [("N", trt.PluginFieldType.INT32), ("block_size", trt.PluginFieldType.INT32),
                            ("plugin_namespace", trt.PluginFieldType.CHAR),
                            ("plugin_version", trt.PluginFieldType.CHAR)],
+              "MatMulWF16": [("N", trt.PluginFieldType.INT32), ("plugin_namespace", trt.PluginFieldType.CHAR),
+                             ("plugin_version", trt.PluginFieldType.CHAR)],
               "GatedOuterScan": [("scale", trt.PluginFieldType.FLOAT32), ("chunk_size", trt.PluginFieldType.INT32),
                                  ("plugin_namespace", trt.PluginFieldType.CHAR),
                                  ("plugin_version", trt.PluginFieldType.CHAR)],
@@ -147,6 +149,40 @@ def test_matmul_w8_parse_and_build_follow_contract(trt, case):
     if case.weights == "initializer":
         w_bytes = -(-case.N // 64) * 64 * -(-case.K // case.block_size) * case.block_size  # int8 [G, Kpad/2, 64, 2]
         assert plan.nbytes > w_bytes, "the engine does not hold the int8 weight"
+
+
+# MatMulWF16: x [*lead, K] with rank 1..3, odd K and N, the 169M projections; the fp16 weight as an initializer (the
+# exported form) and as a graph input; static and dynamic leading dims.
+WF16_BUILD_CASES = [
+    WF16Case(K=K, N=N, lead=lead, dynamic=dyn, weights=weights)
+    for K, N, lead in ((130, 65, (2, 5)), (5, 1, (3,)), (768, 3072, (1, 1)), (3072, 768, ()), (257, 200, (7,)))
+    for dyn in ((False, True) if lead else (False,)) for weights in ("initializer", "input")
+]
+
+
+def _wf16_id(c: WF16Case) -> str:
+    return f"K{c.K}-N{c.N}-x{'x'.join(map(str, c.lead)) or 'vec'}-{'dyn' if c.dynamic else 'static'}-{c.weights}"
+
+
+@pytest.mark.parametrize("case", WF16_BUILD_CASES, ids=_wf16_id)
+def test_matmul_wf16_parse_and_build_follow_contract(trt, case):
+    logger = rtx.recording_logger(trt)
+    builder, network, errors = rtx.parse(trt, logger, case)
+    assert not errors, errors
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    constants = 1 if case.weights == "initializer" else 0
+    assert [la.type for la in layers] == [trt.LayerType.CONSTANT] * constants + [trt.LayerType.PLUGIN_V3], \
+        "the rrwkv node did not become one plugin layer fed by the weight constant"
+    plugin = layers[-1]
+    assert [plugin.get_input(i).dtype for i in range(2)] == [trt.DataType.FLOAT, trt.DataType.HALF]
+    y = network.get_output(0)
+    lead = tuple(-1 if case.dynamic else d for d in case.lead)
+    assert (network.num_outputs, y.name, tuple(y.shape), y.dtype) == (1, "y", (*lead, case.N), trt.DataType.FLOAT)
+    plan = rtx.build(trt, builder, network, case)
+    assert plan is not None and plan.nbytes > 0, logger.errors()
+    assert not logger.errors(), logger.errors()
+    if case.weights == "initializer":
+        assert plan.nbytes > 2 * 64 * -(-case.N // 64) * case.K, "the engine does not hold the fp16 weight"
 
 
 GOS = {"scale": 0.5}  # GatedOuterScan's required attribute
@@ -281,6 +317,25 @@ NEGATIVE = [
      "Could not create the plugin", "MatMulW8: attribute 'block_size' must be an even value in [2, 256], got 33"),
     ("w8-block-512", W8Case(attrs={"N": 65, "block_size": 512}),
      "Could not create the plugin", "MatMulW8: attribute 'block_size' must be an even value in [2, 256], got 512"),
+    # MatMulWF16 with K = 130, N = 65: G = 2.
+    ("wf16-G", WF16Case(overrides={"w": ("float16", [1, 130, 64])}), "output shape computation failed",
+     "MatMulWF16: input 1 'w' has dim 0 = 1, expected 2 (G = ceil(N / 64) for N = 65)"),
+    ("wf16-lanes", WF16Case(overrides={"w": ("float16", [2, 130, 32])}), "output shape computation failed",
+     "MatMulWF16: input 1 'w' has dim 2 = 32, expected 64 (the columns of a group)"),
+    ("wf16-K", WF16Case(x_K=100), "output shape computation failed",
+     "MatMulWF16: dimension K of input 'w' is 130 but 100 in input 'x'"),
+    ("wf16-w-rank", WF16Case(overrides={"w": ("float16", [2, 8320])}), "output shape computation failed",
+     "MatMulWF16: input 1 'w' must have rank 3 [G,K,L], got rank 2"),
+    ("wf16-x-scalar", WF16Case(overrides={"x": ("float32", [])}), "output shape computation failed",
+     "MatMulWF16: input 0 'x' must have rank >= 1 [...,K], got rank 0"),
+    ("wf16-w-float", WF16Case(overrides={"w": ("float32", [2, 130, 64])}), "getOutputDataTypes",
+     "MatMulWF16: input 1 'w' must be float16, got float32"),
+    ("wf16-x-half", WF16Case(overrides={"x": ("float16", [2, 5, 130])}), "getOutputDataTypes",
+     "MatMulWF16: input 0 'x' must be float32, got float16"),
+    ("wf16-missing-N", WF16Case(attrs={}), "Could not create the plugin",
+     "MatMulWF16: required attribute 'N' (output features, INT >= 1) is missing"),
+    ("wf16-N0", WF16Case(attrs={"N": 0}), "Could not create the plugin",
+     "MatMulWF16: attribute 'N' (output features) must be >= 1, got 0"),
 ]
 
 
@@ -373,5 +428,14 @@ def test_field_round_trip_and_formats_harness(trt):
                   "ContinuousGaussianAttention.reject.missingSigma2Min", "ContinuousGaussianAttention.reject.floor0",
                   "ContinuousGaussianAttention.reject.floorInt32", "ContinuousGaussianAttention.formats.float16",
                   "ContinuousGaussianAttention.formats.reject.kFloat",
-                  "ContinuousGaussianAttention.formats.reject.sigma2Half"):
+                  "ContinuousGaussianAttention.formats.reject.sigma2Half",
+                  "MatMulWF16.fieldNames", "MatMulWF16.n65.recreate", "MatMulWF16.n65.attachToContext",
+                  "MatMulWF16.reject.missingN", "MatMulWF16.reject.n0", "MatMulWF16.reject.nHuge",
+                  "MatMulWF16.reject.nInt64", "MatMulWF16.reject.unknown", "MatMulWF16.formats.halfWeight",
+                  "MatMulWF16.formats.nonlinear", "MatMulWF16.formats.reject.wFloat", "MatMulWF16.formats.reject.wBf16",
+                  "MatMulWF16.formats.reject.xHalf", "MatMulWF16.formats.reject.yHalf", "MatMulWF16.configure",
+                  "MatMulWF16.workspace", "MatMulWF16.configure.rejectG", "MatMulWF16.onShapeChange",
+                  "MatMulWF16.onShapeChange.rejectG",
+                  *(f"MatMulWF16.reject.{what}" for what in ("nullFields", "negativeNbFields", "nullName",
+                                                             "nullStringData"))):
         assert f"PASS {check}\n" in report, report

@@ -5,7 +5,8 @@
 - `plugin_library()`: build/rtx/librrwkv_trt_plugins_dyn.so for sm_86 (RTX has no SM90), rebuilt when a source changes.
 - `one_node_model()`: a one-node WKV4 / WKV4Medium / GatedOuterScan / ContinuousGaussianAttention ONNX graph (no
   FunctionProto) with static or symbolic B/T/Mmax;
-  `w8_model()`: a one-node MatMulW8 graph with its int8 weight as initializers (as exported) or graph inputs.
+  `W8Case` / `WF16Case`: a one-node MatMulW8 / MatMulWF16 graph (`matmul_model()`) with its packed int8 / fp16
+  weight as initializers (as exported) or graph inputs.
 - `RecordingLogger`, `parse()` / `parse_model()`, `build()` / `build_profile()`: the builder calls, with every log
   message kept for assertions.
 """
@@ -234,7 +235,7 @@ def parse_model(trt, logger, model):
 
 
 def parse(trt, logger, case):
-    """parse_model of the one-node model of a Case or W8Case."""
+    """parse_model of the one-node model of a Case or MatMulCase."""
     return parse_model(trt, logger, case.model())
 
 
@@ -253,20 +254,19 @@ def build_profile(trt, builder, network, shapes: dict | None = None):
 
 
 def build(trt, builder, network, case):
-    """build_profile with the case's profile (Case or W8Case)."""
+    """build_profile with the case's profile (Case or MatMulCase)."""
     return build_profile(trt, builder, network, case.profile())
 
 
 @dataclass
-class W8Case:
-    """One one-node MatMulW8 graph: x [*lead, K] f32 (lead symbolic when dynamic) and the (w, scale) of a seeded
-    random [K, N] weight (export.w8_pack.quantize_w8), as initializers the way an export stores them
-    (weights="initializer") or as graph inputs (weights="input"). attrs: the node's op attributes (None: N and
-    block_size); overrides: {input name: (dtype, shape)} makes that input a graph input of that type, and x_K gives
-    x (and its profile) another last dim than the weight's K, for invalid graphs."""
+class MatMulCase:
+    """One one-node weight-only MatMul graph (W8Case, WF16Case): x [*lead, K] f32 (lead symbolic when dynamic)
+    and the packed tensors of a seeded random [K, N] weight, as initializers the way an export stores them
+    (weights="initializer") or as graph inputs (weights="input"). attrs: the node's op attributes (None: the op's
+    own); overrides: {input name: (dtype, shape)} makes that input a graph input of that type, and x_K gives x (and
+    its profile) another last dim than the weight's K, for invalid graphs."""
     K: int = 130
     N: int = 65
-    block_size: int = 32
     lead: tuple = (2, 5)
     dynamic: bool = False
     weights: str = "initializer"
@@ -274,14 +274,8 @@ class W8Case:
     overrides: dict = field(default_factory=dict)
     x_K: int | None = None
 
-    def node_attrs(self) -> dict:
-        return {"N": self.N, "block_size": self.block_size} if self.attrs is None else self.attrs
-
     def x_shape(self) -> list:
         return [f"d{i}" if self.dynamic else d for i, d in enumerate(self.lead)] + [self.x_K or self.K]
-
-    def model(self):
-        return w8_model(self)
 
     def profile(self) -> dict:
         """{"x": (min, opt, max)} for a dynamic case: every leading dim from 1 to 4x its size."""
@@ -291,12 +285,38 @@ class W8Case:
         return {"x": ([1] * len(self.lead) + [K], [*self.lead, K], [4 * d for d in self.lead] + [K])}
 
 
-def w8_model(case: W8Case):
-    """ModelProto: one rrwkv::MatMulW8 node with the plugin attributes plus the op attributes, no FunctionProto."""
-    from rrwkv_trt.export.w8_pack import quantize_w8
+@dataclass
+class W8Case(MatMulCase):
+    """A one-node MatMulW8 graph: (w, scale) from export.w8_pack.quantize_w8."""
+    block_size: int = 32
 
-    weight = np.random.default_rng(0).standard_normal((case.K, case.N)).astype(np.float32)
-    packed = dict(zip(("w", "scale"), quantize_w8(weight, case.block_size)))
+    def node_attrs(self) -> dict:
+        return {"N": self.N, "block_size": self.block_size} if self.attrs is None else self.attrs
+
+    def model(self):
+        from rrwkv_trt.export.w8_pack import quantize_w8
+
+        weight = np.random.default_rng(0).standard_normal((self.K, self.N)).astype(np.float32)
+        return matmul_model(self, "MatMulW8", dict(zip(("w", "scale"), quantize_w8(weight, self.block_size))))
+
+
+@dataclass
+class WF16Case(MatMulCase):
+    """A one-node MatMulWF16 graph: w from export.wf16_pack.pack_wf16."""
+
+    def node_attrs(self) -> dict:
+        return {"N": self.N} if self.attrs is None else self.attrs
+
+    def model(self):
+        from rrwkv_trt.export.wf16_pack import pack_wf16
+
+        weight = np.random.default_rng(0).standard_normal((self.K, self.N)).astype(np.float32)
+        return matmul_model(self, "MatMulWF16", {"w": pack_wf16(weight)})
+
+
+def matmul_model(case: MatMulCase, op: str, packed: dict[str, np.ndarray]):
+    """ModelProto: one rrwkv::`op` node over x and the `packed` weight tensors, with the plugin attributes plus the op
+    attributes, no FunctionProto."""
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, case.x_shape())]
     initializers = []
     for name, array in packed.items():
@@ -309,7 +329,7 @@ def w8_model(case: W8Case):
         inputs.append(helper.make_tensor_value_info(name, ONNX_DTYPES[dtype], shape))
         initializers = [i for i in initializers if i.name != name]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]  # type and shape come from the plugin
-    node = helper.make_node("MatMulW8", ["x", "w", "scale"], ["y"], name="MatMulW8_0", domain="rrwkv",
-                            **PLUGIN_ATTRS, **case.node_attrs())
-    graph = helper.make_graph([node], "one_MatMulW8", inputs, outputs, initializer=initializers)
+    node = helper.make_node(op, ["x", *packed], ["y"], name=f"{op}_0", domain="rrwkv", **PLUGIN_ATTRS,
+                            **case.node_attrs())
+    graph = helper.make_graph([node], f"one_{op}", inputs, outputs, initializer=initializers)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("rrwkv", 1)])
