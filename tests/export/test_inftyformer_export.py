@@ -205,3 +205,23 @@ def test_prompts_file_by_continuous_batching_equals_single_runs(exported, tmp_pa
                                                  *options).splitlines()]
     alone = [invoke("run", exported, "--prompt", p, *options).removeprefix(p).removesuffix("\n") for p in prompts]
     assert [line["text"] for line in lines] == alone
+
+
+@pytest.mark.parametrize("precision, op_type", [("int8", "MatMulW8"), ("w16", "MatMulWF16")])
+def test_weight_only_exports_follow_fp32(checkpoint, torch_model, tmp_path_factory, precision, op_type):
+    """The CPU weight-only precisions rewrite the projections' and the head's MatMuls and leave the memory ops and
+    the state alone; their logits over three segments stay within the precision's policy."""
+    out = export(checkpoint, tmp_path_factory, precision)
+    model = onnx.load(out / "model.onnx")
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count(op_type) == 7 * LAYERS + 1  # q, k, v, o, the LTM output, MLP fc and proj per layer; the head
+    assert ops.count("LTMUpdate") == LAYERS and ops.count("ContinuousGaussianAttention") == 2 * LAYERS
+    info = from_metadata({p.key: p.value for p in model.metadata_props})
+    assert info.precision == precision and info.state == info.config.state_spec("float32")
+    tol = load_policy(precision).call("ort-function")
+    ids = np.random.default_rng(7).integers(0, VOCAB, (1, THREE_SEGMENTS))
+    with OrtSession(out, use_custom_ops=False) as sess:
+        logits, _ = sess.run(ids)
+    with torch.no_grad():
+        ref, _ = torch_model(torch.from_numpy(ids), torch_model.init_state(1))
+    assert_close(f"{precision} logits", ref, logits, tol.logits.atol, tol.logits.rtol)
