@@ -96,7 +96,6 @@ class LongTermMemory(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: InftyformerConfig):
         super().__init__()
-        self.cfg = cfg
         self.ln1 = LayerNorm(cfg.d_model, eps=LN_EPS)
         self.stm = ShortTermAttention(cfg)
         self.ltm = LongTermMemory(cfg) if cfg.use_ltm else None
