@@ -7,7 +7,7 @@ Keys written into every exported model:
   rrwkv.precision       "fp32" or "fp16": the dtype of weights and activations (export/precision.py); the state
                         spec carries each slot's dtype, and logits are fp32 at both precisions. "w16" / "int8" /
                         "int4": an fp32 graph whose MatMul weights are rrwkv::MatMulWF16 (fp16 weights),
-                        rrwkv::MatMulW8 (int8) or com.microsoft::MatMulNBits (int4) nodes (export/quantize.py)
+                        rrwkv::MatMulW8 (int8) or rrwkv::MatMulW4 (int4) nodes (export/quantize.py)
   rrwkv.transforms      JSON list of the one-time checkpoint transforms applied at export
   rrwkv.fingerprint     64 hex digits: sha256 of the source checkpoint's config and fp32 weights
                         (export/fingerprint.py), the same for every precision of one checkpoint; state files record

@@ -39,6 +39,7 @@ OPS: tuple[OpSpec, ...] = (
     OpSpec("WKV4", "wkv4", "rrwkv_trt.export.ops.wkv4", "Wkv4"),
     OpSpec("WKV4Medium", "wkv4_medium", "rrwkv_trt.export.ops.wkv4_medium", "Wkv4Medium"),
     OpSpec("MatMulW8", "matmul_w8", "rrwkv_trt.export.ops.matmul_w8", "MatMulW8"),
+    OpSpec("MatMulW4", "matmul_w4", "rrwkv_trt.export.ops.matmul_w4", "MatMulW4"),
     OpSpec("MatMulWF16", "matmul_wf16", "rrwkv_trt.export.ops.matmul_wf16", "MatMulWF16"),
     OpSpec("GatedOuterScan", "gated_outer_scan", "rrwkv_trt.export.ops.gated_outer_scan", "GatedOuterScan"),
     OpSpec("ContinuousGaussianAttention", "continuous_gaussian_attention",

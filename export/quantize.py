@@ -5,31 +5,28 @@ head; RRWKV's medium projections too) becomes one node whose weight is stored in
   * w16: `rrwkv::MatMulWF16` (export/ops/matmul_wf16.py, export/quantize_wf16.py, plugins/matmul_wf16/): the weight
     rounded to fp16, activations and sums fp32; the fused CPU kernel of librrwkv_ort_ops.so, or its FunctionProto
     in stock ONNX Runtime. Not the TensorRT `fp16` export: there activations are fp16 too;
-  * int8 and int4: symmetric integers with one fp32 scale per BLOCK_SIZE inputs of each output column (round half
-    to even); int8 is `rrwkv::MatMulW8` (export/ops/matmul_w8.py, export/quantize_w8.py, plugins/matmul_w8/), as w16
-    a fused CPU kernel or its FunctionProto; int4 is `com.microsoft::MatMulNBits` with ACCURACY_LEVEL 4 (ONNX
-    Runtime's own quantizer).
+  * int8 and int4: symmetric integers with one fp32 scale per BLOCK_SIZE inputs of each output column; int8 is
+    `rrwkv::MatMulW8` (export/ops/matmul_w8.py, export/quantize_w8.py, plugins/matmul_w8/), int4 `rrwkv::MatMulW4`
+    (export/ops/matmul_w4.py, export/quantize_w4.py, plugins/matmul_w4/), each a fused CPU kernel or its
+    FunctionProto; both quantise activations to int16 per row.
 Activations, the embedding table, LayerNorms, the WKV/medium parameters and arithmetic, the recurrent state and the
 logits stay fp32, so the state spec and the ONNX contract are those of an fp32 export.
 
 Why these choices (measured on the project's 2-core machine: README "Speed on the edge CPU", int8 / int4 and
-"Why an int8 op of our own"; plugins/matmul_wf16/README.md for w16):
+"Why an int8 op of our own"; plugins/matmul_wf16/README.md for w16, plugins/matmul_w4/README.md for int4):
   * w16 stores fp16 rather than bf16: at the same bytes and the same decode speed (both stream at the fp32 MatMul's
     bandwidth), fp16's 3 more mantissa bits gave the shipped model 9x smaller logit errors.
-  * int8 is MatMulW8 rather than MatMulNBits at 8 bits: faster at decode, and more accurate (int16 instead of int8
-    activations). MatMulNBits runs at accuracy level 4 (activation blocks quantised to int8, VNNI); levels 0/1
-    are far slower than an fp32 MatMul.
-  * The weights are written as MatMulNBits / MatMulW8 nodes, not as weight-only QDQ (int8 DequantizeLinear per
-    column -> MatMul): ORT 1.32 rewrites QDQ itself into a MatMulNBits with its own block and accuracy settings,
-    which was slower than the nodes written here.
-  * BLOCK_SIZE 128 rather than 32: faster decode with MatMulNBits at the same greedy agreement with fp32.
+  * int8 and int4 are ops of our own rather than ONNX Runtime's `com.microsoft::MatMulNBits`: they read the weights
+    in place (MatMulNBits prepacks a copy) and faster at decode, with int16 instead of int8 activations.
+  * The weights are written as rrwkv nodes, not as weight-only QDQ (int8 DequantizeLinear per column -> MatMul):
+    ORT 1.32 rewrites QDQ itself into a MatMulNBits with its own block and accuracy settings.
+  * BLOCK_SIZE 128 rather than 32: faster decode (measured with MatMulNBits) at the same greedy agreement with fp32.
 TensorRT engines are built from fp32 or fp16 exports.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import sys
 from pathlib import Path
 
@@ -40,18 +37,17 @@ from rrwkv_trt.core.metadata import from_metadata
 from rrwkv_trt.core.paths import resolve_model_path
 
 from .model_folder import check_output_folder, write_export
+from .quantize_w4 import quantize_matmuls_w4
 from .quantize_w8 import quantize_matmuls_w8
 from .quantize_wf16 import quantize_matmuls_wf16
 
 WEIGHT_ONLY_BITS = {"w16": 16, "int8": 8, "int4": 4}
 BLOCK_SIZE = 128
-ACCURACY_LEVEL = 4
-CONTRIB_DOMAIN = "com.microsoft"
 
 
 def quantize_matmul_weights(proto: onnx.ModelProto, precision: str) -> tuple[onnx.ModelProto, tuple[str, ...]]:
-    """Store every constant-weight MatMul of `proto` at `precision`: "w16" -> rrwkv::MatMulWF16 and "int8" ->
-    rrwkv::MatMulW8 (in place), "int4" -> com.microsoft::MatMulNBits (a new model).
+    """Store every constant-weight MatMul of `proto` at `precision`, in place: "w16" -> rrwkv::MatMulWF16, "int8" ->
+    rrwkv::MatMulW8, "int4" -> rrwkv::MatMulW4.
 
     Returns:
         the quantized model (model-local functions and metadata kept) and the transform it records.
@@ -60,33 +56,20 @@ def quantize_matmul_weights(proto: onnx.ModelProto, precision: str) -> tuple[onn
     scales = "along the input dim, fp32 scales"
     if precision == "w16":
         converted = quantize_matmuls_wf16(proto)
-        out, op = proto, "rrwkv::MatMulWF16 (fp32 activations and sums, plugins/matmul_wf16)"
+        op = "rrwkv::MatMulWF16 (fp32 activations and sums, plugins/matmul_wf16)"
         scales = "rounded to fp16"
     elif precision == "int8":
         converted = quantize_matmuls_w8(proto, BLOCK_SIZE)
-        out, op = proto, f"rrwkv::MatMulW8 (int16 activations, plugins/matmul_w8), 8-bit symmetric, block {BLOCK_SIZE}"
+        op = f"rrwkv::MatMulW8 (int16 activations, plugins/matmul_w8), 8-bit symmetric, block {BLOCK_SIZE}"
     else:
-        out, converted = _matmul_nbits(proto, precision), None
-        op = (f"com.microsoft::MatMulNBits, {WEIGHT_ONLY_BITS[precision]}-bit symmetric, block {BLOCK_SIZE}, "
-              f"accuracy_level {ACCURACY_LEVEL}")
-    left = _constant_matmuls(out)
-    if converted is None:
-        converted = sum(n.op_type == "MatMulNBits" for n in out.graph.node)
+        converted = quantize_matmuls_w4(proto, BLOCK_SIZE)
+        op = f"rrwkv::MatMulW4 (int16 activations, plugins/matmul_w4), 4-bit symmetric, block {BLOCK_SIZE}"
+    left = _constant_matmuls(proto)
     if left or converted != len(before):
         raise RuntimeError(f"quantizer converted {converted} of {len(before)} constant-weight MatMuls; "
                            f"left as MatMul: {left[:4]}")
     transform = f"MatMul weights -> {op} {scales} ({converted} MatMuls)"
-    return out, (transform,)
-
-
-def _matmul_nbits(proto: onnx.ModelProto, precision: str) -> onnx.ModelProto:
-    """ONNX Runtime's MatMulNBits quantizer over `proto` (a new model)."""
-    DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer = _import_quantizer(precision)
-    config = DefaultWeightOnlyQuantConfig(block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL,
-                                          bits=WEIGHT_ONLY_BITS[precision])
-    quantizer = MatMulNBitsQuantizer(proto, algo_config=config)
-    quantizer.process()
-    return quantizer.model.model
+    return proto, (transform,)
 
 
 def quantize_export(fp32_model: str | Path, out_dir: str | Path, precision: str) -> Path:
@@ -126,25 +109,6 @@ def _constant_matmuls(proto: onnx.ModelProto) -> list[str]:
     """Names of the MatMul nodes whose second input is an initializer."""
     inits = {i.name for i in proto.graph.initializer}
     return [n.name for n in proto.graph.node if n.op_type == "MatMul" and n.input[1] in inits]
-
-
-def _import_quantizer(precision: str):
-    """ONNX Runtime's quantizer classes. Its module calls logging.basicConfig(level=INFO) on import, which would
-    make every later log line of the process (the torch exporter's) print; the root logger is restored."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:  # onnxruntime is the [ort] extra; export alone does not need it
-        from onnxruntime.quantization.matmul_nbits_quantizer import (
-            DefaultWeightOnlyQuantConfig,
-            MatMulNBitsQuantizer,
-        )
-    except ImportError as err:
-        raise UserError(f"--precision {precision} needs onnxruntime's quantizer ({err}); "
-                        "pip install 'rrwkv-trt[ort]'") from None
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    return DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
 
 if __name__ == "__main__":

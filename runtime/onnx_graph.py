@@ -104,7 +104,7 @@ def load_model(model: str | os.PathLike) -> tuple[object, ModelInfo, Path, list[
 
 FLOAT, INT, STRING = 1, 2, 3  # AttributeProto.AttributeType
 INT32_MAX = 2**31 - 1  # the kernels take their attributes as int32
-W8_MAX_BLOCK = 256  # kW8MaxBlock, plugins/matmul_w8/matmulW8Math.h
+W8_MAX_BLOCK = 256  # kW8MaxBlock, plugins/matmul_w8/matmulW8Math.h (and kW4MaxBlock, matmulW4Math.h)
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,8 @@ ATTRIBUTES: dict[str, dict[str, Rule]] = {
     "WKV4": dict(_PLUGIN),
     "WKV4Medium": {"s": IntAttribute(True, 1), "medium_decays": IntAttribute(False, 0, 1), **_PLUGIN},
     "MatMulW8": {"N": IntAttribute(True, 1), "block_size": IntAttribute(False, 2, W8_MAX_BLOCK, even=True),
+                 **_PLUGIN},
+    "MatMulW4": {"N": IntAttribute(True, 1), "block_size": IntAttribute(False, 2, W8_MAX_BLOCK, even=True),
                  **_PLUGIN},
     "MatMulWF16": {"N": IntAttribute(True, 1), **_PLUGIN},
     "GatedOuterScan": {"scale": FloatAttribute(True, 0.0), "chunk_size": IntAttribute(False, 1), **_PLUGIN},

@@ -8,7 +8,7 @@ per repetition, in an order rotated each repetition:
     full           the export as it is
     seq1           the token shift rewritten for one token: Concat(Unsqueeze(prev), Slice(x, 0:-1)) -> Unsqueeze(prev),
                    which is what a decode graph specialised for seq = 1 would drop
-    no-matmul      every projection (MatMul, MatMulW8, MatMulWF16, MatMulNBits with a constant weight) replaced by a
+    no-matmul      every projection (MatMul, MatMulW8, MatMulW4, MatMulWF16 with a constant weight) replaced by a
                    copy of its input cut or tiled to the output's width: the step without reading any projection weight
     seq1 no-matmul both
 ORT's profiler is not used: it adds microseconds to every node, which at ~500 nodes per step distorts exactly this
@@ -35,7 +35,7 @@ from rrwkv_trt.bench.suite import Worker
 from rrwkv_trt.core.paths import BUILD_DIR, REPO_ROOT
 
 DEFAULT_MODEL = BUILD_DIR / "bench" / "rwkv4-169m-random" / "int8"
-PROJECTIONS = ("MatMul", "MatMulW8", "MatMulWF16", "MatMulNBits")
+PROJECTIONS = ("MatMul", "MatMulW8", "MatMulW4", "MatMulWF16")
 
 
 def projection_widths(node: onnx.NodeProto, inits: dict) -> tuple[int, int] | None:
@@ -44,10 +44,9 @@ def projection_widths(node: onnx.NodeProto, inits: dict) -> tuple[int, int] | No
     if node.op_type == "MatMul" and node.input[1] in inits and len(inits[node.input[1]].dims) == 2:
         k, n = inits[node.input[1]].dims
         return k, n
-    if node.op_type == "MatMulNBits":
-        return attrs["K"], attrs["N"]
-    if node.op_type == "MatMulW8" and node.input[1] in inits:
-        kpad = inits[node.input[1]].dims[1] * 2  # w [G, Kpad / 2, 64, 2]; K > Kpad - block_size
+    if node.op_type in ("MatMulW8", "MatMulW4") and node.input[1] in inits:
+        # w [G, Kpad / 2, 64, 2] (W8) or [G, Kpad / 2, 64] (W4); K > Kpad - block_size
+        kpad = inits[node.input[1]].dims[1] * 2
         return kpad - attrs.get("block_size", DEFAULT_BLOCK) + 1, attrs["N"]
     if node.op_type == "MatMulWF16" and node.input[1] in inits:
         return inits[node.input[1]].dims[1], attrs["N"]  # w [G, K, 64]

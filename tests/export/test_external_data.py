@@ -125,18 +125,19 @@ def test_huge_page_weights_give_the_same_results(int8_split, monkeypatch):
         assert small.huge_page_bytes == 0  # below one huge page: ORT keeps its mapping
 
 
-def test_w16_weights_in_huge_pages_give_the_same_results(exports, tmp_path, monkeypatch):
-    """A w16 export with external data lists every MatMulWF16 weight (fp16) in its index; read into huge pages they
-    give the mapped weights' bits."""
+@pytest.mark.parametrize("precision, op_type, dtype", [("w16", "MatMulWF16", "float16"), ("int4", "MatMulW4", "int8")])
+def test_packed_weights_in_huge_pages_give_the_same_results(exports, tmp_path, monkeypatch, precision, op_type, dtype):
+    """A w16 (int4) export with external data lists every MatMulWF16 (MatMulW4) weight in its index; read into huge
+    pages they give the mapped weights' bits."""
     if find_custom_ops_library() is None:
         pytest.skip("build/librrwkv_ort_ops.so not built (`make plugins`)")
     _, split = exports
     monkeypatch.setattr(model_folder, "EXTERNAL_DATA_MIN_BYTES", 0)
-    out = quantize_export(split, tmp_path / "w16", "w16")
+    out = quantize_export(split, tmp_path / precision, precision)
     proto = onnx.load(out / "model.onnx", load_external_data=False)
-    weights = {n.input[1] for n in proto.graph.node if n.op_type == "MatMulWF16"}
+    weights = {n.input[1] for n in proto.graph.node if n.op_type == op_type}
     listed = {t["name"]: t["dtype"] for t in _index(out)["tensors"]}
-    assert weights and all(listed.get(w) == "float16" for w in weights), listed
+    assert weights and all(listed.get(w) == dtype for w in weights), listed
     monkeypatch.setattr(huge_pages, "MIN_BYTES", 0)  # the tiny model's kernel weights fill no 2 MiB page
     ids = np.array([[3, 4, 7, 1, 0]], dtype=np.int64)
     with OrtSession(out, huge_pages=True) as hp, OrtSession(out, huge_pages=False) as mapped:

@@ -194,7 +194,7 @@ def test_fp16_export_keeps_the_declared_fp32_tensors(checkpoint, torch_model, tm
     np.testing.assert_array_equal(last, logits[:, -1:])
 
 
-@pytest.mark.parametrize("precision,op_type", [("int8", "MatMulW8"), ("w16", "MatMulWF16")])
+@pytest.mark.parametrize("precision,op_type", [("int8", "MatMulW8"), ("int4", "MatMulW4"), ("w16", "MatMulWF16")])
 def test_weight_only_export_runs(checkpoint, exported, torch_model, tmp_path_factory, precision, op_type):
     out = export_with_cli(checkpoint, tmp_path_factory, precision)
     model, fp32 = onnx.load(out / "model.onnx"), onnx.load(exported / "model.onnx")

@@ -207,7 +207,7 @@ def test_prompts_file_by_continuous_batching_equals_single_runs(exported, tmp_pa
     assert [line["text"] for line in lines] == alone
 
 
-@pytest.mark.parametrize("precision, op_type", [("int8", "MatMulW8"), ("w16", "MatMulWF16")])
+@pytest.mark.parametrize("precision, op_type", [("int8", "MatMulW8"), ("int4", "MatMulW4"), ("w16", "MatMulWF16")])
 def test_weight_only_exports_follow_fp32(checkpoint, torch_model, tmp_path_factory, precision, op_type):
     """The CPU weight-only precisions rewrite the projections' and the head's MatMuls and leave the memory ops and
     the state alone; their logits over three segments stay within the precision's policy."""

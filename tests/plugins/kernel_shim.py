@@ -55,6 +55,10 @@ def shim() -> ctypes.CDLL:
     lib.rrwkv_cpu_matmul_w8.argtypes, lib.rrwkv_cpu_matmul_w8.restype = _W8_ARGS + [_i32], ctypes.c_int
     lib.rrwkv_emu_matmul_w8.argtypes, lib.rrwkv_emu_matmul_w8.restype = _W8_ARGS, ctypes.c_int
     lib.rrwkv_cpu_matmul_w8_isa.restype = _i32
+    lib.rrwkv_cpu_matmul_w4.argtypes, lib.rrwkv_cpu_matmul_w4.restype = _W8_ARGS + [_i32], ctypes.c_int
+    lib.rrwkv_emu_matmul_w4.argtypes, lib.rrwkv_emu_matmul_w4.restype = _W8_ARGS, ctypes.c_int
+    lib.rrwkv_emu_matmul_w4_threads.argtypes = [ctypes.POINTER(_i32)] * 2
+    lib.rrwkv_emu_matmul_w4_threads.restype = None
     lib.rrwkv_cpu_matmul_wf16.argtypes, lib.rrwkv_cpu_matmul_wf16.restype = [_i32] * 3 + [_p] * 3 + [_i32], ctypes.c_int
     lib.rrwkv_emu_matmul_wf16.argtypes, lib.rrwkv_emu_matmul_wf16.restype = [_i32] * 3 + [_p] * 3, ctypes.c_int
     lib.rrwkv_cpu_matmul_wf16_isa.restype = _i32
@@ -191,6 +195,51 @@ def run_matmul_w8(backend: str, x, w, scale, N: int, block_size: int,
         raise ValueError(f"backend must be 'cpu' or 'emu', got {backend!r}")
     assert rc == 0, f"matmul_w8 on {backend} returned {rc}"
     return y, xq, x_scale
+
+
+def run_matmul_w4(backend: str, x, w, scale, N: int, block_size: int,
+                  isa: int = W8_ISAS["avx512-vnni"]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MatMulW4 through `backend` ("cpu", or "emu" for the CUDA kernels); the CPU kernels take the best path up
+    to `isa` (W8_ISAS: MatMulW4 shares MatMulW8's paths).
+
+    x [..., K] f32; w int8 [G, P, 64], scale f32 [G, NB, 64] (export.w4_pack.quantize_w4). Returns
+    (y [..., N], xq int16 [M, Kpad], x_scale [M]), each poisoned before the call (NaN; xq XQ_POISON).
+    """
+    x, w, scale = _as_np(x, np.float32), _as_np(w, np.int8), _as_np(scale, np.float32)
+    K = x.shape[-1]
+    M = int(np.prod(x.shape[:-1], dtype=np.int64))
+    kpad = 2 * w.shape[1]
+    y = poisoned((*x.shape[:-1], N), np.float32)
+    xq = np.full((M, kpad), XQ_POISON, np.int16)
+    x_scale = poisoned((M,), np.float32)
+    args = (M, K, N, block_size, *map(_ptr, (x, w, scale, xq, x_scale, y)))
+    if backend == "cpu":
+        rc = shim().rrwkv_cpu_matmul_w4(*args, isa)
+    elif backend == "emu":
+        rc = shim().rrwkv_emu_matmul_w4(*args)
+    else:
+        raise ValueError(f"backend must be 'cpu' or 'emu', got {backend!r}")
+    assert rc == 0, f"matmul_w4 on {backend} returned {rc}"
+    return y, xq, x_scale
+
+
+def emu_matmul_w4_status(M: int, K: int, N: int, block_size: int) -> int:
+    """The emulated MatMulW4 launcher's return code (cudaError_t) for these sizes, on dummy buffers."""
+    dummy = np.zeros(16, np.float32)
+    return shim().rrwkv_emu_matmul_w4(M, K, N, block_size, *(_ptr(dummy),) * 6)
+
+
+def cpu_matmul_w4_status(M: int, K: int, N: int, block_size: int) -> int:
+    """The MatMulW4 CPU entry point's return code for these sizes on dummy buffers (1: refused before touching them)."""
+    dummy = np.zeros(16, np.float32)
+    return shim().rrwkv_cpu_matmul_w4(M, K, N, block_size, *(_ptr(dummy),) * 6, W8_ISAS["avx512-vnni"])
+
+
+def matmul_w4_threads() -> tuple[int, int]:
+    """Threads per block of the emulated MatMulW4 kernels: (row quantisation, GEMM)."""
+    q, g = _i32(), _i32()
+    shim().rrwkv_emu_matmul_w4_threads(ctypes.byref(q), ctypes.byref(g))
+    return q.value, g.value
 
 
 def emu_matmul_w8_status(M: int, K: int, N: int, block_size: int) -> int:

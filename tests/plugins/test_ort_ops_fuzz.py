@@ -1,8 +1,8 @@
-"""Fuzz of the C++ ONNX Runtime ops of librrwkv_ort_ops.so (WKV4, WKV4Medium, MatMulW8, MatMulWF16): one-node models with random
-attribute values (0, negative, huge, missing, wrong ONNX type) and random inputs (mismatched dims, wrong ranks, empty
-dims, B / T / M = 0, wrong dtypes, huge K on an empty x). Every run must either return the reference's outputs
-(torch references, spec tolerances) or fail with an onnxruntime error that names the problem (the attribute, an
-input whose shape or dtype breaks the contract); never crash or hang. The models run in a child process
+"""Fuzz of the C++ ONNX Runtime ops of librrwkv_ort_ops.so (WKV4, WKV4Medium, MatMulW8, MatMulW4, MatMulWF16): one-node
+models with random attribute values (0, negative, huge, missing, wrong ONNX type) and random inputs (mismatched dims,
+wrong ranks, empty dims, B / T / M = 0, wrong dtypes, huge K on an empty x). Every run must either return the
+reference's outputs (torch references, spec tolerances) or fail with an onnxruntime error that names the problem (the
+attribute, an input whose shape or dtype breaks the contract); never crash or hang. The models run in a child process
 (ort_op_worker.py), so a crash is a finding, not a dead pytest. Example counts come from the hypothesis profile
 (tests/conftest.py)."""
 from __future__ import annotations
@@ -24,8 +24,10 @@ from ops.op_models import medium_inputs, wkv4_inputs
 from ort_op_worker import OrtOpWorker
 
 from rrwkv_trt.export.ops import naive_wkv4, naive_wkv4_medium
+from rrwkv_trt.export.ops.matmul_w4 import naive_matmul_w4
 from rrwkv_trt.export.ops.matmul_w8 import naive_matmul_w8
 from rrwkv_trt.export.ops.matmul_wf16 import naive_matmul_wf16
+from rrwkv_trt.export.w4_pack import quantize_w4
 from rrwkv_trt.export.w8_pack import quantize_w8
 from rrwkv_trt.export.wf16_pack import pack_wf16
 
@@ -175,12 +177,18 @@ def medium_cases(draw) -> Case:
     return Case("WKV4Medium", [(n, arrays[n]) for n in MEDIUM_NAMES], attrs, bad, ref)
 
 
+# MatMulW8 and MatMulW4 take the same attributes and x, scale; they differ in the quantizer, w's shape and reference.
+BLOCK_OPS = {"MatMulW8": (quantize_w8, naive_matmul_w8, lambda G, P: (G, P, 64, 2)),
+             "MatMulW4": (quantize_w4, naive_matmul_w4, lambda G, P: (G, P, 64))}
+
+
 @st.composite
-def matmul_w8_cases(draw) -> Case:
+def matmul_block_cases(draw, op: str) -> Case:
+    quantize, naive, w_shape = BLOCK_OPS[op]
     K, N = draw(st.integers(1, 300)), draw(st.integers(1, 130))
     block = draw(st.sampled_from([2, 4, 32, 64, 128, 256, 2 * draw(st.integers(1, 128))]))
     rng = np.random.default_rng(draw(st.integers(0, 99)))
-    w, scale = quantize_w8((rng.standard_normal((K, N)) / np.sqrt(K)).astype(np.float32), block)
+    w, scale = quantize((rng.standard_normal((K, N)) / np.sqrt(K)).astype(np.float32), block)
     lead = draw(st.lists(st.integers(0, 3), max_size=2))
     x = rng.standard_normal((*lead, K)).astype(np.float32)
     if draw(st.integers(0, 9)) == 0:  # x with no rows and a huge K: refused before any size arithmetic
@@ -211,17 +219,17 @@ def matmul_w8_cases(draw) -> Case:
             NB, G = -(-Kx // b_eff), -(-n_attr // 64)
             if NB * b_eff > W8_MAX_K:
                 bad.add("x")
-            if wa.shape != (G, NB * b_eff // 2, 64, 2):
+            if wa.shape != w_shape(G, NB * b_eff // 2):
                 bad.add("w")
             if sa.shape != (G, NB, 64):
                 bad.add("scale")
 
     def ref():
-        y = naive_matmul_w8(*(torch.from_numpy(a) for a in (xa, wa, sa)), n_attr, b_eff).numpy()
+        y = naive(*(torch.from_numpy(a) for a in (xa, wa, sa)), n_attr, b_eff).numpy()
         row = np.abs(xa).max(axis=-1, keepdims=True)
         return "cpu_kernel_fp32", y / np.where(row > 0, row, 1)
 
-    return Case("MatMulW8", [("x", xa), ("w", wa), ("scale", sa)], attrs, bad, ref)
+    return Case(op, [("x", xa), ("w", wa), ("scale", sa)], attrs, bad, ref)
 
 
 @st.composite
@@ -285,10 +293,12 @@ def worker():
     w.close()
 
 
-MATMUL_SPECS = {"MatMulW8": "matmul_w8", "MatMulWF16": "matmul_wf16"}  # one output y, compared per row
+# one output y, compared per row
+MATMUL_SPECS = {"MatMulW8": "matmul_w8", "MatMulW4": "matmul_w4", "MatMulWF16": "matmul_wf16"}
 
 
-@given(st.one_of(wkv4_cases(), medium_cases(), matmul_w8_cases(), matmul_wf16_cases()))
+@given(st.one_of(wkv4_cases(), medium_cases(), matmul_block_cases("MatMulW8"), matmul_block_cases("MatMulW4"),
+                 matmul_wf16_cases()))
 def test_ort_ops_valid_or_named_error(worker, case):
     n_outputs = 1 if case.op in MATMUL_SPECS else 4
     feeds = {n: a for n, a in case.inputs}

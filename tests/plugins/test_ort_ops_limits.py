@@ -1,7 +1,7 @@
 """The C++ ops at the int32 limits, without allocating the tensors: the size arithmetic of the CPU kernels through the
 test shim (w8BlockCount / w8GroupCount / w8PaddedK, matmulW8SizeError, the pass-2 and WKV4 slicing near 2^31), the
-refusals of the ORT ops (MatMulW8, MatMulWF16) for a huge K on an empty x or a huge N, INT attributes of another ONNX type, and
-WKV4Medium's window test at pos0 near 2^63 (the wrap of int64, as in the references)."""
+refusals of the ORT ops (MatMulW8, MatMulW4, MatMulWF16) for a huge K on an empty x or a huge N, INT attributes of
+another ONNX type, and WKV4Medium's window test at pos0 near 2^63 (the wrap of int64, as in the references)."""
 from __future__ import annotations
 
 import re
@@ -102,9 +102,14 @@ def _session(op: str, inputs: dict[str, np.ndarray], n_outputs: int, **attrs) ->
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
-def _w8_inputs(K: int, N: int = 64, block: int = 128, rows: int = 0) -> dict[str, np.ndarray]:
+# MatMulW8 and MatMulW4 share the attributes, the size limits and the shapes of x and scale; w's lanes differ.
+W_LANES = {"MatMulW8": (64, 2), "MatMulW4": (64,)}
+BLOCK_OPS = pytest.mark.parametrize("op", list(W_LANES))
+
+
+def _w8_inputs(K: int, N: int = 64, block: int = 128, rows: int = 0, op: str = "MatMulW8") -> dict[str, np.ndarray]:
     G, NB = -(-N // 64), -(-min(K, 256) // block)
-    return {"x": np.zeros((rows, K), np.float32), "w": np.zeros((G, NB * block // 2, 64, 2), np.int8),
+    return {"x": np.zeros((rows, K), np.float32), "w": np.zeros((G, NB * block // 2, *W_LANES[op]), np.int8),
             "scale": np.zeros((G, NB, 64), np.float32)}
 
 
@@ -113,19 +118,21 @@ def _w8_inputs(K: int, N: int = 64, block: int = 128, rows: int = 0) -> dict[str
     (2**31, "K = 2147483648 (input features) is outside"),
     (2**40, "K = 1099511627776 (input features) is outside"),
     (W8_MAX_K + 1, "K = 1073741825 (input features) is outside")])
-def test_matmul_w8_ort_refuses_huge_k_on_empty_x(K, expected):
-    inputs = _w8_inputs(K)
+@BLOCK_OPS
+def test_matmul_w8_ort_refuses_huge_k_on_empty_x(K, expected, op):
+    inputs = _w8_inputs(K, op=op)
     with pytest.raises(ort.capi.onnxruntime_pybind11_state.InvalidArgument,
-                       match=r"MatMulW8: input 'x' has shape \[0, \d+\]: " + re.escape(expected)):
-        _session("MatMulW8", inputs, 1, N=64, block_size=128).run(None, inputs)
+                       match=op + r": input 'x' has shape \[0, \d+\]: " + re.escape(expected)):
+        _session(op, inputs, 1, N=64, block_size=128).run(None, inputs)
 
 
-def test_matmul_w8_ort_refuses_padded_k_past_the_limit():
+@BLOCK_OPS
+def test_matmul_w8_ort_refuses_padded_k_past_the_limit(op):
     K = W8_MAX_K - 1  # fits, but padded to blocks of 254 rows it does not
-    inputs = _w8_inputs(K, block=254)
+    inputs = _w8_inputs(K, block=254, op=op)
     with pytest.raises(ort.capi.onnxruntime_pybind11_state.InvalidArgument, match="padded to a multiple of "
                        "block_size = 254"):
-        _session("MatMulW8", inputs, 1, N=64, block_size=254).run(None, inputs)
+        _session(op, inputs, 1, N=64, block_size=254).run(None, inputs)
 
 
 @pytest.mark.parametrize("N,expected", [
@@ -135,11 +142,13 @@ def test_matmul_w8_ort_refuses_padded_k_past_the_limit():
     (2**63 - 1, "attribute N = 9223372036854775807 is invalid"),
     (-(2**63), "attribute N = -9223372036854775808 is invalid"),
     # the largest N taken: its G = ceil(N / 64) = 33554431, in 64 bits, is what w must have
-    (W8_MAX_N, r"input 'w' has shape \[1, 2, 64, 2\], expected \[G = ceil\(N / 64\), .*\] = \[33554431, 2, 64, 2\]")])
-def test_matmul_w8_ort_huge_n(N, expected):
-    inputs = _w8_inputs(4, block=4, rows=1)
+    (W8_MAX_N, r"input 'w' has shape \[1, 2, 64(, 2)?\], expected \[G = ceil\(N / 64\), .*\] "
+               r"= \[33554431, 2, 64(, 2)?\]")])
+@BLOCK_OPS
+def test_matmul_w8_ort_huge_n(N, expected, op):
+    inputs = _w8_inputs(4, block=4, rows=1, op=op)
     with pytest.raises(ort.capi.onnxruntime_pybind11_state.InvalidArgument, match=expected):
-        _session("MatMulW8", inputs, 1, N=N, block_size=4).run(None, inputs)
+        _session(op, inputs, 1, N=N, block_size=4).run(None, inputs)
 
 
 @pytest.mark.parametrize("name,value,got", [("s", 3.0, "FLOAT"), ("s", "3", "STRING"), ("s", [3], "INTS"),
@@ -156,12 +165,13 @@ def test_wkv4_medium_ort_refuses_attributes_of_another_type(name, value, got):
 
 
 @pytest.mark.parametrize("name,value,got", [("N", 64.0, "FLOAT"), ("block_size", "128", "STRING")])
-def test_matmul_w8_ort_refuses_attributes_of_another_type(name, value, got):
-    inputs = _w8_inputs(4, block=128, rows=1)
+@BLOCK_OPS
+def test_matmul_w8_ort_refuses_attributes_of_another_type(name, value, got, op):
+    inputs = _w8_inputs(4, block=128, rows=1, op=op)
     attrs = {"N": 64, "block_size": 128} | {name: value}
     with pytest.raises(ort.capi.onnxruntime_pybind11_state.InvalidArgument,
-                       match=f"MatMulW8: attribute '{name}' must be an INT, got {got}"):
-        _session("MatMulW8", inputs, 1, **attrs).run(None, inputs)
+                       match=f"{op}: attribute '{name}' must be an INT, got {got}"):
+        _session(op, inputs, 1, **attrs).run(None, inputs)
 
 
 @pytest.mark.parametrize("backend", ["cpu", "emu", "ort"])

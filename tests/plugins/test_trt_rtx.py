@@ -17,7 +17,7 @@ import pytest
 
 import trt_rtx_support as rtx
 from plugin_ops import registry
-from trt_rtx_support import Case, W8Case, WF16Case
+from trt_rtx_support import Case, W4Case, W8Case, WF16Case
 
 pytestmark = pytest.mark.skipif(rtx.skip_reason() is not None, reason=str(rtx.skip_reason()))
 
@@ -48,6 +48,9 @@ def test_registry_resolves_creators(trt):
                              ("plugin_namespace", trt.PluginFieldType.CHAR),
                              ("plugin_version", trt.PluginFieldType.CHAR)],
               "MatMulW8": [("N", trt.PluginFieldType.INT32), ("block_size", trt.PluginFieldType.INT32),
+                           ("plugin_namespace", trt.PluginFieldType.CHAR),
+                           ("plugin_version", trt.PluginFieldType.CHAR)],
+              "MatMulW4": [("N", trt.PluginFieldType.INT32), ("block_size", trt.PluginFieldType.INT32),
                            ("plugin_namespace", trt.PluginFieldType.CHAR),
                            ("plugin_version", trt.PluginFieldType.CHAR)],
               "MatMulWF16": [("N", trt.PluginFieldType.INT32), ("plugin_namespace", trt.PluginFieldType.CHAR),
@@ -149,6 +152,35 @@ def test_matmul_w8_parse_and_build_follow_contract(trt, case):
     if case.weights == "initializer":
         w_bytes = -(-case.N // 64) * 64 * -(-case.K // case.block_size) * case.block_size  # int8 [G, Kpad/2, 64, 2]
         assert plan.nbytes > w_bytes, "the engine does not hold the int8 weight"
+
+
+# MatMulW4: the shapes of MatMulW8's cases; the packed int4 weight (int8 bytes [G, Kpad/2, 64]) as an initializer (the
+# exported form) and as a graph input.
+W4_BUILD_CASES = [W4Case(K=c.K, N=c.N, block_size=c.block_size, lead=c.lead, dynamic=c.dynamic, weights=c.weights)
+                  for c in W8_BUILD_CASES]
+
+
+@pytest.mark.parametrize("case", W4_BUILD_CASES, ids=_w8_id)
+def test_matmul_w4_parse_and_build_follow_contract(trt, case):
+    logger = rtx.recording_logger(trt)
+    builder, network, errors = rtx.parse(trt, logger, case)
+    assert not errors, errors
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    constants = 2 if case.weights == "initializer" else 0
+    assert [la.type for la in layers] == [trt.LayerType.CONSTANT] * constants + [trt.LayerType.PLUGIN_V3], \
+        "the rrwkv node did not become one plugin layer fed by the weight constants"
+    plugin = layers[-1]
+    assert [plugin.get_input(i).dtype for i in range(3)] == [trt.DataType.FLOAT, trt.DataType.INT8,
+                                                            trt.DataType.FLOAT]
+    y = network.get_output(0)
+    lead = tuple(-1 if case.dynamic else d for d in case.lead)
+    assert (network.num_outputs, y.name, tuple(y.shape), y.dtype) == (1, "y", (*lead, case.N), trt.DataType.FLOAT)
+    plan = rtx.build(trt, builder, network, case)
+    assert plan is not None and plan.nbytes > 0, logger.errors()
+    assert not logger.errors(), logger.errors()
+    if case.weights == "initializer":
+        w_bytes = -(-case.N // 64) * 32 * -(-case.K // case.block_size) * case.block_size  # int8 [G, Kpad/2, 64]
+        assert plan.nbytes > w_bytes, "the engine does not hold the int4 weight"
 
 
 # MatMulWF16: x [*lead, K] with rank 1..3, odd K and N, the 169M projections; the fp16 weight as an initializer (the
@@ -317,6 +349,24 @@ NEGATIVE = [
      "Could not create the plugin", "MatMulW8: attribute 'block_size' must be an even value in [2, 256], got 33"),
     ("w8-block-512", W8Case(attrs={"N": 65, "block_size": 512}),
      "Could not create the plugin", "MatMulW8: attribute 'block_size' must be an even value in [2, 256], got 512"),
+    # MatMulW4 with K = 130, N = 65, block_size = 32: G = 2, NB = 5, Kpad / 2 = 80.
+    ("w4-G", W4Case(overrides={"w": ("int8", [1, 80, 64]), "scale": ("float32", [1, 5, 64])}),
+     "output shape computation failed",
+     "MatMulW4: input 1 'w' has dim 0 = 1, expected 2 (G = ceil(N / 64) for N = 65)"),
+    ("w4-P", W4Case(overrides={"w": ("int8", [2, 65, 64])}), "output shape computation failed",
+     "MatMulW4: input 1 'w' has dim 1 = 65, expected 80 (Kpad / 2 = NB * block_size / 2 for x's last dim K = 130"),
+    ("w4-bytes", W4Case(overrides={"w": ("int8", [2, 80, 32])}), "output shape computation failed",
+     "MatMulW4: input 1 'w' has dim 2 = 32, expected 64 (the bytes of a row pair of a group)"),
+    ("w4-w8-layout", W4Case(overrides={"w": ("int8", [2, 80, 64, 2])}), "output shape computation failed",
+     "MatMulW4: input 1 'w' must have rank 3 [G,P,Y], got rank 4"),
+    ("w4-NB", W4Case(overrides={"scale": ("float32", [2, 4, 64])}), "output shape computation failed",
+     "MatMulW4: input 2 'scale' has dim 1 = 4, expected 5 (NB = ceil(K / block_size)"),
+    ("w4-w-uint8", W4Case(weights="input", overrides={"w": ("uint8", [2, 80, 64])}),
+     "getOutputDataTypes", "MatMulW4: input 1 'w' must be int8, got uint8"),
+    ("w4-missing-N", W4Case(attrs={"block_size": 32}),
+     "Could not create the plugin", "MatMulW4: required attribute 'N' (output features, INT >= 1) is missing"),
+    ("w4-block-odd", W4Case(attrs={"N": 65, "block_size": 33}),
+     "Could not create the plugin", "MatMulW4: attribute 'block_size' must be an even value in [2, 256], got 33"),
     # MatMulWF16 with K = 130, N = 65: G = 2.
     ("wf16-G", WF16Case(overrides={"w": ("float16", [1, 130, 64])}), "output shape computation failed",
      "MatMulWF16: input 1 'w' has dim 0 = 1, expected 2 (G = ceil(N / 64) for N = 65)"),

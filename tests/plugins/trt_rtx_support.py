@@ -5,8 +5,8 @@
 - `plugin_library()`: build/rtx/librrwkv_trt_plugins_dyn.so for sm_86 (RTX has no SM90), rebuilt when a source changes.
 - `one_node_model()`: a one-node WKV4 / WKV4Medium / GatedOuterScan / ContinuousGaussianAttention ONNX graph (no
   FunctionProto) with static or symbolic B/T/Mmax;
-  `W8Case` / `WF16Case`: a one-node MatMulW8 / MatMulWF16 graph (`matmul_model()`) with its packed int8 / fp16
-  weight as initializers (as exported) or graph inputs.
+  `W8Case` / `W4Case` / `WF16Case`: a one-node MatMulW8 / MatMulW4 / MatMulWF16 graph (`matmul_model()`) with its
+  packed int8 / int4 (in int8 bytes) / fp16 weight as initializers (as exported) or graph inputs.
 - `RecordingLogger`, `parse()` / `parse_model()`, `build()` / `build_profile()`: the builder calls, with every log
   message kept for assertions.
 """
@@ -298,6 +298,17 @@ class W8Case(MatMulCase):
 
         weight = np.random.default_rng(0).standard_normal((self.K, self.N)).astype(np.float32)
         return matmul_model(self, "MatMulW8", dict(zip(("w", "scale"), quantize_w8(weight, self.block_size))))
+
+
+@dataclass
+class W4Case(W8Case):
+    """A one-node MatMulW4 graph: (w, scale) from export.w4_pack.quantize_w4."""
+
+    def model(self):
+        from rrwkv_trt.export.w4_pack import quantize_w4
+
+        weight = np.random.default_rng(0).standard_normal((self.K, self.N)).astype(np.float32)
+        return matmul_model(self, "MatMulW4", dict(zip(("w", "scale"), quantize_w4(weight, self.block_size))))
 
 
 @dataclass

@@ -1,0 +1,200 @@
+"""MatMulW4 kernels on the CPU: the CPU kernels (plugins/matmul_w4/matmulW4Cpu.cc: portable, AVX2, AVX-512 VNNI) and
+the CUDA kernel source (plugins/matmul_w4/matmulW4Kernel.cuh) compiled for the CPU under
+plugins/tests/cudaEmulation.h. The integer part is exact (matmulW4Math.h), so all agree bit for bit, in y and in the
+quantised rows (xq, x_scale, which are MatMulW8's); the portable kernel matches the PyTorch reference
+naive_matmul_w4 within cpu_kernel_fp32 of plugins/matmul_w4/spec.yaml. Outputs are poisoned before every call.
+Library: build/librrwkv_cpu_testshim.so (`make plugins`)."""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+import torch
+from helpers import assert_close, tolerance
+from kernel_shim import (W8_ISAS, cpu_matmul_w4_status, emu_matmul_w4_status, last_launch, matmul_w4_threads,
+                         matmul_w8_isa, run_matmul_w4, run_matmul_w8)
+
+from rrwkv_trt.export.ops.matmul_w4 import naive_matmul_w4
+from rrwkv_trt.export.ops.matmul_w8 import quantize_rows
+from rrwkv_trt.export.w4_pack import quantize_w4
+from rrwkv_trt.export.w8_pack import quantize_w8
+
+# Odd sizes: M = 0 (below), 1, 3, 17 (a partial block of the AVX-512 path's 4 rows and of the AVX2 path's 4), K not a
+# multiple of the block (5, 130) or of a vector, N = 1, 63, 65, 200 (partial column groups and 8/16-column vectors);
+# then the 169M RWKV-4 projections at decode (M = 1).
+SHAPES = ([(M, K, N, bs) for M in (1, 3, 17) for K in (5, 130, 768) for N in (1, 63, 65, 200)
+           for bs in (2, 32, 128, 256)]
+          + [(1, 768, 768, 128), (1, 768, 3072, 128), (1, 3072, 768, 128), (4, 768, 50277, 128)])
+SHAPE_IDS = [f"M{M}-K{K}-N{N}-bs{bs}" for M, K, N, bs in SHAPES]
+ISA_SKIP = {"avx2": "this CPU has no AVX2 + FMA: the CPU kernels run the portable path only",
+            "avx512-vnni": ("this CPU has no AVX-512 VNNI (AVX512F/BW/DQ/VL + VNNI): the CPU kernels cannot take that "
+                            "path")}
+
+
+def require_isa(isa: str) -> None:
+    if matmul_w8_isa() < W8_ISAS[isa]:
+        pytest.skip(ISA_SKIP[isa])
+
+
+def make_inputs(M: int, K: int, N: int, block_size: int, seed: int):
+    """The data spec.yaml's tolerances are stated for: x [M, K] ~ N(0, 1), rows r % 3 == 1 scaled by 1e-3 and rows
+    r % 3 == 2 by 1e3, and (w, scale) of a weight [K, N] ~ N(0, 1 / K) (quantize_w4)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((M, K)) * np.array([1.0, 1e-3, 1e3])[np.arange(M) % 3, None]).astype(np.float32)
+    weight = (rng.standard_normal((K, N)) / np.sqrt(K)).astype(np.float32)
+    w, scale = quantize_w4(weight, block_size)
+    return x, w, scale
+
+
+def per_row(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """y / max |x| of its row (1 for zero rows): spec.yaml's tolerances are for rows of unit scale."""
+    row = np.abs(x).max(axis=-1, keepdims=True)
+    return y / np.where(row > 0, row, 1)
+
+
+@functools.cache
+def case(M: int, K: int, N: int, block_size: int):
+    """Inputs and the CPU portable kernel's outputs (y, xq, x_scale)."""
+    x, w, scale = make_inputs(M, K, N, block_size, seed=M * 7 + K * 3 + N + block_size)
+    return (x, w, scale), run_matmul_w4("cpu", x, w, scale, N, block_size, isa=W8_ISAS["portable"])
+
+
+def assert_same_bits(name: str, ref: tuple, out: tuple) -> None:
+    """y, xq and x_scale identical bit for bit (NaNs included: a poisoned element fails)."""
+    for label, r, o in zip(("y", "xq", "x_scale"), ref, out):
+        assert r.shape == o.shape and r.dtype == o.dtype, f"{name}/{label}: {o.shape} {o.dtype} != {r.shape} {r.dtype}"
+        bits = {2: np.uint16, 4: np.uint32}[r.itemsize]
+        bad = np.flatnonzero(r.view(bits) != o.view(bits))
+        assert bad.size == 0, (f"{name}/{label}: {bad.size}/{r.size} elements differ, first at flat index "
+                               f"{bad[0]}: {r.reshape(-1)[bad[:3]]} vs {o.reshape(-1)[bad[:3]]}")
+
+
+@pytest.mark.parametrize("M,K,N,bs", SHAPES, ids=SHAPE_IDS)
+def test_cpu_portable_matches_naive(M, K, N, bs):
+    (x, w, scale), (y, xq, x_scale) = case(M, K, N, bs)
+    ref_xq, ref_scale = quantize_rows(torch.from_numpy(x))
+    assert np.array_equal(xq[:, :K], ref_xq.numpy()), "quantised rows differ from quantize_rows"
+    assert (xq[:, K:] == 0).all(), "padding columns of xq are not 0"
+    assert np.array_equal(x_scale.view(np.uint32), ref_scale.numpy().view(np.uint32)), "x_scale differs"
+    ref = naive_matmul_w4(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(scale), N, bs).numpy()
+    assert_close("matmul_w4/cpu_kernel_fp32/y per row", per_row(ref, x), per_row(y, x),
+                 *tolerance("matmul_w4", "cpu_kernel_fp32", "y"))
+
+
+@pytest.mark.parametrize("M,K,N,bs", SHAPES, ids=SHAPE_IDS)
+@pytest.mark.parametrize("isa", ["avx2", "avx512-vnni"])
+def test_cpu_simd_matches_portable(M, K, N, bs, isa):
+    require_isa(isa)
+    (x, w, scale), portable = case(M, K, N, bs)
+    assert_same_bits(f"{isa} vs portable", portable, run_matmul_w4("cpu", x, w, scale, N, bs, isa=W8_ISAS[isa]))
+
+
+@pytest.mark.parametrize("M,K,N,bs", SHAPES, ids=SHAPE_IDS)
+def test_emulated_cuda_matches_cpu(M, K, N, bs):
+    (x, w, scale), portable = case(M, K, N, bs)
+    assert_same_bits("emulated CUDA vs CPU portable", portable, run_matmul_w4("emu", x, w, scale, N, bs))
+
+
+def test_activations_are_matmul_w8s():
+    """The quantised rows are MatMulW8's, bit for bit (the same pass 1)."""
+    x, w, scale = make_inputs(17, 130, 65, 32, seed=3)
+    w8, s8 = quantize_w8(np.ones((130, 65), np.float32), 32)
+    _, xq4, xs4 = run_matmul_w4("cpu", x, w, scale, 65, 32)
+    _, xq8, xs8 = run_matmul_w8("cpu", x, w8, s8, 65, 32)
+    assert np.array_equal(xq4, xq8) and np.array_equal(xs4.view(np.uint32), xs8.view(np.uint32))
+
+
+def test_every_nibble_value():
+    """Packed bytes covering all 256 values (every pair of nibbles, -8 included) against the reference."""
+    K, N, bs = 256, 128, 128
+    rng = np.random.default_rng(1)
+    w = np.arange(256, dtype=np.uint8)[rng.permutation(256)].repeat(2 * K // 2 * 64 // 256 + 1)[:2 * (K // 2) * 64]
+    w = w.view(np.int8).reshape(2, K // 2, 64)
+    scale = rng.uniform(0.01, 0.1, (2, 2, 64)).astype(np.float32)
+    x = rng.standard_normal((3, K)).astype(np.float32)
+    ref = naive_matmul_w4(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(scale), N, bs).numpy()
+    for isa in ("portable", "avx2", "avx512-vnni"):
+        if matmul_w8_isa() >= W8_ISAS[isa]:
+            y, _, _ = run_matmul_w4("cpu", x, w, scale, N, bs, isa=W8_ISAS[isa])
+            assert_close(f"matmul_w4/{isa}/all nibbles", per_row(ref, x), per_row(y, x),
+                         *tolerance("matmul_w4", "cpu_kernel_fp32", "y"))
+
+
+BACKENDS = [("cpu", "portable"), ("cpu", "avx2"), ("cpu", "avx512-vnni"), ("emu", "avx512-vnni")]
+BACKEND_IDS = ["cpu-portable", "cpu-avx2", "cpu-avx512", "emu"]
+
+
+def run(backend: tuple[str, str], x, w, scale, N: int, bs: int):
+    name, isa = backend
+    if name == "cpu":
+        require_isa(isa)
+    return run_matmul_w4(name, x, w, scale, N, bs, isa=W8_ISAS[isa])
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=BACKEND_IDS)
+def test_zero_and_non_finite_rows(backend):
+    """An all-zero row gives y = 0; a row with a NaN or an infinity gives a NaN row, and only that row."""
+    M, K, N, bs = 9, 130, 65, 32
+    x, w, scale = make_inputs(M, K, N, bs, seed=11)
+    x[1] = 0.0
+    x[2, 7] = np.nan
+    x[4, 0] = np.inf
+    x[5, K - 1] = -np.inf
+    x[6] = np.nan
+    y, _, x_scale = run(backend, x, w, scale, N, bs)
+    assert (y[1] == 0).all() and x_scale[1] == 0, y[1]
+    bad = [2, 4, 5, 6]
+    assert np.isnan(y[bad]).all() and np.isnan(x_scale[bad]).all(), "a non-finite row must give a NaN row"
+    good = [r for r in range(M) if r not in bad]
+    y_good, _, _ = run(backend, np.ascontiguousarray(x[good]), w, scale, N, bs)
+    assert np.array_equal(y[good].view(np.uint32), y_good.view(np.uint32)), "a bad row changed another row"
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=BACKEND_IDS)
+def test_leading_dims_are_rows(backend):
+    """x [2, 5, K] is M = 10 rows: y [2, 5, N] equals the flat [10, K] product bit for bit."""
+    K, N, bs = 130, 200, 128
+    x, w, scale = make_inputs(10, K, N, bs, seed=5)
+    y3, _, _ = run(backend, x.reshape(2, 5, K), w, scale, N, bs)
+    y2, _, _ = run(backend, x, w, scale, N, bs)
+    assert y3.shape == (2, 5, N)
+    assert np.array_equal(y3.reshape(10, N).view(np.uint32), y2.view(np.uint32))
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=BACKEND_IDS)
+def test_empty_rows_and_columns(backend):
+    """M = 0 writes nothing (and launches nothing); K = 0 (no weight rows, Kpad = 0) gives y = 0."""
+    N = 65
+    before = last_launch()["launches"]
+    y, _, _ = run(backend, np.zeros((0, 7), np.float32), *quantize_w4(np.ones((7, N), np.float32), 2), N, 2)
+    assert y.shape == (0, N)
+    assert last_launch()["launches"] == before
+    y, _, x_scale = run(backend, np.zeros((3, 0), np.float32), np.zeros((2, 0, 64), np.int8),
+                        np.zeros((2, 0, 64), np.float32), N, 2)
+    assert (y == 0).all() and (x_scale == 0).all(), y
+
+
+@pytest.mark.parametrize("M,N", [(1, 1), (1, 768), (3, 65), (17, 200)])
+def test_emulated_launch_covers_any_rows_times_columns(M, N):
+    """Two launches: one block per row for the quantisation, then blocks of the GEMM's threads over M * N, rounded
+    up (the surplus threads return at the guard)."""
+    x, w, scale = make_inputs(M, 40, N, 32, seed=M + N)
+    _, gemm_threads = matmul_w4_threads()
+    before = last_launch()["launches"]
+    run_matmul_w4("emu", x, w, scale, N, 32)
+    launch = last_launch()
+    assert launch["launches"] == before + 2
+    assert launch["block"] == gemm_threads and launch["grid"] == math.ceil(M * N / gemm_threads), launch
+
+
+@pytest.mark.parametrize("M,K,N,bs", [(2, 8, 3, 3), (2, 8, 3, 0), (2, 8, 3, 258), (2, 8, 0, 2), (-1, 8, 3, 2),
+                                      (2, -1, 3, 2), (2, 2 ** 30 + 1, 3, 2)],
+                         ids=["bs-odd", "bs0", "bs258", "N0", "M-neg", "K-neg", "K-huge"])
+def test_launchers_reject_bad_arguments(M, K, N, bs):
+    """Invalid sizes give 1 (cudaErrorInvalidValue) before anything is launched or read, on both sides."""
+    before = last_launch()["launches"]
+    assert emu_matmul_w4_status(M, K, N, bs) == 1
+    assert last_launch()["launches"] == before
+    assert cpu_matmul_w4_status(M, K, N, bs) == 1

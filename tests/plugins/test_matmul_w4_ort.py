@@ -1,0 +1,174 @@
+"""rrwkv::MatMulW4: the format (export/w4_pack.py), the PyTorch reference, the FunctionProto in stock ONNX Runtime,
+the CPU kernel inside librrwkv_ort_ops.so and its errors on hostile inputs, and the MatMul -> MatMulW4 rewrite, on
+odd sizes. Tolerances: plugins/matmul_w4/spec.yaml. (The kernels' bit-identity: test_matmul_w4_kernels.py.)"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from helpers import assert_close, tolerance
+from kernel_shim import ORT_OPS, require_library
+from onnx import TensorProto, numpy_helper
+from onnx import helper as oh
+
+from rrwkv_trt.core.graph import strip_functions
+from rrwkv_trt.export.ops import register_schemas
+from rrwkv_trt.export.ops.matmul_w4 import matmul_w4_function, naive_matmul_w4
+from rrwkv_trt.export.quantize_w4 import quantize_matmuls_w4
+from rrwkv_trt.export.w4_pack import dequantize_w4, pack_w4, quantize_w4, unpack_w4
+
+# (M, K, N, block_size): M rows of x (0 included); K, N odd against the 64-column groups, the vectors and the blocks
+CASES = [(0, 130, 65, 32), (1, 5, 1, 2), (3, 130, 65, 32), (17, 768, 200, 128), (17, 257, 63, 256),
+         (1, 768, 768, 128), (2, 3072, 130, 128)]
+CASE_IDS = [f"M{m}-K{k}-N{n}-b{b}" for m, k, n, b in CASES]
+
+
+def case(M: int, K: int, N: int, block: int, seed: int = 0):
+    """x [M, K] ~ N(0, 1) with row 0 scaled by 1e-3 and the last by 1e3 (M > 2); W [K, N] ~ N(0, 1/K)."""
+    rng = np.random.default_rng(seed + M + K + N + block)
+    x = rng.standard_normal((M, K)).astype(np.float32)
+    if M > 2:
+        x[0] *= 1e-3
+        x[-1] *= 1e3
+    weight = (rng.standard_normal((K, N)) / np.sqrt(K)).astype(np.float32)
+    w, scale = quantize_w4(weight, block)
+    return x, weight, w, scale
+
+
+def per_row(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """y / max |x| of its row (1 for zero rows): the spec's tolerances are for rows of unit scale."""
+    row = np.abs(x).max(axis=-1, keepdims=True)
+    return y / np.where(row > 0, row, 1)
+
+
+def reference(x, w, scale, N, block) -> np.ndarray:
+    return naive_matmul_w4(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(scale), N, block).numpy()
+
+
+def one_node_model(K: int, N: int, w: np.ndarray, scale: np.ndarray, block: int, strip: bool) -> bytes:
+    """y = MatMulW4(x [M, K]) with w and scale as initializers, the FunctionProto attached unless `strip`."""
+    register_schemas()
+    node = oh.make_node("MatMulW4", ["x", "w", "scale"], ["y"], domain="rrwkv", N=N, block_size=block,
+                        plugin_namespace="rrwkv", plugin_version="1")
+    graph = oh.make_graph([node], "one_matmul_w4", [oh.make_tensor_value_info("x", TensorProto.FLOAT, ["M", K])],
+                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, ["M", N])],
+                          [numpy_helper.from_array(w, "w"), numpy_helper.from_array(scale, "scale")])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 18), oh.make_opsetid("rrwkv", 1)],
+                          functions=[matmul_w4_function(18)])
+    model.ir_version = 10
+    onnx.checker.check_model(model, full_check=True)
+    return (strip_functions(model) if strip else model).SerializeToString()
+
+
+def run(x, w, scale, N, block, kernel: bool, strip: bool = True) -> np.ndarray:
+    so = ort.SessionOptions()
+    if kernel:
+        so.register_custom_ops_library(str(require_library(ORT_OPS)))
+    model = one_node_model(x.shape[1], N, w, scale, block, strip=strip and kernel)
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize("M,K,N,block", CASES, ids=CASE_IDS)
+def test_pack_roundtrip(M, K, N, block):
+    """Shapes, zero padding, q in [-8, 7] with each block's peak at -8, |W - q * scale| <= one step, and
+    pack_w4 inverting unpack_w4."""
+    _, weight, w, scale = case(M, K, N, block)
+    G, NB = -(-N // 64), -(-K // block)
+    assert w.shape == (G, NB * block // 2, 64) and w.dtype == np.int8
+    assert scale.shape == (G, NB, 64) and scale.dtype == np.float32
+    q = unpack_w4(w)
+    assert not q[K:].any() and not q[:, N:].any() and q.min() >= -8 and q.max() <= 7
+    assert np.array_equal(pack_w4(q), w)
+    step = np.abs(np.repeat(scale.transpose(1, 0, 2).reshape(NB, -1), block, axis=0)[:K, :N])
+    err = np.abs(dequantize_w4(w, scale, K, N) - weight)
+    assert (err <= step * (1 + 1e-6)).all()
+    peaks = np.abs(np.pad(weight, ((0, NB * block - K), (0, 0)))).reshape(NB, block, N).max(axis=1)
+    assert np.allclose(np.abs(scale.transpose(1, 0, 2).reshape(NB, -1)[:, :N]) * 8, peaks, rtol=1e-6)
+
+
+def test_pack_rejects_bad_weights():
+    with pytest.raises(ValueError, match="block_size must be an even value"):
+        quantize_w4(np.ones((4, 4), np.float32), 3)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        quantize_w4(np.full((4, 4), np.inf, np.float32), 2)
+    with pytest.raises(ValueError, match=r"\[K, N\] matrix"):
+        quantize_w4(np.ones(4, np.float32), 2)
+
+
+@pytest.mark.parametrize("M,K,N,block", CASES, ids=CASE_IDS)
+def test_reference_is_weight_only_int4_up_to_int16_activations(M, K, N, block):
+    x, _, w, scale = case(M, K, N, block)
+    ideal = x.astype(np.float64) @ dequantize_w4(w, scale, K, N).astype(np.float64)
+    atol, rtol = tolerance("matmul_w4", "weight_only_fp32", "y")
+    assert_close("matmul_w4/weight_only", per_row(ideal, x), per_row(reference(x, w, scale, N, block), x), atol, rtol)
+
+
+@pytest.mark.parametrize("M,K,N,block", CASES, ids=CASE_IDS)
+def test_function_body_and_kernel_vs_reference(M, K, N, block):
+    x, _, w, scale = case(M, K, N, block)
+    ref = per_row(reference(x, w, scale, N, block), x)
+    function, kernel = run(x, w, scale, N, block, kernel=False), run(x, w, scale, N, block, kernel=True)
+    assert function.shape == kernel.shape == (M, N)
+    assert_close("matmul_w4/function_body", ref, per_row(function, x),
+                 *tolerance("matmul_w4", "function_body_fp32", "y"))
+    assert_close("matmul_w4/cpu_kernel", ref, per_row(kernel, x), *tolerance("matmul_w4", "cpu_kernel_fp32", "y"))
+    # with the function present the library's kernel still runs (same bits as the stripped model)
+    np.testing.assert_array_equal(kernel, run(x, w, scale, N, block, kernel=True, strip=False))
+
+
+def test_kernel_zero_rows_and_non_finite_rows():
+    x, _, w, scale = case(4, 130, 65, 32)
+    x[1] = 0.0
+    x[2, 7] = np.nan
+    x[3, 100] = -np.inf
+    y = run(x, w, scale, 65, 32, kernel=True)
+    assert not y[1].any() and np.isnan(y[2]).all() and np.isnan(y[3]).all()
+    np.testing.assert_array_equal(y[0], reference(x[:1], w, scale, 65, 32)[0])
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(K=100), r"MatMulW4: input 'w' has shape \[2, 80, 64\], expected"),
+    (dict(block=3), "MatMulW4: attribute block_size = 3 is invalid"),
+    (dict(block=258), "MatMulW4: attribute block_size = 258 is invalid"),
+    (dict(N=0), "MatMulW4: attribute N = 0 is invalid"),
+    (dict(N=129),
+     r"MatMulW4: input 'w' has shape \[2, 80, 64\], expected \[G = ceil\(N / 64\), Kpad / 2, 64\] = \[3, 80, 64\]"),
+    (dict(K=0), r"input 'x' has shape \[2, 0\], expected \[\.\.\., K\] with K >= 1"),
+    (dict(w=np.zeros((2, 80, 64, 2), np.int8)), r"MatMulW4: input 'w' has shape \[2, 80, 64, 2\]"),
+    (dict(w=np.zeros((2, 80, 32), np.int8)), r"MatMulW4: input 'w' has shape \[2, 80, 32\]"),
+    (dict(scale=np.zeros((2, 4, 64), np.float32)), r"MatMulW4: input 'scale' has shape \[2, 4, 64\]"),
+], ids=["K-vs-w", "block-odd", "block-big", "N0", "N-vs-G", "K0", "w-rank", "w-lanes", "scale-NB"])
+def test_kernel_errors_name_the_input(change, match):
+    """Hostile attributes and shapes: an error naming the input or attribute, never a crash or a read past w."""
+    x, _, w, scale = case(2, 130, 65, 32)
+    K, N, block = change.get("K", 130), change.get("N", 65), change.get("block", 32)
+    x = np.zeros((2, K), np.float32) if K != 130 else x
+    with pytest.raises(Exception, match=match):
+        run(x, change.get("w", w), change.get("scale", scale), N, block, kernel=True)
+
+
+def test_rewrite_replaces_constant_matmuls():
+    rng = np.random.default_rng(0)
+    W1 = rng.standard_normal((130, 65)).astype(np.float32)
+    W2 = rng.standard_normal((65, 7)).astype(np.float32)
+    nodes = [oh.make_node("MatMul", ["x", "W1"], ["h"]), oh.make_node("MatMul", ["h", "W2"], ["y0"]),
+             oh.make_node("Transpose", ["y0"], ["y0t"], perm=[0, 2, 1]), oh.make_node("MatMul", ["y0", "y0t"], ["y"])]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TensorProto.FLOAT, [2, "T", 130])],
+                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, [2, "T", "T"])],
+                          [numpy_helper.from_array(W1, "W1"), numpy_helper.from_array(W2, "W2")])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 18)])
+    model.ir_version = 10
+    assert quantize_matmuls_w4(model, 32) == 2  # the activation x activation MatMul stays
+    onnx.checker.check_model(model, full_check=True)
+    assert [n.op_type for n in model.graph.node] == ["MatMulW4", "MatMulW4", "Transpose", "MatMul"]
+    assert {i.name for i in model.graph.initializer} == {"W1.w4", "W1.w4_scale", "W2.w4", "W2.w4_scale"}
+    x = rng.standard_normal((2, 3, 130)).astype(np.float32)
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    w1, s1 = quantize_w4(W1, 32)
+    w2, s2 = quantize_w4(W2, 32)
+    h = reference(x.reshape(6, 130), w1, s1, 65, 32)
+    y0 = reference(h, w2, s2, 7, 32).reshape(2, 3, 7)
+    assert_close("matmul_w4/rewrite", y0 @ y0.transpose(0, 2, 1), got, 1e-4, 1e-4)
