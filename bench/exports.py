@@ -43,7 +43,7 @@ RANDOM_169M_NAME = "rwkv4-169m-random"
 RANDOM_HGRN2 = dict(hidden_size=768, num_hidden_layers=12, expand_ratio=128, vocab_size=50277)  # fla config.json
 RANDOM_HGRN2_NAME = "hgrn2-12x768-random"
 # what a decode step reads in full; Gather reads one embedding row
-WEIGHT_OPS = ("MatMul", "MatMulNBits", "MatMulW8", "MatMulWF16")
+WEIGHT_OPS = ("MatMul", "MatMulW8", "MatMulWF16", "MatMulW4")
 
 
 def log(message: str) -> None:

@@ -15,7 +15,7 @@ class Settings:
     reps: int = 5
     threads: int = 2
     decode_steps: int = 32  # batch 1
-    batch: int = 8
+    batches: tuple[int, ...] = (8, 16)  # the batched decodes' sizes (continuous batching serves through them)
     batch_steps: int = 16
     prefill_tokens: int = 512
     agreement_steps: int = 1000

@@ -134,16 +134,19 @@ class MachineProbe:
     weight_bytes = 0
     extra_ops = ("bounds", "bandwidth")
 
-    def bounds(self, gemv_shapes: list, gemm_shapes: list) -> dict:
+    def bounds(self, gemv_shapes: list, gemm_shapes: list, batch_gemm_shapes: list) -> dict:
         from . import machine
 
         return {"gemv_model": machine.gemv_model_shapes(gemv_shapes), "gemm": machine.gemm_throughput(gemm_shapes),
-                "facts": machine.machine_facts()}
+                "gemm_batch": machine.gemm_throughput(batch_gemm_shapes), "facts": machine.machine_facts()}
 
-    def bandwidth(self) -> dict:
+    def bandwidth(self, gemm_shape: list) -> dict:
+        """The per-repetition probes: read bandwidth, and the GEMM throughput at one [M, K, N] (the best prefill
+        shape), both of which drift with the load of a shared machine."""
         from . import machine
 
-        return machine.read_bandwidth(reps=3)
+        return machine.read_bandwidth(reps=3) | {
+            "gemm_gflop_s": machine.gemm_throughput([tuple(gemm_shape)])["best_gflop_s"]}
 
 
 def machine_probe() -> MachineProbe:

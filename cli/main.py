@@ -309,7 +309,8 @@ def compare(model: str, engine: str | None, steps: int, window: int, checkpoint:
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
               help="Threads of every backend and of the bound probes.")
 @click.option("--decode-steps", type=click.IntRange(min=1), default=32, show_default=True, help="Steps at batch 1.")
-@click.option("--batch", type=click.IntRange(min=2), default=8, show_default=True, help="The batched decode's size.")
+@click.option("--batch", "batches", type=click.IntRange(min=2), multiple=True, default=(8, 16), show_default=True,
+              help="A batched decode's size (repeatable).")
 @click.option("--batch-steps", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--prefill", "prefill_tokens", type=click.IntRange(min=1), default=512, show_default=True,
               help="Prompt tokens of the prefill and time-to-first-token measurement.")
@@ -324,10 +325,10 @@ def compare(model: str, engine: str | None, steps: int, window: int, checkpoint:
               default=Path("bench/results"), show_default=True, help="Folder of the JSON results.")
 @click.option("--fresh", is_flag=True, default=False, help="Re-export every model.")
 def bench(checkpoints: tuple[str, ...], random_169m: bool, random_hgrn2: bool, backends: tuple[str, ...],
-          precisions: tuple[str, ...], reps: int, threads: int, decode_steps: int, batch: int, batch_steps: int,
-          prefill_tokens: int, agreement_steps: int, eval_bytes: int, work_dir: Path, results_dir: Path,
-          fresh: bool) -> None:
-    """Decode (batch 1 and 8), prefill and time-to-first-token speed and peak RSS of every backend and precision,
+          precisions: tuple[str, ...], reps: int, threads: int, decode_steps: int, batches: tuple[int, ...],
+          batch_steps: int, prefill_tokens: int, agreement_steps: int, eval_bytes: int, work_dir: Path,
+          results_dir: Path, fresh: bool) -> None:
+    """Decode (batch 1, 8 and 16), prefill and time-to-first-token speed and peak RSS of every backend and precision,
     beside PyTorch eager and the rwkv package (RWKV-4 .pth only), A/B interleaved, against this machine's bandwidth
     and GEMM bounds.
 
@@ -337,7 +338,8 @@ def bench(checkpoints: tuple[str, ...], random_169m: bool, random_hgrn2: bool, b
     from rrwkv_trt.bench.suite import RandomModels, run_bench
     from rrwkv_trt.core.paths import SHIPPED_MODEL
 
-    settings = Settings(reps=reps, threads=threads, decode_steps=decode_steps, batch=batch, batch_steps=batch_steps,
+    settings = Settings(reps=reps, threads=threads, decode_steps=decode_steps,
+                        batches=tuple(dict.fromkeys(batches)), batch_steps=batch_steps,
                         prefill_tokens=prefill_tokens, agreement_steps=agreement_steps, eval_bytes=eval_bytes)
     precisions = ("fp32", *[p for p in PRECISIONS if p in precisions and p != "fp32"]) if precisions else PRECISIONS
     run_bench([Path(c) for c in checkpoints] or [SHIPPED_MODEL], RandomModels(random_169m, random_hgrn2), work_dir,

@@ -1,9 +1,9 @@
 """Where a decode step's time goes: the projections or the rest of the graph (README "Speed on the edge CPU").
 
-    python scripts/decode_breakdown.py [MODEL_DIR] [--reps 8] [--threads 2] [--steps 32] [--out FILE]
+    python scripts/decode_breakdown.py [MODEL_DIR] [--reps 8] [--threads 2] [--steps 32] [--batch 1] [--out FILE]
 
 MODEL_DIR defaults to the int8 export of the random 169M RWKV-4 that `make bench` prepares. Four variants of it,
-each in its own worker (bench/worker.py) with the fused kernels, decode `--steps` greedy tokens at batch 1
+each in its own worker (bench/worker.py) with the fused kernels, decode `--steps` greedy steps of `--batch` sequences
 per repetition, in an order rotated each repetition:
     full           the export as it is
     seq1           the token shift rewritten for one token: Concat(Unsqueeze(prev), Slice(x, 0:-1)) -> Unsqueeze(prev),
@@ -121,6 +121,7 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--batch", type=int, default=1, help="sequences per step (the times are per step)")
     p.add_argument("--out", type=Path, default=None, help="[default: bench/results/<date>-decode-breakdown.json]")
     args = p.parse_args()
     model = Path(args.model)
@@ -134,10 +135,10 @@ def main() -> None:
     rows = {name: {"median_ms": round(statistics.median(v), 3), "min_ms": round(min(v), 3),
                    "max_ms": round(max(v), 3)} for name, v in ms.items()}
     for name, r in rows.items():
-        print(f"{name:<16} {r['median_ms']:7.3f} ms per token [{r['min_ms']:.3f}, {r['max_ms']:.3f}]")
+        print(f"{name:<16} {r['median_ms']:7.3f} ms per step [{r['min_ms']:.3f}, {r['max_ms']:.3f}]")
     out = args.out or REPO_ROOT / "bench" / "results" / f"{datetime.date.today().isoformat()}-decode-breakdown.json"
     out.write_text(json.dumps({"model": str(model), "threads": args.threads, "reps": args.reps, "steps": args.steps,
-                               "results": rows}, indent=2) + "\n")
+                               "batch": args.batch, "results": rows}, indent=2) + "\n")
     print(f"wrote {out}")
 
 
@@ -150,12 +151,12 @@ def measure(variants: dict[str, Path], vocab: int, args) -> dict[str, list[float
                        dict(model=str(folder), threads=args.threads, use_custom_ops=True, weight_bytes=0))
             if not w.hello.get("ok"):
                 raise SystemExit(f"{name}: {w.hello.get('error')}")
-            w.call("decode", batch=1, steps=args.steps, vocab=vocab)  # warm-up
+            w.call("decode", batch=args.batch, steps=args.steps, vocab=vocab)  # warm-up
             workers[name] = w
         names, ms = list(workers), {name: [] for name in workers}
         for rep in range(args.reps):
             for name in names[rep % len(names):] + names[:rep % len(names)]:
-                reply = workers[name].call("decode", batch=1, steps=args.steps, vocab=vocab)
+                reply = workers[name].call("decode", batch=args.batch, steps=args.steps, vocab=vocab)
                 ms[name].append(1e3 * reply["seconds"] / args.steps)
         return ms
     finally:

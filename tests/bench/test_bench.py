@@ -14,10 +14,11 @@ from rrwkv_trt.export.models.random_init import (fla_hgrn2_config, fla_hgrn2_sha
                                                  random_fla_hgrn2_state_dict, write_fla_folder)
 from rrwkv_trt.runtime.backends.ort import find_custom_ops_library
 from rrwkv_trt.bench import exports, machine
-from rrwkv_trt.bench.report import TARGETS, check_targets, decode_bound, format_model, prefill_flops, summarize_model
+from rrwkv_trt.bench.report import (COMPUTE_OVER_FP32, TARGETS, check_targets, decode_bound, decode_compute_bound,
+                                   format_model, prefill_flops, summarize_model)
 from rrwkv_trt.bench.plan import Settings, Variant
 from rrwkv_trt.bench import suite
-from rrwkv_trt.bench.suite import RandomModels, Worker, skipped_variants, variants_for
+from rrwkv_trt.bench.suite import RandomModels, Worker, gemm_summary, skipped_variants, variants_for
 from rrwkv_trt.cli.main import main
 from rrwkv_trt.core.families.hgrn2 import Hgrn2Config
 from rrwkv_trt.core.families.rwkv4 import Rwkv4Config
@@ -50,26 +51,28 @@ def _model(step_bytes=4000):
             "exports": {"fp32": {"step_bytes": step_bytes, "weight_bytes": step_bytes + 160}}}
 
 
-def _variant(name, decode_s, prefill_s, weight_bytes=1 << 20, step_bytes=4000, b8=None):
+def _variant(name, decode_s, prefill_s, weight_bytes=1 << 20, step_bytes=4000, b8=None, b16=None):
     backend, precision = name.split()
     v = Variant(name, backend, precision, "f:f", {}, step_bytes)
     v.load = {"weight_bytes": weight_bytes, "load_seconds": 0.1, "baseline_rss_mb": 30.0}
     v.memory = {"peak_rss_mb": 30.0 + 1.5 * weight_bytes / 2**20}
     v.samples = {"decode_b1": [{"seconds": s} for s in decode_s],
                  "decode_b8": b8 or [{"seconds": s} for s in decode_s],
+                 "decode_b16": b16 or [{"seconds": s} for s in decode_s],
                  "prefill": [{"seconds": s, "ttft_seconds": s + 0.001} for s in prefill_s]}
     return v
 
 
 def test_report_ratios_bounds_and_targets():
-    s = Settings(reps=3, decode_steps=10, batch=8, batch_steps=5, prefill_tokens=100)
+    s = Settings(reps=3, decode_steps=10, batches=(8, 16), batch_steps=5, prefill_tokens=100)
     bounds = {"bandwidth": {"read_gb_s": 8e-6, "min_gb_s": 7e-6, "max_gb_s": 9e-6},  # 8000 B/s
               "gemm": {"best_gflop_s": 1e-3}, "gemv_model": {"read_gb_s": 1e-6}}
     variants = [_variant("ort-kernel fp32", [1.0, 2.0, 0.5], [1.0, 1.0, 1.0]),
                 _variant("ort-kernel int8", [0.25, 0.25, 0.25], [0.5, 0.5, 0.5], step_bytes=1000),
                 _variant("ort-kernel w16", [0.5, 1.0, 0.25], [1.0, 1.0, 1.0], step_bytes=2000),
-                _variant("rwkv-package fp32", [4.0, 4.0, 4.0], [2.0, 2.0, 2.0], b8={"ok": False,
-                                                                                      "unsupported": "one sequence"})]
+                _variant("rwkv-package fp32", [4.0, 4.0, 4.0], [2.0, 2.0, 2.0],
+                         b8={"ok": False, "unsupported": "one sequence"},
+                         b16={"ok": False, "unsupported": "one sequence"})]
     agreement = {"int8": {"greedy_agreement": 0.99, "max_abs_logit_err": 0.1, "steps": 10,
                           "fp32_median_margin": 1.0, "steps_with_margin_below_2x_err": 0.05}}
     out = summarize_model(_model(), variants, bounds, agreement, s)
@@ -78,13 +81,22 @@ def test_report_ratios_bounds_and_targets():
     d1 = fp32["decode_b1"]
     assert d1["tokens_per_s"] == {"median": 10.0, "min": 5.0, "max": 20.0, "n": 3}
     assert d1["bound_tokens_per_s"] == 2.0 and d1["fraction_of_bound"] == 5.0  # 8000 B/s / 4000 B per step
-    assert fp32["decode_b8"]["bound_tokens_per_s"] == 16.0 and fp32["decode_b8"]["tokens_per_s"]["median"] == 40.0
+    # Batched: the lower of bandwidth (B x 2 tok/s) and compute (1e6 FLOP/s / (2 x 1000 params) = 500 tok/s; x2
+    # for int8, x1 for w16).
+    b8, b16 = fp32["decode_b8"], fp32["decode_b16"]
+    assert b8["bound_tokens_per_s"] == 16.0 and b8["tokens_per_s"]["median"] == 40.0
+    assert b8["bounds_tokens_per_s"] == {"bandwidth": 16.0, "compute": 500.0} and b8["limited_by"] == "bandwidth"
+    assert b16["bound_tokens_per_s"] == 32.0 and b16["fraction_of_bound"] == 80 / 32
+    assert out["variants"]["ort-kernel int8"]["decode_b16"]["bounds_tokens_per_s"] == {"bandwidth": 128.0,
+                                                                                        "compute": 1000.0}
+    assert out["variants"]["ort-kernel w16"]["decode_b16"]["bounds_tokens_per_s"]["compute"] == 500.0
     assert d1["vs_baseline"] == 4.0 and fp32["prefill"]["vs_baseline"] == 2.0
     assert prefill_flops(_model(), 100) == 2 * ((1000 - 40) * 100 + 40)
     assert fp32["prefill"]["bound_tokens_per_s"] == round(100 * 1e6 / prefill_flops(_model(), 100), 1)
     assert fp32["prefill"]["ttft_ms"]["median"] == 1001.0
     assert fp32["memory"]["added_over_weights"] == 1.5
     assert out["variants"]["rwkv-package fp32"]["decode_b8"] == {"unsupported": "one sequence"}
+    assert "vs_baseline" not in b16  # the baseline has no batched decode
     targets = {t["target"]: t for t in out["targets"]}
     assert targets["fp32 decode (b1) vs rwkv package"]["met"] is True  # x4.0 >= 3
     assert targets["fp32 decode (b1) of bandwidth bound"]["met"] is True
@@ -94,8 +106,12 @@ def test_report_ratios_bounds_and_targets():
     assert targets["w16 decode (b1) vs ort-kernel fp32"]["measured"] == 2.0  # 20 vs 10 tok/s: met (>= 1.8)
     assert targets["w16 decode (b1) vs ort-kernel fp32"]["met"] is True
     assert targets["w16 decode (b1) of bandwidth bound"]["measured"] == 5.0  # 20 tok/s, bound 8000 / 2000 B
+    assert targets["int8 decode (b16) of min(bandwidth, compute) bound"]["measured"] == 320 / 128
+    assert targets["fp32 decode (b16) of min(bandwidth, compute) bound"]["met"] is True  # 80 of 32 tok/s
+    assert targets["w16 decode (b16) of min(bandwidth, compute) bound"]["rule"] == ">= 0.7"
     text = "\n".join(format_model(out, s))
     assert "n/a" in text and "MISSED" in text and "x4.00" in text and "tensorrt: skipped" in text
+    assert "decode b16 tok/s" in text and "250%b" in text  # fp32's b16 cell: 80 tok/s, 2.5x its bandwidth bound
     agreement["int8"]["greedy_agreement"] = TARGETS["int8_greedy_agreement"] - 0.01
     assert {t["target"]: t["met"] for t in check_targets(out["variants"], agreement)}[
         "int8 greedy agreement with fp32"] is False
@@ -106,6 +122,22 @@ def test_decode_bound_counts_each_sequence_s_state_both_ways():
     assert decode_bound(v, 11000.0, 1) == 10.0  # 11000 B/s / (1000 + 2 x 50) B per step
     assert decode_bound(v, 11000.0, 8) == 8 * 11000 / 1800
     assert decode_bound(Variant("a b", "a", "b", "f:f", {}, 1000), 11000.0, 8) == 88.0  # no state: weights only
+
+
+def test_decode_compute_bound_is_the_precision_s_throughput_over_two_flops_per_parameter():
+    model = _model(step_bytes=4000)  # 1000 fp32 matmul parameters
+    for precision, factor in COMPUTE_OVER_FP32.items():
+        v = Variant(f"ort-kernel {precision}", "ort-kernel", precision, "f:f", {}, step_bytes=1)
+        assert decode_compute_bound(v, model, 2e6) == factor * 1000.0  # 2e6 FLOP/s / 2000 FLOP per token
+    assert (COMPUTE_OVER_FP32["fp32"], COMPUTE_OVER_FP32["w16"], COMPUTE_OVER_FP32["int8"]) == (1, 1, 2)
+
+
+def test_gemm_bound_is_the_best_probe():
+    first = {"best_gflop_s": 50.0, "shapes": [{"m": 512, "k": 8, "n": 8, "gflop_s": 50.0}]}
+    out = gemm_summary(first, [{"read_gb_s": 1.0, "gemm_gflop_s": 40.0}, {"read_gb_s": 1.0, "gemm_gflop_s": 70.0}])
+    assert out["best_gflop_s"] == 70.0 and out["repetition_gflop_s"] == [40.0, 70.0]
+    assert out["shapes"] == first["shapes"]
+    assert gemm_summary(first, [{"gemm_gflop_s": 10.0}])["best_gflop_s"] == 50.0
 
 
 def test_rwkv_package_is_skipped_with_a_reason_for_other_families():
@@ -220,9 +252,12 @@ def test_bench_end_to_end(tmp_path):
         assert v["memory"]["peak_rss_mb"] > v["memory"]["baseline_rss_mb"] > 0, name
         assert 0 < v["decode_b1"]["fraction_of_bound"], name
     assert "unsupported" in model["variants"]["rwkv-package fp32"]["decode_b2"]
+    assert model["variants"]["ort-kernel int8"]["decode_b2"]["limited_by"] in ("bandwidth", "compute")
+    assert model["bounds"]["gemm_batch"]["shapes"][0]["m"] == 2  # the largest batch's rows
     assert model["variants"]["torch-eager fp32"]["decode_b2"]["tokens_per_s"]["median"] > 0
     assert 0.5 <= model["agreement"]["int8"]["greedy_agreement"] <= 1 and model["agreement"]["int8"]["steps"] == 20
     assert len(model["bounds"]["bandwidth"]["method"]) and model["bounds"]["bandwidth"]["samples"] == 2
+    assert len(model["bounds"]["gemm"]["repetition_gflop_s"]) == 2
     assert {t["target"] for t in model["targets"]} >= {"int8 greedy agreement with fp32"}
     assert "x1.00" in result.output and f"wrote {path}" in result.output
     # A second run reuses the exports (their stamps match) and measures only what it is asked.
