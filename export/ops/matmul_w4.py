@@ -10,17 +10,16 @@ the weight format is export/w4_pack.py.
 """
 from __future__ import annotations
 
-import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, defs, numpy_helper
+from onnx import TensorProto, defs
 from onnx import helper as oh
 from torch import Tensor
 
 from rrwkv_trt.core.ops import DOMAIN, DOMAIN_VERSION
 
 from ..w8_pack import GROUP_COLS, MAX_BLOCK, check_block_size
-from .matmul_w8 import ACT_MAX, DEFAULT_BLOCK, quantize_rows
+from .matmul_w8 import DEFAULT_BLOCK, constant_node, dequantized_matmul_nodes, quantize_rows
 from .onnx_schemas import PLUGIN_ATTRS, plugin_attributes
 from .registry import OpDefinition
 
@@ -79,10 +78,7 @@ def matmul_w4_function(opset: int = 18) -> onnx.FunctionProto:
     """rrwkv::MatMulW4 in standard ONNX (default-domain `opset` >= 18: ReduceMax takes axes as an input)."""
     if opset < 18:
         raise ValueError(f"the MatMulW4 function needs default-domain opset >= 18; got {opset}")
-    n, c = oh.make_node, _constant
-    n_attr = onnx.AttributeProto(name="value_int", ref_attr_name="N", type=onnx.AttributeProto.INT)
-    n_const = n("Constant", [], ["n_scalar"])
-    n_const.attribute.append(n_attr)
+    n, c = oh.make_node, constant_node
     nodes = [
         # the nibbles: byte u = w mod 256 (Mod takes the divisor's sign), low nibble u mod 16, high nibble u / 16
         n("Cast", ["w"], ["w_i"], to=TensorProto.INT32),
@@ -101,48 +97,12 @@ def matmul_w4_function(opset: int = 18) -> onnx.FunctionProto:
         n("Reshape", ["w_q", "shape6"], ["w_6"]),                          # [G, P, c, i, t >> 1, t & 1]
         n("Transpose", ["w_6"], ["w_t"], perm=[1, 3, 0, 4, 5, 2]),        # [P, i, G, t >> 1, t & 1, c]
         n("Cast", ["w_t"], ["w_f"], to=TensorProto.FLOAT),
-        # W [K, N] = q * scale, as MatMulW8's function from here on
-        n("Transpose", ["scale"], ["s_t"], perm=[1, 0, 2]),                # [NB, G, 64]
-        n("Shape", ["s_t"], ["s_shape"]),
-        c("i0", [0]), c("i1", [1]), c("i3", [3]), c("axes01", [0, 1]), c("zeros2", [0, 0]),
-        n("Slice", ["s_shape", "i0", "i1"], ["nb"]),
-        n("Slice", ["s_shape", "i1", "i3"], ["g64"]),
-        n("Concat", ["nb", "i_m1", "g64"], ["shape4"], axis=0),
-        n("Reshape", ["w_f", "shape4"], ["w_blocks"]),                     # [NB, block_size, G, 64]
-        n("Unsqueeze", ["s_t", "i1"], ["s_blocks"]),                       # [NB, 1, G, 64]
-        n("Mul", ["w_blocks", "s_blocks"], ["w_deq"]),
-        n("ReduceProd", ["g64"], ["n_pad"], keepdims=1),
-        n("Concat", ["i_m1", "n_pad"], ["shape2"], axis=0),
-        n("Reshape", ["w_deq", "shape2"], ["w_pad"]),                      # [Kpad, 64 G]
-        n("Shape", ["x"], ["x_shape"]),
-        c("i_big", [2 ** 62]),
-        n("Slice", ["x_shape", "i_m1", "i_big"], ["k_dim"]),
-        n_const,
-        n("Unsqueeze", ["n_scalar", "i0"], ["n_dim"]),
-        n("Concat", ["k_dim", "n_dim"], ["ends"], axis=0),
-        n("Slice", ["w_pad", "zeros2", "ends", "axes01"], ["w_kn"]),       # [K, N]
-        # x ~= round(x * 32767 / max|x|) * max|x| / 32767, per row (MatMulW8's activations)
-        n("Abs", ["x"], ["x_abs"]),
-        n("ReduceMax", ["x_abs", "i_m1"], ["x_max"], keepdims=1),
-        c("f0", 0.0, TensorProto.FLOAT), c("f1", 1.0, TensorProto.FLOAT), c("f_act", ACT_MAX, TensorProto.FLOAT),
-        n("Equal", ["x_max", "f0"], ["is_zero"]),
-        n("Where", ["is_zero", "f1", "x_max"], ["x_max_safe"]),
-        n("Div", ["f_act", "x_max_safe"], ["inv"]),
-        n("Mul", ["x", "inv"], ["x_scaled"]),
-        n("Round", ["x_scaled"], ["x_q"]),
-        n("MatMul", ["x_q", "w_kn"], ["y_q"]),
-        n("Div", ["x_max", "f_act"], ["x_scale"]),
-        n("Mul", ["y_q", "x_scale"], ["y"]),
+        *dequantized_matmul_nodes("w_f"),                                 # W = q * scale and y, as MatMulW8
     ]
     return oh.make_function(DOMAIN, "MatMulW4", ["x", "w", "scale"], ["y"], nodes,
                             opset_imports=[oh.make_opsetid("", opset)],
                             attributes=["N", "block_size", *PLUGIN_ATTRS],
                             doc_string="rrwkv::MatMulW4 in standard ONNX ops")
-
-
-def _constant(name: str, value, dtype: int = TensorProto.INT64) -> onnx.NodeProto:
-    array = np.asarray(value, dtype=onnx.helper.tensor_dtype_to_np_dtype(dtype))
-    return oh.make_node("Constant", [], [name], value=numpy_helper.from_array(array, name))
 
 
 OP = OpDefinition(schema=matmul_w4_schema, function=matmul_w4_function, reference=naive_matmul_w4)

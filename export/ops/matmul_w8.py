@@ -84,21 +84,36 @@ def matmul_w8_function(opset: int = 18) -> onnx.FunctionProto:
     """rrwkv::MatMulW8 in standard ONNX (default-domain `opset` >= 18: ReduceMax takes axes as an input)."""
     if opset < 18:
         raise ValueError(f"the MatMulW8 function needs default-domain opset >= 18; got {opset}")
-    n, c = oh.make_node, _constant
-    n_attr = onnx.AttributeProto(name="value_int", ref_attr_name="N", type=onnx.AttributeProto.INT)
-    n_const = n("Constant", [], ["n_scalar"])
-    n_const.attribute.append(n_attr)
+    n, c = oh.make_node, constant_node
     nodes = [
         # W [K, N] = unpacked q * scale
         n("Cast", ["w"], ["w_f"], to=TensorProto.FLOAT),
         n("Transpose", ["w_f"], ["w_t"], perm=[1, 3, 0, 2]),              # [P, 2, G, 64]
+        c("i_m1", [-1]),
+        *dequantized_matmul_nodes("w_t"),
+    ]
+    return oh.make_function(DOMAIN, "MatMulW8", ["x", "w", "scale"], ["y"], nodes,
+                            opset_imports=[oh.make_opsetid("", opset)],
+                            attributes=["N", "block_size", *PLUGIN_ATTRS],
+                            doc_string="rrwkv::MatMulW8 in standard ONNX ops")
+
+
+def dequantized_matmul_nodes(levels: str) -> list[onnx.NodeProto]:
+    """The function body from the weights' integer levels on, shared by MatMulW8 and MatMulW4: `levels` (float, the
+    rows of W in order: [Kpad, G, 64] in any shape with that element order) times `scale` [G, NB, 64] is W, cropped to
+    [K, N]; x is quantised per row to int16 levels (ACT_MAX) as the kernels do; y = x_q @ W * x_scale. Needs the
+    constant `i_m1` (-1) defined before it; reads the function's attribute N."""
+    n, c = oh.make_node, constant_node
+    n_const = n("Constant", [], ["n_scalar"])
+    n_const.attribute.append(onnx.AttributeProto(name="value_int", ref_attr_name="N", type=onnx.AttributeProto.INT))
+    return [
         n("Transpose", ["scale"], ["s_t"], perm=[1, 0, 2]),                # [NB, G, 64]
         n("Shape", ["s_t"], ["s_shape"]),
-        c("i0", [0]), c("i1", [1]), c("i3", [3]), c("i_m1", [-1]), c("axes01", [0, 1]), c("zeros2", [0, 0]),
+        c("i0", [0]), c("i1", [1]), c("i3", [3]), c("axes01", [0, 1]), c("zeros2", [0, 0]),
         n("Slice", ["s_shape", "i0", "i1"], ["nb"]),
         n("Slice", ["s_shape", "i1", "i3"], ["g64"]),
         n("Concat", ["nb", "i_m1", "g64"], ["shape4"], axis=0),
-        n("Reshape", ["w_t", "shape4"], ["w_blocks"]),                     # [NB, block_size, G, 64]
+        n("Reshape", [levels, "shape4"], ["w_blocks"]),                     # [NB, block_size, G, 64]
         n("Unsqueeze", ["s_t", "i1"], ["s_blocks"]),                       # [NB, 1, G, 64]
         n("Mul", ["w_blocks", "s_blocks"], ["w_deq"]),
         n("ReduceProd", ["g64"], ["n_pad"], keepdims=1),
@@ -124,13 +139,9 @@ def matmul_w8_function(opset: int = 18) -> onnx.FunctionProto:
         n("Div", ["x_max", "f_act"], ["x_scale"]),
         n("Mul", ["y_q", "x_scale"], ["y"]),
     ]
-    return oh.make_function(DOMAIN, "MatMulW8", ["x", "w", "scale"], ["y"], nodes,
-                            opset_imports=[oh.make_opsetid("", opset)],
-                            attributes=["N", "block_size", *PLUGIN_ATTRS],
-                            doc_string="rrwkv::MatMulW8 in standard ONNX ops")
 
 
-def _constant(name: str, value, dtype: int = TensorProto.INT64) -> onnx.NodeProto:
+def constant_node(name: str, value, dtype: int = TensorProto.INT64) -> onnx.NodeProto:
     array = np.asarray(value, dtype=onnx.helper.tensor_dtype_to_np_dtype(dtype))
     return oh.make_node("Constant", [], [name], value=numpy_helper.from_array(array, name))
 
