@@ -55,11 +55,3 @@ def write_checkpoint(folder: Path, seed: int = 0, tokenizer: Path | None = None,
 
 def ids_of(shape, seed: int, vocab: int = SMALL["vocab_size"]) -> torch.Tensor:
     return torch.randint(0, vocab, shape, generator=torch.Generator().manual_seed(seed))
-
-
-def run_steps(model, ids: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
-    logits = []
-    for t in range(ids.shape[1]):
-        out, state = model.step(ids[:, t], state)
-        logits.append(out)
-    return torch.stack(logits, dim=1), state

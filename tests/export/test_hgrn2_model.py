@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hgrn2_fixtures import convert_in_memory, fla_config, random_fla_state_dict
+from step_runs import run_steps
 
 from rrwkv_trt.export.families import build_model
 from rrwkv_trt.export.models.hgrn2 import layer_lower_bounds
@@ -23,14 +24,6 @@ def f64_model(seed: int = 0, **cfg_overrides):
 
 def ids_of(shape, seed):
     return torch.randint(0, VOCAB, shape, generator=torch.Generator().manual_seed(seed))
-
-
-def run_steps(model, ids, state):
-    logits = []
-    for t in range(ids.shape[1]):
-        out, state = model.step(ids[:, t], state)
-        logits.append(out)
-    return torch.stack(logits, dim=1), state
 
 
 def max_diff(a: dict, b: dict) -> float:

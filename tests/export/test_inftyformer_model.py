@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from inftyformer_fixtures import SMALL, f64_model, ids_of, np_constants, np_ltm_update, run_steps
+from inftyformer_fixtures import SMALL, f64_model, ids_of, np_constants, np_ltm_update
+from step_runs import run_steps
 
 from rrwkv_trt.export.models.inftyformer import alibi_slopes
 

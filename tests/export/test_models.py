@@ -1,6 +1,7 @@
 """Reference models: sequence form == step form (float64), arbitrary splits, RRWKV identity == RWKV-4."""
 import pytest
 import torch
+from step_runs import run_steps
 
 from rrwkv_trt.export.families import build_model
 from rrwkv_trt.export.models.random_init import randomize_
@@ -30,14 +31,6 @@ def start_state(model, batch=B):
 
 def max_state_diff(a, b):
     return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
-
-
-def run_steps(model, ids, state):
-    logits = []
-    for t in range(ids.shape[1]):
-        out, state = model.step(ids[:, t], state)
-        logits.append(out)
-    return torch.stack(logits, dim=1), state
 
 
 @pytest.mark.parametrize("name", CONFIGS)
