@@ -33,7 +33,7 @@ from rrwkv_trt.core.metadata import WEIGHT_ONLY_PRECISIONS
 from .idle import wait_until_idle
 from .plan import Settings, Variant
 from .quality import measure_quality
-from .report import format_model, summarize_model
+from .report import add_runtime_fixed_memory, format_model, summarize_model
 from .worker import serve
 
 
@@ -290,6 +290,7 @@ def run_bench(checkpoints: list[Path], random: RandomModels, work_dir: Path, res
     models = prepare_models(checkpoints, random, work_dir, precisions, fresh)
     settings.log("models ready")
     results = [bench_model(m, backends, precisions, settings) for m in models]
+    add_runtime_fixed_memory(results)
     report = {"date": datetime.date.today().isoformat(), "machine": results[0]["bounds"]["facts"] if results else {},
               "settings": {k: v for k, v in dataclasses.asdict(settings).items() if k != "started"},
               "backends": list(backends), "precisions": list(precisions), "models": results}

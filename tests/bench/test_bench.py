@@ -14,8 +14,8 @@ from rrwkv_trt.export.models.random_init import (fla_hgrn2_config, fla_hgrn2_sha
                                                  random_fla_hgrn2_state_dict, write_fla_folder)
 from rrwkv_trt.runtime.backends.ort import find_custom_ops_library
 from rrwkv_trt.bench import exports, machine
-from rrwkv_trt.bench.report import (COMPUTE_OVER_FP32, TARGETS, check_targets, decode_bound, decode_compute_bound,
-                                   format_model, prefill_flops, summarize_model)
+from rrwkv_trt.bench.report import (COMPUTE_OVER_FP32, TARGETS, add_runtime_fixed_memory, check_targets,
+                                   decode_bound, decode_compute_bound, format_model, prefill_flops, summarize_model)
 from rrwkv_trt.bench.plan import Settings, Variant
 from rrwkv_trt.bench import suite
 from rrwkv_trt.bench.suite import RandomModels, Worker, gemm_summary, skipped_variants, variants_for
@@ -115,6 +115,24 @@ def test_report_ratios_bounds_and_targets():
     agreement["int8"]["greedy_agreement"] = TARGETS["int8_greedy_agreement"] - 0.01
     assert {t["target"]: t["met"] for t in check_targets(out["variants"], agreement)}[
         "int8 greedy agreement with fp32"] is False
+
+
+def test_rss_beyond_the_backend_s_fixed_cost_comes_from_the_smallest_model_of_the_run():
+    def result(name, weight_mb, added_mb, targets=()):
+        mem = {"weight_mb": weight_mb, "added_rss_mb": added_mb, "added_over_weights": added_mb / weight_mb}
+        return {"name": name, "variants": {"ort-kernel int4": {"memory": mem}},
+                "targets": [{"target": t, "measured": 1.4, "rule": "<= 1.3", "met": False} for t in targets]}
+
+    tiny, mid, big = result("tiny", 1.0, 51.0), result("mid", 40.0, 100.0), result(
+        "big", 200.0, 290.0, ["ort-kernel int4 peak RSS (added) / weight bytes"])
+    add_runtime_fixed_memory([tiny, mid, big])
+    mem = big["variants"]["ort-kernel int4"]["memory"]
+    assert mem["runtime_fixed_mb"] == 50.0 and mem["runtime_fixed_from"] == "tiny"  # 51 added - 1 of weights
+    assert mem["beyond_fixed_over_weights"] == (290 - 50) / 200
+    assert big["targets"][0]["beyond_runtime_fixed"] == {"ratio": 1.2, "fixed_mb": 50.0, "measured_on": "tiny"}
+    # "mid" has no model of at most 2% of its weights in the run, "tiny" none smaller than itself
+    assert "runtime_fixed_mb" not in mid["variants"]["ort-kernel int4"]["memory"]
+    assert "runtime_fixed_mb" not in tiny["variants"]["ort-kernel int4"]["memory"]
 
 
 def test_decode_bound_counts_each_sequence_s_state_both_ways():
