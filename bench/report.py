@@ -27,10 +27,10 @@ How to read the figures:
     reaches; a kernel with its weights in L2 can pass it (MatMulW8 at 16 rows: 94% of vpdpwssd's rate on one
     768 x 3072 weight), a whole step, whose weights stream from memory, has not (78% on one thread).
     The GEMM figure is the best of a probe before the repetitions and one per repetition (suite.gemm_summary).
-    Prefill of T tokens: GEMM throughput / (2 x body-matmul parameters x T + 2 x head parameters), i.e. the FLOPs of
-    the prompt's projections plus the first token's logits (the recurrences' own FLOPs are left out: HGRN2's, about
-    5·K·V per head and token, are 3.5% of its projections'); a prefill that computes logits for every position (the
-    ONNX graph does) does more than this minimum.
+    Prefill of T tokens: the precision's compute throughput (the GEMM's, x2 for int8 and int4 as above) / (2 x
+    body-matmul parameters x T + 2 x head parameters), i.e. the FLOPs of the prompt's projections plus the first
+    token's logits (the recurrences' own FLOPs are left out: HGRN2's, about 5·K·V per head and token, are 3.5% of
+    its projections'); the exports' `logits_from` input lets a prefill compute the last position's logits only.
   * peak RSS is the worker process's VmHWM; "added" subtracts the process's RSS before the backend's libraries
     and weights were loaded (interpreter + numpy), and "/weights" divides the added peak by the bytes of the
     weights the backend holds. The added peak also holds what the backend costs with no weights at all (ONNX
@@ -114,7 +114,8 @@ def summarize_variant(v: Variant, model: dict, bounds: dict, settings: Settings)
         candidates = {"bandwidth": decode_bound(v, bw, b), "compute": compute}
         out[f"decode_b{b}"] = summarize_measure(v.samples.get(f"decode_b{b}", []), b * settings.batch_steps,
                                                 min(candidates.values()), candidates)
-    out["prefill"] = summarize_measure(v.samples.get("prefill", []), T, T * gemm / prefill_flops(model, T))
+    out["prefill"] = summarize_measure(v.samples.get("prefill", []), T,
+                                       T * COMPUTE_OVER_FP32[v.precision] * gemm / prefill_flops(model, T))
     peak, base = v.memory.get("peak_rss_mb"), v.load["baseline_rss_mb"]
     weight_mb = v.load["weight_bytes"] / 2**20
     if peak is not None:

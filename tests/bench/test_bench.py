@@ -93,6 +93,8 @@ def test_report_ratios_bounds_and_targets():
     assert d1["vs_baseline"] == 4.0 and fp32["prefill"]["vs_baseline"] == 2.0
     assert prefill_flops(_model(), 100) == 2 * ((1000 - 40) * 100 + 40)
     assert fp32["prefill"]["bound_tokens_per_s"] == round(100 * 1e6 / prefill_flops(_model(), 100), 1)
+    assert out["variants"]["ort-kernel int8"]["prefill"]["bound_tokens_per_s"] == round(  # vpdpwssd: x2
+        2 * 100 * 1e6 / prefill_flops(_model(), 100), 1)
     assert fp32["prefill"]["ttft_ms"]["median"] == 1001.0
     assert fp32["memory"]["added_over_weights"] == 1.5
     assert out["variants"]["rwkv-package fp32"]["decode_b8"] == {"unsupported": "one sequence"}
