@@ -6,70 +6,39 @@
  * Attributes: N (INT >= 1, required), block_size (INT, even in [2, 256], default 128), plugin_namespace,
  * plugin_version.
  * Workspace: the quantised rows of x (matmulW8Kernel.h), sized for the profile's largest x.
- * The IPluginV3 interface itself is common/pluginBase.h; this file holds the op-specific parts.
+ * The plugin is the shared weight-only matmul plugin (common/weightOnlyMatmulPlugin.h) over these traits.
  */
 #ifndef RRWKV_MATMUL_W8_PLUGIN_H
 #define RRWKV_MATMUL_W8_PLUGIN_H
 
 #include "NvInferRuntime.h"
 
-#include "common/pluginBase.h"
+#include "common/weightOnlyMatmulPlugin.h"
+#include "matmul_w8/matmulW8Kernel.h"
+#include "matmul_w8/matmulW8Traits.h"
 
 namespace rrwkv
 {
 
-class MatMulW8Plugin : public RrwkvPluginBase<MatMulW8Plugin>
+struct MatMulW8PluginTraits : MatMulW8Traits
 {
-public:
-    static constexpr char const* kNAME{"MatMulW8"};
-    static constexpr int32_t kNB_INPUTS{3};
-    static constexpr int32_t kNB_OUTPUTS{1};
-    // Input indices.
-    static constexpr int32_t kX{0};
-    static constexpr int32_t kW{1};
-    static constexpr int32_t kSCALE{2};
     //! Rank and named axes of each input, in order (spec.yaml): G groups, P row pairs, L the 64 lanes of a group,
     //! I the 2 rows of a pair, B blocks along K; x is [..., K].
-    static InputContract const kINPUT_CONTRACT[kNB_INPUTS];
-
-    //! n: output features N (>= 1); blockSize: rows per scale block (even, 2..256). Throws PluginError otherwise.
-    MatMulW8Plugin(int32_t n, int32_t blockSize);
-    MatMulW8Plugin(MatMulW8Plugin const& other);
-    ~MatMulW8Plugin() override = default;
-
-private:
-    friend class RrwkvPluginBase<MatMulW8Plugin>;
-
-    void inferOutputTypes(nvinfer1::DataType* outputTypes, nvinfer1::DataType const* inputTypes) const;
-    void inferOutputShapes(
-        nvinfer1::DimsExprs const* inputs, nvinfer1::DimsExprs* outputs, nvinfer1::IExprBuilder& exprBuilder) const;
-    bool supportsTensor(
-        int32_t pos, nvinfer1::PluginTensorDesc const& desc, nvinfer1::DynamicPluginTensorDesc const* inOut) const;
-    void checkConfiguredShapes(nvinfer1::DynamicPluginTensorDesc const* in) const;
-    void checkRuntimeShapes(nvinfer1::PluginTensorDesc const* in) const;
-    size_t workspaceBytes(nvinfer1::DynamicPluginTensorDesc const* in) const;
-    void forward(nvinfer1::PluginTensorDesc const* inputDesc, void const* const* inputs, void* const* outputs,
-        void* workspace, cudaStream_t stream) const;
-
-    //! The dims of w and scale that N, block_size and x's K fix, wherever the extents are known.
-    //! extent(i, axis) -> int64_t, -1 when unknown; xRank: the rank of x.
-    template <typename ExtentFn>
-    void checkWeightShapes(int32_t xRank, ExtentFn const& extent) const;
-
-    int32_t mN;
-    int32_t mBlockSize;
+    static constexpr InputContract kINPUT_CONTRACT[] = {{"x", "...K"}, {"w", "GPLI"}, {"scale", "GBL"}};
+    static constexpr nvinfer1::DataType kINPUT_TYPES[] = {
+        nvinfer1::DataType::kFLOAT, // x [..., K]
+        nvinfer1::DataType::kINT8,  // w [G, Kpad/2, 64, 2]: packed int8 weight
+        nvinfer1::DataType::kFLOAT, // scale [G, NB, 64]
+    };
+    using Weight = int8_t;
+    static constexpr auto kFORWARD = &matmulW8Forward;
+    static constexpr char const* kFORWARD_NAME{"matmulW8Forward"};
 };
 
-class MatMulW8PluginCreator : public RrwkvPluginCreatorBase<MatMulW8PluginCreator, MatMulW8Plugin>
+using MatMulW8Plugin = WeightOnlyMatmulPlugin<MatMulW8PluginTraits>;
+//! The creator the registration lists name (rrwkvOps.inc: <Cxx>PluginCreator).
+class MatMulW8PluginCreator : public WeightOnlyMatmulPluginCreator<MatMulW8PluginTraits>
 {
-public:
-    MatMulW8PluginCreator();
-    ~MatMulW8PluginCreator() override = default;
-
-private:
-    friend class RrwkvPluginCreatorBase<MatMulW8PluginCreator, MatMulW8Plugin>;
-
-    MatMulW8Plugin* create(nvinfer1::PluginFieldCollection const* fc) const;
 };
 
 } // namespace rrwkv

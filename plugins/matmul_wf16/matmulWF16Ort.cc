@@ -1,18 +1,14 @@
 /*
- * rrwkv::MatMulWF16 for ONNX Runtime (CPU): a lite custom op (struct form, for the attribute) over matmulWF16Cpu.h
- * on ORT's intra-op thread pool. Attribute: N (INT, required); plugin_namespace / plugin_version are ignored. An
- * invalid attribute is reported at the first Compute (the constructor cannot return a status); shapes are checked
- * against x [..., K] with errors naming the input. The weight is read in place from the tensor ORT holds (an
- * initializer; OrtSession hands it over in huge pages, runtime/backends/huge_pages.py).
+ * rrwkv::MatMulWF16 for ONNX Runtime (CPU): the shared weight-only matmul op (common/weightOnlyMatmulOrt.h) over
+ * matmulWF16Cpu.h on ORT's intra-op thread pool. Attribute: N (INT, required); plugin_namespace / plugin_version are
+ * ignored. The weight is read in place from the tensor ORT holds (an initializer; OrtSession hands it over in huge
+ * pages, runtime/backends/huge_pages.py).
  */
-#include "common/ortOps.h"
+#include "common/weightOnlyMatmulOrt.h"
 #include "matmul_wf16/matmulWF16Cpu.h"
-#include "matmul_wf16/matmulWF16Math.h"
+#include "matmul_wf16/matmulWF16Traits.h"
 
-#include <algorithm>
-#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace rrwkv
@@ -20,95 +16,32 @@ namespace rrwkv
 namespace
 {
 
-using Ort::Custom::Tensor;
-
-struct MatMulWF16Kernel
+struct MatMulWF16OrtTraits : MatMulWF16Traits
 {
-    MatMulWF16Kernel(OrtApi const* api, OrtKernelInfo const* info)
+    using Weights = OrtWeightInputs<Ort::Float16_t>; // w [G, K, 64]
+
+    static std::string sizeError(int64_t M, int64_t K, int64_t N, int64_t /*blockSize*/)
     {
-        bool hasN = false;
-        std::string typeError;
-        int64_t const n = intAttribute(api, info, "MatMulWF16", "N", 0, hasN, typeError);
-        if (!typeError.empty())
-        {
-            mError = typeError;
-        }
-        else if (!hasN)
-        {
-            mError = "MatMulWF16: required INT attribute 'N' (output features) is missing";
-        }
-        else if (n < 1 || n > kWF16MaxN)
-        {
-            mError = "MatMulWF16: attribute N = " + std::to_string(n) + " is invalid; expected 1 <= N <= "
-                + std::to_string(kWF16MaxN);
-        }
-        mN = static_cast<int32_t>(n);
+        return matmulWF16SizeError(M, K, N);
     }
 
-    Ort::Status Compute(OrtKernelContext* context, Tensor<float> const& x, Tensor<Ort::Float16_t> const& w,
-        Tensor<float>& y)
+    static int64_t sliceCount(int32_t M, int32_t N)
     {
-        char const* op = "MatMulWF16";
-        if (!mError.empty())
-        {
-            return Ort::Status{mError.c_str(), ORT_INVALID_ARGUMENT};
-        }
-        return guardedCompute(op, [&]() {
-            std::vector<int64_t> const& xShape = x.Shape();
-            if (xShape.empty())
-            {
-                return Ort::Status{"MatMulWF16: input 'x' is a scalar, expected [..., K]", ORT_INVALID_ARGUMENT};
-            }
-            int64_t const K = xShape.back();
-            if (K < 1)
-            {
-                std::string const msg = "MatMulWF16: input 'x' has shape " + shapeString(xShape)
-                    + ", expected [..., K] with K >= 1 input features";
-                return Ort::Status{msg.c_str(), ORT_INVALID_ARGUMENT};
-            }
-            int64_t const M = x.NumberOfElement() / K;
-            // Before any size arithmetic: K and M within the kernels' int32 sizes.
-            std::string const sizeError = matmulWF16SizeError(M, K, mN);
-            if (!sizeError.empty())
-            {
-                std::string const msg = "MatMulWF16: input 'x' has shape " + shapeString(xShape) + ": " + sizeError;
-                return Ort::Status{msg.c_str(), ORT_INVALID_ARGUMENT};
-            }
-            RRWKV_ORT_RETURN_IF_ERROR(checkShape(op, "w", w.Shape(),
-                {{"G = ceil(N / 64)", wf16GroupCount(mN)}, {"K (x's last dim)", K}, {"64", kWF16GroupCols}}));
-            std::vector<int64_t> yShape(xShape);
-            yShape.back() = mN;
-            float* Y = y.Allocate(yShape);
-            if (M == 0)
-            {
-                return Ort::Status{nullptr};
-            }
-            auto const m32 = static_cast<int32_t>(M), k32 = static_cast<int32_t>(K);
-            auto const* W = kernelData<uint16_t>(w);
-            // One contiguous range of column groups per hardware thread, so each thread streams one run of the
-            // packed weights (as MatMulW8 does: plugins/matmul_w8/README.md "Performance").
-            static auto const threads = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-            parallelSlices(
-                context, matmulWF16CpuSliceCount(m32, mN),
-                [&](int64_t begin, int64_t end) {
-                    matmulWF16ForwardCpu(m32, k32, mN, x.Data(), W, Y, WF16Isa::kAvx512, begin, end);
-                },
-                threads);
-            return Ort::Status{nullptr};
-        });
+        return matmulWF16CpuSliceCount(M, N);
     }
 
-    std::string mError;
-    int32_t mN = 1;
+    static void forwardCpu(int32_t M, int32_t K, int32_t N, float const* x,
+        Ort::Custom::Tensor<Ort::Float16_t> const& w, float* y, int64_t begin, int64_t end)
+    {
+        matmulWF16ForwardCpu(M, K, N, x, kernelData<uint16_t>(w), y, WF16Isa::kAvx512, begin, end);
+    }
 };
 
 } // namespace
 
 std::vector<OrtCustomOp const*> matMulWF16OrtOps()
 {
-    static std::unique_ptr<Ort::Custom::OrtLiteCustomOp> const f32{
-        Ort::Custom::CreateLiteCustomOp<MatMulWF16Kernel>("MatMulWF16", "CPUExecutionProvider")};
-    return {f32.get()};
+    return weightOnlyMatmulOrtOps<MatMulWF16OrtTraits>();
 }
 
 } // namespace rrwkv
