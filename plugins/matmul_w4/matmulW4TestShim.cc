@@ -8,6 +8,7 @@
 
 #include "matmul_w4/matmulW4Cpu.h"
 #include "matmul_w4/matmulW4Kernel.cuh"
+#include "tests/weightOnlyMatmulTestShim.h"
 
 #include <cstdint>
 
@@ -21,15 +22,8 @@ extern "C"
     int rrwkv_cpu_matmul_w4(int32_t M, int32_t K, int32_t N, int32_t blockSize, float const* x, int8_t const* w,
         float const* scale, int16_t* xq, float* xScale, float* y, int32_t maxIsa)
     {
-        if (!rrwkv::matmulW8SizeError(M, K, N, blockSize).empty())
-        {
-            return 1;
-        }
-        auto const Kpad = static_cast<int32_t>(rrwkv::w8PaddedK(K, blockSize));
-        auto const isa = static_cast<rrwkv::W8Isa>(maxIsa);
-        rrwkv::matmulW8QuantizeRowsCpu(M, K, Kpad, x, xq, xScale, isa);
-        rrwkv::matmulW4ForwardCpu(M, N, Kpad, blockSize, xq, xScale, w, scale, y, isa);
-        return 0;
+        return rrwkv::blockQuantizedCpuShim(
+            rrwkv::matmulW4ForwardCpu, M, K, N, blockSize, x, w, scale, xq, xScale, y, maxIsa);
     }
 
     int rrwkv_emu_matmul_w4(int32_t M, int32_t K, int32_t N, int32_t blockSize, float const* x, int8_t const* w,

@@ -1,98 +1,38 @@
 /*
- * MatMulW8's kernel-parity cases (tests/kernelParity.cu, GPU hosts): matmulW8Forward against the CPU kernels over
- * every block-size bound and the 169M projections. The GPU must match bit for bit (the integer part is exact,
- * matmulW8Math.h), NaNs compared as NaN (CUDA's are canonical).
+ * MatMulW8's kernel-parity cases (tests/kernelParity.cu, GPU hosts): the block-quantised weight-only matmul cases
+ * (tests/weightOnlyMatmulParity.h) over random int8 weights, matmulW8Forward against matmulW8ForwardCpu.
  */
 #include "matmul_w8/matmulW8Cpu.h"
 #include "matmul_w8/matmulW8Kernel.h"
-#include "matmul_w8/matmulW8Math.h"
-#include "tests/kernelParity.h"
+#include "matmul_w8/matmulW8Traits.h"
+#include "tests/weightOnlyMatmulParity.h"
 
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <cstdio>
-#include <limits>
 #include <random>
-#include <vector>
 
 namespace rrwkv
 {
 namespace
 {
 
-// MatMulW8 on the GPU against the CPU kernels' scalar path: y, and the quantised rows (xq, xScale) the GPU left in
-// its workspace. Random int8 weights and positive scales (any packed values are valid inputs), rows of different
-// magnitudes; with M >= 4 also an all-zero row and rows holding a NaN and an infinity.
-bool runMatMulW8Case(int32_t M, int32_t K, int32_t N, int32_t bs, std::mt19937& rng)
+struct MatMulW8ParityTraits : MatMulW8Traits
 {
-    std::normal_distribution<float> normal;
-    std::uniform_real_distribution<float> uniform(0.f, 1.f);
-    std::uniform_int_distribution<int32_t> q8(-127, 127);
-    int32_t const NB = w8BlockCount(K, bs);
-    int32_t const Kpad = NB * bs;
-    int32_t const G = w8GroupCount(N);
-    size_t const nx = size_t(M) * K, nq = size_t(M) * Kpad, ny = size_t(M) * N;
-    std::vector<float> x(nx), scale(size_t(G) * NB * kW8GroupCols);
-    std::vector<int8_t> w(size_t(G) * Kpad * kW8GroupCols); // [G, Kpad / 2, 64, 2]
-    for (int32_t r = 0; r < M; ++r)
-    {
-        float const magnitude = std::exp(uniform(rng) * 6.f - 3.f);
-        for (int32_t k = 0; k < K; ++k)
-        {
-            x[size_t(r) * K + k] = magnitude * normal(rng);
-        }
-    }
-    if (M >= 4 && K >= 1)
-    {
-        std::fill(x.begin() + K, x.begin() + 2 * K, 0.f);
-        x[size_t(2) * K + K / 2] = std::numeric_limits<float>::quiet_NaN();
-        x[size_t(3) * K] = -std::numeric_limits<float>::infinity();
-    }
-    for (int8_t& q : w)
-    {
-        q = static_cast<int8_t>(q8(rng));
-    }
-    for (float& s : scale)
-    {
-        s = std::exp(uniform(rng) * 4.f - 7.f);
-    }
+    static constexpr int32_t kQ_MIN = -127; // int8 weights, symmetric
+    static constexpr int32_t kQ_MAX = 127;
+    static constexpr auto kFORWARD = &matmulW8Forward;
 
-    std::vector<int16_t> xqCpu(nq);
-    std::vector<float> xsCpu(M), yCpu(ny);
-    auto const portable = W8Isa::kPortable;
-    matmulW8QuantizeRowsCpu(M, K, Kpad, x.data(), xqCpu.data(), xsCpu.data(), portable);
-    matmulW8ForwardCpu(M, N, Kpad, bs, xqCpu.data(), xsCpu.data(), w.data(), scale.data(), yCpu.data(), portable);
-
-    float *dX = parity::toDevice(x), *dS = parity::toDevice(scale);
-    int8_t* dW = parity::toDevice(w);
-    int16_t* dXq = parity::toDevice(std::vector<int16_t>(nq, -32768)); // no quantised value is -32768
-    float* dXs = parity::toDevice(std::vector<float>(M, std::numeric_limits<float>::quiet_NaN()));
-    float* dY = parity::toDevice(std::vector<float>(ny, std::numeric_limits<float>::quiet_NaN()));
-    PARITY_CHECK(matmulW8Forward(nullptr, M, K, N, bs, dX, dW, dS, dXq, dXs, dY));
-    PARITY_CHECK(cudaDeviceSynchronize());
-    size_t const badY = parity::differing(parity::toHost(dY, ny), yCpu);
-    size_t const badXq = parity::differing(parity::toHost(dXq, nq), xqCpu);
-    size_t const badXs = parity::differing(parity::toHost(dXs, size_t(M)), xsCpu);
-    bool const ok = badY == 0 && badXq == 0 && badXs == 0;
-    std::printf("fp32 MatMulW8   M=%-3d K=%-4d N=%-4d bs=%-3d  differing y %zu/%zu  xq %zu/%zu  xScale %zu/%d  %s\n", M,
-        K, N, bs, badY, ny, badXq, nq, badXs, M, ok ? "ok" : "FAIL");
-    parity::freeAll({dX, dS, dW, dXq, dXs, dY});
-    return ok;
-}
+    static void forwardCpu(int32_t M, int32_t N, int32_t Kpad, int32_t bs, int16_t const* xq, float const* xScale,
+        int8_t const* w, float const* scale, float* y)
+    {
+        matmulW8ForwardCpu(M, N, Kpad, bs, xq, xScale, w, scale, y, W8Isa::kPortable);
+    }
+};
 
 } // namespace
 
 bool matMulW8KernelParity(std::mt19937& rng)
 {
-    int const shapes[][4] = {{1, 5, 1, 2}, {3, 130, 63, 32}, {7, 768, 65, 128}, {70, 768, 200, 256}, {70, 130, 200, 2},
-        {1, 768, 768, 128}, {1, 768, 3072, 128}, {1, 3072, 768, 128}, {64, 3072, 768, 128}};
-    bool ok = true;
-    for (auto const& sh : shapes)
-    {
-        ok = runMatMulW8Case(sh[0], sh[1], sh[2], sh[3], rng) && ok;
-    }
-    return ok;
+    return blockQuantizedKernelParity<MatMulW8ParityTraits>(rng);
 }
 
 } // namespace rrwkv

@@ -7,11 +7,9 @@
 
 #include "matmul_w8/matmulW8Cpu.h"
 #include "matmul_w8/matmulW8Kernel.cuh"
+#include "tests/weightOnlyMatmulTestShim.h"
 
-#include <algorithm>
 #include <cstdint>
-#include <cstring>
-#include <string>
 
 extern "C"
 {
@@ -23,15 +21,8 @@ extern "C"
     int rrwkv_cpu_matmul_w8(int32_t M, int32_t K, int32_t N, int32_t blockSize, float const* x, int8_t const* w,
         float const* scale, int16_t* xq, float* xScale, float* y, int32_t maxIsa)
     {
-        if (!rrwkv::matmulW8SizeError(M, K, N, blockSize).empty())
-        {
-            return 1;
-        }
-        auto const Kpad = static_cast<int32_t>(rrwkv::w8PaddedK(K, blockSize));
-        auto const isa = static_cast<rrwkv::W8Isa>(maxIsa);
-        rrwkv::matmulW8QuantizeRowsCpu(M, K, Kpad, x, xq, xScale, isa);
-        rrwkv::matmulW8ForwardCpu(M, N, Kpad, blockSize, xq, xScale, w, scale, y, isa);
-        return 0;
+        return rrwkv::blockQuantizedCpuShim(
+            rrwkv::matmulW8ForwardCpu, M, K, N, blockSize, x, w, scale, xq, xScale, y, maxIsa);
     }
 
     int rrwkv_emu_matmul_w8(int32_t M, int32_t K, int32_t N, int32_t blockSize, float const* x, int8_t const* w,
@@ -60,23 +51,12 @@ extern "C"
 
     int32_t rrwkv_w8_size_error(int64_t M, int64_t K, int64_t N, int64_t blockSize, char* msg, int32_t capacity)
     {
-        std::string const error = rrwkv::matmulW8SizeError(M, K, N, blockSize);
-        if (capacity > 0)
-        {
-            size_t const n = std::min(error.size(), static_cast<size_t>(capacity - 1));
-            std::memcpy(msg, error.data(), n);
-            msg[n] = '\0';
-        }
-        return static_cast<int32_t>(error.size());
+        return rrwkv::shimMessage(rrwkv::matmulW8SizeError(M, K, N, blockSize), msg, capacity);
     }
 
     int64_t rrwkv_w8_cpu_slice(int64_t s, int32_t M, int32_t N, int32_t* g, int32_t* r0, int32_t* r1)
     {
-        rrwkv::W8CpuSlice const slice = rrwkv::matmulW8CpuSlice(s, M, N);
-        *g = slice.g;
-        *r0 = slice.r0;
-        *r1 = slice.r1;
-        return rrwkv::matmulW8CpuSliceCount(M, N);
+        return rrwkv::shimSlice(rrwkv::matmulW8CpuSlice(s, M, N), rrwkv::matmulW8CpuSliceCount(M, N), g, r0, r1);
     }
 
     // The best path the CPU kernels take on this machine (rrwkv::W8Isa).

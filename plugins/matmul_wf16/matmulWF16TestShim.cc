@@ -7,11 +7,9 @@
 
 #include "matmul_wf16/matmulWF16Cpu.h"
 #include "matmul_wf16/matmulWF16Kernel.cuh"
+#include "tests/weightOnlyMatmulTestShim.h"
 
-#include <algorithm>
 #include <cstdint>
-#include <cstring>
-#include <string>
 
 extern "C"
 {
@@ -38,24 +36,14 @@ extern "C"
     // matmulWF16SizeError into msg (capacity bytes, NUL-terminated), returning its length (0: valid).
     int32_t rrwkv_wf16_size_error(int64_t M, int64_t K, int64_t N, char* msg, int32_t capacity)
     {
-        std::string const error = rrwkv::matmulWF16SizeError(M, K, N);
-        if (capacity > 0)
-        {
-            size_t const n = std::min(error.size(), static_cast<size_t>(capacity - 1));
-            std::memcpy(msg, error.data(), n);
-            msg[n] = '\0';
-        }
-        return static_cast<int32_t>(error.size());
+        return rrwkv::shimMessage(rrwkv::matmulWF16SizeError(M, K, N), msg, capacity);
     }
 
     // Slice s of matmulWF16CpuSlice and the slice count.
     int64_t rrwkv_wf16_cpu_slice(int64_t s, int32_t M, int32_t N, int32_t* g, int32_t* r0, int32_t* r1)
     {
-        rrwkv::WF16CpuSlice const slice = rrwkv::matmulWF16CpuSlice(s, M, N);
-        *g = slice.g;
-        *r0 = slice.r0;
-        *r1 = slice.r1;
-        return rrwkv::matmulWF16CpuSliceCount(M, N);
+        return rrwkv::shimSlice(
+            rrwkv::matmulWF16CpuSlice(s, M, N), rrwkv::matmulWF16CpuSliceCount(M, N), g, r0, r1);
     }
 
     // The best path the CPU kernels take on this machine (rrwkv::WF16Isa).
