@@ -3,18 +3,16 @@ the CPU kernel inside librrwkv_ort_ops.so and its errors on hostile inputs, and 
 odd sizes. Tolerances: plugins/matmul_w4/spec.yaml. (The kernels' bit-identity: test_matmul_w4_kernels.py.)"""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
 from helpers import assert_close, tolerance
-from kernel_shim import ORT_OPS, require_library
-from onnx import TensorProto, numpy_helper
-from onnx import helper as oh
+from weight_only_matmul_cases import ort_case, per_row, rewrite_case, run_block_quantized
 
-from rrwkv_trt.core.graph import strip_functions
-from rrwkv_trt.export.ops import register_schemas
 from rrwkv_trt.export.ops.matmul_w4 import matmul_w4_function, naive_matmul_w4
 from rrwkv_trt.export.quantize_w4 import quantize_matmuls_w4
 from rrwkv_trt.export.w4_pack import dequantize_w4, pack_w4, quantize_w4, unpack_w4
@@ -26,49 +24,18 @@ CASE_IDS = [f"M{m}-K{k}-N{n}-b{b}" for m, k, n, b in CASES]
 
 
 def case(M: int, K: int, N: int, block: int, seed: int = 0):
-    """x [M, K] ~ N(0, 1) with row 0 scaled by 1e-3 and the last by 1e3 (M > 2); W [K, N] ~ N(0, 1/K)."""
-    rng = np.random.default_rng(seed + M + K + N + block)
-    x = rng.standard_normal((M, K)).astype(np.float32)
-    if M > 2:
-        x[0] *= 1e-3
-        x[-1] *= 1e3
-    weight = (rng.standard_normal((K, N)) / np.sqrt(K)).astype(np.float32)
+    """ort_case's x [M, K] and W [K, N], and W quantised (quantize_w4)."""
+    x, weight = ort_case(M, K, N, seed + M + K + N + block)
     w, scale = quantize_w4(weight, block)
     return x, weight, w, scale
-
-
-def per_row(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """y / max |x| of its row (1 for zero rows): the spec's tolerances are for rows of unit scale."""
-    row = np.abs(x).max(axis=-1, keepdims=True)
-    return y / np.where(row > 0, row, 1)
 
 
 def reference(x, w, scale, N, block) -> np.ndarray:
     return naive_matmul_w4(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(scale), N, block).numpy()
 
 
-def one_node_model(K: int, N: int, w: np.ndarray, scale: np.ndarray, block: int, strip: bool) -> bytes:
-    """y = MatMulW4(x [M, K]) with w and scale as initializers, the FunctionProto attached unless `strip`."""
-    register_schemas()
-    node = oh.make_node("MatMulW4", ["x", "w", "scale"], ["y"], domain="rrwkv", N=N, block_size=block,
-                        plugin_namespace="rrwkv", plugin_version="1")
-    graph = oh.make_graph([node], "one_matmul_w4", [oh.make_tensor_value_info("x", TensorProto.FLOAT, ["M", K])],
-                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, ["M", N])],
-                          [numpy_helper.from_array(w, "w"), numpy_helper.from_array(scale, "scale")])
-    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 18), oh.make_opsetid("rrwkv", 1)],
-                          functions=[matmul_w4_function(18)])
-    model.ir_version = 10
-    onnx.checker.check_model(model, full_check=True)
-    return (strip_functions(model) if strip else model).SerializeToString()
-
-
-def run(x, w, scale, N, block, kernel: bool, strip: bool = True) -> np.ndarray:
-    so = ort.SessionOptions()
-    if kernel:
-        so.register_custom_ops_library(str(require_library(ORT_OPS)))
-    model = one_node_model(x.shape[1], N, w, scale, block, strip=strip and kernel)
-    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": x})[0]
+# run(x, w, scale, N, block, kernel, strip=True): the function body in stock ORT, or the library's kernel
+run = functools.partial(run_block_quantized, "MatMulW4", matmul_w4_function)
 
 
 @pytest.mark.parametrize("M,K,N,block", CASES, ids=CASE_IDS)
@@ -152,15 +119,7 @@ def test_kernel_errors_name_the_input(change, match):
 
 def test_rewrite_replaces_constant_matmuls():
     rng = np.random.default_rng(0)
-    W1 = rng.standard_normal((130, 65)).astype(np.float32)
-    W2 = rng.standard_normal((65, 7)).astype(np.float32)
-    nodes = [oh.make_node("MatMul", ["x", "W1"], ["h"]), oh.make_node("MatMul", ["h", "W2"], ["y0"]),
-             oh.make_node("Transpose", ["y0"], ["y0t"], perm=[0, 2, 1]), oh.make_node("MatMul", ["y0", "y0t"], ["y"])]
-    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TensorProto.FLOAT, [2, "T", 130])],
-                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, [2, "T", "T"])],
-                          [numpy_helper.from_array(W1, "W1"), numpy_helper.from_array(W2, "W2")])
-    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 18)])
-    model.ir_version = 10
+    model, W1, W2 = rewrite_case(rng)
     assert quantize_matmuls_w4(model, 32) == 2  # the activation x activation MatMul stays
     onnx.checker.check_model(model, full_check=True)
     assert [n.op_type for n in model.graph.node] == ["MatMulW4", "MatMulW4", "Transpose", "MatMul"]

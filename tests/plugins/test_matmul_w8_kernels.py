@@ -14,6 +14,9 @@ import pytest
 import torch
 from helpers import assert_close, tolerance
 from kernel_shim import W8_ISAS, emu_matmul_w8_status, last_launch, matmul_w8_isa, matmul_w8_threads, run_matmul_w8
+from weight_only_matmul_cases import (assert_same_outputs, check_empty_rows_and_columns, check_leading_dims_are_rows,
+                                      check_zero_and_non_finite_rows, kernel_case, per_row)
+from weight_only_matmul_cases import require_isa as require_cpu_isa
 
 from rrwkv_trt.export.ops.matmul_w8 import naive_matmul_w8, quantize_rows
 from rrwkv_trt.export.w8_pack import quantize_w8
@@ -29,24 +32,14 @@ ISA_SKIP = {"avx2": "this CPU has no AVX2 + FMA: the CPU kernels run the portabl
 
 
 def require_isa(isa: str) -> None:
-    if matmul_w8_isa() < W8_ISAS[isa]:
-        pytest.skip(ISA_SKIP[isa])
+    require_cpu_isa(isa, matmul_w8_isa(), W8_ISAS, ISA_SKIP)
 
 
 def make_inputs(M: int, K: int, N: int, block_size: int, seed: int):
-    """The data spec.yaml's tolerances are stated for: x [M, K] ~ N(0, 1), rows r % 3 == 1 scaled by 1e-3 and rows
-    r % 3 == 2 by 1e3, and (w, scale) of a weight [K, N] ~ N(0, 1 / K) (quantize_w8)."""
-    rng = np.random.default_rng(seed)
-    x = (rng.standard_normal((M, K)) * np.array([1.0, 1e-3, 1e3])[np.arange(M) % 3, None]).astype(np.float32)
-    weight = (rng.standard_normal((K, N)) / np.sqrt(K)).astype(np.float32)
+    """kernel_case's x and the (w, scale) of its weight (quantize_w8)."""
+    x, weight = kernel_case(M, K, N, seed)
     w, scale = quantize_w8(weight, block_size)
     return x, w, scale
-
-
-def per_row(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """y / max |x| of its row (1 for zero rows): spec.yaml's tolerances are for rows of unit scale."""
-    row = np.abs(x).max(axis=-1, keepdims=True)
-    return y / np.where(row > 0, row, 1)
 
 
 @functools.cache
@@ -54,16 +47,6 @@ def case(M: int, K: int, N: int, block_size: int):
     """Inputs and the CPU scalar kernel's outputs (y, xq, x_scale)."""
     x, w, scale = make_inputs(M, K, N, block_size, seed=M * 7 + K * 3 + N + block_size)
     return (x, w, scale), run_matmul_w8("cpu", x, w, scale, N, block_size, isa=W8_ISAS["portable"])
-
-
-def assert_same_bits(name: str, ref: tuple, out: tuple) -> None:
-    """y, xq and x_scale identical bit for bit (NaNs included: a poisoned element fails)."""
-    for label, r, o in zip(("y", "xq", "x_scale"), ref, out):
-        assert r.shape == o.shape and r.dtype == o.dtype, f"{name}/{label}: {o.shape} {o.dtype} != {r.shape} {r.dtype}"
-        bits = {2: np.uint16, 4: np.uint32}[r.itemsize]
-        bad = np.flatnonzero(r.view(bits) != o.view(bits))
-        assert bad.size == 0, (f"{name}/{label}: {bad.size}/{r.size} elements differ, first at flat index "
-                               f"{bad[0]}: {r.reshape(-1)[bad[:3]]} vs {o.reshape(-1)[bad[:3]]}")
 
 
 @pytest.mark.parametrize("M,K,N,bs", SHAPES, ids=SHAPE_IDS)
@@ -84,13 +67,13 @@ def test_cpu_scalar_matches_naive(M, K, N, bs):
 def test_cpu_simd_matches_scalar(M, K, N, bs, isa):
     require_isa(isa)
     (x, w, scale), scalar = case(M, K, N, bs)
-    assert_same_bits(f"{isa} vs portable", scalar, run_matmul_w8("cpu", x, w, scale, N, bs, isa=W8_ISAS[isa]))
+    assert_same_outputs(f"{isa} vs portable", scalar, run_matmul_w8("cpu", x, w, scale, N, bs, isa=W8_ISAS[isa]))
 
 
 @pytest.mark.parametrize("M,K,N,bs", SHAPES, ids=SHAPE_IDS)
 def test_emulated_cuda_matches_cpu(M, K, N, bs):
     (x, w, scale), scalar = case(M, K, N, bs)
-    assert_same_bits("emulated CUDA vs CPU scalar", scalar, run_matmul_w8("emu", x, w, scale, N, bs))
+    assert_same_outputs("emulated CUDA vs CPU scalar", scalar, run_matmul_w8("emu", x, w, scale, N, bs))
 
 
 BACKENDS = [("cpu", "portable"), ("cpu", "avx2"), ("cpu", "avx512-vnni"), ("emu", "avx512-vnni")]
@@ -106,47 +89,21 @@ def run(backend: tuple[str, str], x, w, scale, N: int, bs: int):
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=BACKEND_IDS)
 def test_zero_and_non_finite_rows(backend):
-    """An all-zero row gives y = 0; a row with a NaN or an infinity gives a NaN row, and only that row: every
-    other row is bit-identical to the same rows computed without the bad ones."""
-    M, K, N, bs = 9, 130, 65, 32
-    x, w, scale = make_inputs(M, K, N, bs, seed=11)
-    x[1] = 0.0
-    x[2, 7] = np.nan
-    x[4, 0] = np.inf
-    x[5, K - 1] = -np.inf
-    x[6] = np.nan
-    y, _, x_scale = run(backend, x, w, scale, N, bs)
-    assert (y[1] == 0).all() and x_scale[1] == 0, y[1]
-    bad = [2, 4, 5, 6]
-    assert np.isnan(y[bad]).all() and np.isnan(x_scale[bad]).all(), "a non-finite row must give a NaN row"
-    good = [r for r in range(M) if r not in bad]
-    y_good, _, _ = run(backend, np.ascontiguousarray(x[good]), w, scale, N, bs)
-    assert np.array_equal(y[good].view(np.uint32), y_good.view(np.uint32)), "a bad row changed another row"
+    """An all-zero row gives y = 0; a row with a NaN or an infinity gives a NaN row, and only that row."""
+    check_zero_and_non_finite_rows(functools.partial(run, backend), make_inputs)
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=BACKEND_IDS)
 def test_leading_dims_are_rows(backend):
     """x [2, 5, K] is M = 10 rows: y [2, 5, N] equals the flat [10, K] product bit for bit."""
-    K, N, bs = 130, 200, 128
-    x, w, scale = make_inputs(10, K, N, bs, seed=5)
-    y3, _, _ = run(backend, x.reshape(2, 5, K), w, scale, N, bs)
-    y2, _, _ = run(backend, x, w, scale, N, bs)
-    assert y3.shape == (2, 5, N)
-    assert np.array_equal(y3.reshape(10, N).view(np.uint32), y2.view(np.uint32))
+    check_leading_dims_are_rows(functools.partial(run, backend), make_inputs)
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=BACKEND_IDS)
 def test_empty_rows_and_columns(backend):
     """M = 0 writes nothing (and launches nothing); K = 0 (no weight rows, Kpad = 0) gives y = 0."""
-    N = 65
-    w = np.zeros((2, 0, 64, 2), np.int8)
-    scale = np.zeros((2, 0, 64), np.float32)
-    before = last_launch()["launches"]
-    y, _, _ = run(backend, np.zeros((0, 7), np.float32), *quantize_w8(np.ones((7, N), np.float32), 2), N, 2)
-    assert y.shape == (0, N)
-    assert last_launch()["launches"] == before
-    y, _, x_scale = run(backend, np.zeros((3, 0), np.float32), w, scale, N, 2)
-    assert (y == 0).all() and (x_scale == 0).all(), y
+    check_empty_rows_and_columns(functools.partial(run, backend), quantize_w8, np.zeros((2, 0, 64, 2), np.int8),
+                                 lambda: last_launch()["launches"])
 
 
 @pytest.mark.parametrize("M,N", [(1, 1), (1, 768), (3, 65), (70, 200), (2, 64)])

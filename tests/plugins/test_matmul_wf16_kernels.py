@@ -14,6 +14,7 @@ import torch
 from helpers import assert_close, tolerance
 from kernel_shim import (WF16_ISAS, last_launch, matmul_wf16_isa, matmul_wf16_threads, run_matmul_wf16,
                          wf16_cpu_slice, wf16_size_error, wf16_status, wf16_to_float)
+from weight_only_matmul_cases import assert_same_bits, kernel_case, per_row, require_isa as require_cpu_isa
 
 from rrwkv_trt.export.ops.matmul_wf16 import naive_matmul_wf16
 from rrwkv_trt.export.wf16_pack import pack_wf16
@@ -30,22 +31,13 @@ MAX_K = 1 << 30     # kWF16MaxK
 
 
 def require_isa(isa: str) -> None:
-    if matmul_wf16_isa() < WF16_ISAS[isa]:
-        pytest.skip(ISA_SKIP[isa])
+    require_cpu_isa(isa, matmul_wf16_isa(), WF16_ISAS, ISA_SKIP)
 
 
 def make_inputs(M: int, K: int, N: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The data spec.yaml's tolerances are stated for: x [M, K] ~ N(0, 1), rows r % 3 == 1 scaled by 1e-3 and rows
-    r % 3 == 2 by 1e3, and the packed fp16 of a weight [K, N] ~ N(0, 1 / K)."""
-    rng = np.random.default_rng(seed)
-    x = (rng.standard_normal((M, K)) * np.array([1.0, 1e-3, 1e3])[np.arange(M) % 3, None]).astype(np.float32)
-    return x, pack_wf16((rng.standard_normal((K, N)) / np.sqrt(K)).astype(np.float32))
-
-
-def per_row(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """y / max |x| of its row (1 for zero rows): spec.yaml's tolerances are for rows of unit scale."""
-    row = np.abs(x).max(axis=-1, keepdims=True)
-    return y / np.where(row > 0, row, 1)
+    """kernel_case's x and its weight packed (pack_wf16)."""
+    x, weight = kernel_case(M, K, N, seed)
+    return x, pack_wf16(weight)
 
 
 @functools.cache
@@ -53,13 +45,6 @@ def case(M: int, K: int, N: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inputs and the portable CPU kernel's y."""
     x, w = make_inputs(M, K, N, seed=M * 7 + K * 3 + N)
     return x, w, run_matmul_wf16("cpu", x, w, N, isa=WF16_ISAS["portable"])
-
-
-def assert_same_bits(name: str, ref: np.ndarray, out: np.ndarray) -> None:
-    assert ref.shape == out.shape and ref.dtype == out.dtype, f"{name}: {out.shape} {out.dtype} != {ref.shape}"
-    bad = np.flatnonzero(ref.view(np.uint32) != out.view(np.uint32))
-    assert bad.size == 0, (f"{name}: {bad.size}/{ref.size} elements differ, first at flat index {bad[0]}: "
-                           f"{ref.reshape(-1)[bad[:3]]} vs {out.reshape(-1)[bad[:3]]}")
 
 
 @pytest.mark.parametrize("M,K,N", SHAPES, ids=SHAPE_IDS)

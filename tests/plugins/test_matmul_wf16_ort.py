@@ -13,6 +13,7 @@ from helpers import assert_close, tolerance
 from one_node_ort import one_node_model, ort_session
 from onnx import TensorProto, numpy_helper
 from onnx import helper as oh
+from weight_only_matmul_cases import ort_case, per_row, rewrite_case
 
 from rrwkv_trt.core.errors import UserError
 from rrwkv_trt.core.graph import strip_functions
@@ -28,20 +29,9 @@ INVALID = ort.capi.onnxruntime_pybind11_state.InvalidArgument
 
 
 def case(M: int, K: int, N: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x [M, K] ~ N(0, 1) with row 0 scaled by 1e-3 and the last by 1e3 (M > 2); W [K, N] ~ N(0, 1/K); packed w."""
-    rng = np.random.default_rng(seed + M + K + N)
-    x = rng.standard_normal((M, K)).astype(np.float32)
-    if M > 2:
-        x[0] *= 1e-3
-        x[-1] *= 1e3
-    weight = (rng.standard_normal((K, N)) / np.sqrt(K)).astype(np.float32)
+    """ort_case's x [M, K] and W [K, N], and W packed (pack_wf16)."""
+    x, weight = ort_case(M, K, N, seed + M + K + N)
     return x, weight, pack_wf16(weight)
-
-
-def per_row(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """y / max |x| of its row (1 for zero rows): the spec's tolerances are for rows of unit scale."""
-    row = np.abs(x).max(axis=-1, keepdims=True) if x.size else np.ones((*x.shape[:-1], 1))
-    return y / np.where(row > 0, row, 1)
 
 
 def reference(x, w, N) -> np.ndarray:
@@ -175,14 +165,7 @@ def test_kernel_zero_rows_and_non_finite_rows():
 
 def test_rewrite_replaces_constant_matmuls():
     rng = np.random.default_rng(0)
-    W1 = rng.standard_normal((130, 65)).astype(np.float32)
-    W2 = rng.standard_normal((65, 7)).astype(np.float32)
-    nodes = [oh.make_node("MatMul", ["x", "W1"], ["h"]), oh.make_node("MatMul", ["h", "W2"], ["y0"]),
-             oh.make_node("Transpose", ["y0"], ["y0t"], perm=[0, 2, 1]), oh.make_node("MatMul", ["y0", "y0t"], ["y"])]
-    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TensorProto.FLOAT, [2, "T", 130])],
-                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, [2, "T", "T"])],
-                          [numpy_helper.from_array(W1, "W1"), numpy_helper.from_array(W2, "W2")])
-    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 18)], ir_version=10)
+    model, W1, W2 = rewrite_case(rng)
     assert quantize_matmuls_wf16(model) == 2  # the activation x activation MatMul stays
     onnx.checker.check_model(model, full_check=True)
     assert [n.op_type for n in model.graph.node] == ["MatMulWF16", "MatMulWF16", "Transpose", "MatMul"]
