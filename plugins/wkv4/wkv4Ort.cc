@@ -39,7 +39,7 @@ Ort::Status wkv4Compute(OrtKernelContext* context, Tensor<float> const& w, Tenso
         auto const b32 = static_cast<int32_t>(B), t32 = static_cast<int32_t>(T), c32 = static_cast<int32_t>(C);
         auto run = [&](int64_t begin, int64_t end) {
             wkv4ForwardCpu<KernelT>(b32, t32, c32, w.Data(), u.Data(), kernelData<KernelT>(k), kernelData<KernelT>(v),
-                aa.Data(), bb.Data(), pp.Data(), Y, AA, BB, PP, begin, end);
+                aa.Data(), bb.Data(), pp.Data(), Y, AA, BB, PP, CpuIsa::kAvx512, begin, end);
         };
         parallelSlices(context, wkv4CpuSliceCount(b32, c32), run);
         return Ort::Status{nullptr};

@@ -45,6 +45,38 @@ extern "C"
         return 0;
     }
 
+    // CPU kernels (all slices) on the best path up to maxIsa (rrwkv::CpuIsa: 0 portable, 1 AVX2, 2 AVX-512).
+    // Return 0.
+    int rrwkv_cpu_wkv4_isa_f32(int32_t B, int32_t T, int32_t C, float const* w, float const* u, float const* k,
+        float const* v, float const* aa, float const* bb, float const* pp, float* y, float* aaOut, float* bbOut,
+        float* ppOut, int32_t maxIsa)
+    {
+        rrwkv::wkv4ForwardCpu<float>(
+            B, T, C, w, u, k, v, aa, bb, pp, y, aaOut, bbOut, ppOut, static_cast<rrwkv::CpuIsa>(maxIsa));
+        return 0;
+    }
+
+    int rrwkv_cpu_wkv4_isa_f16(int32_t B, int32_t T, int32_t C, float const* w, float const* u, uint16_t const* k,
+        uint16_t const* v, float const* aa, float const* bb, float const* pp, uint16_t* y, float* aaOut,
+        float* bbOut, float* ppOut, int32_t maxIsa)
+    {
+        rrwkv::wkv4ForwardCpu<HostHalf>(B, T, C, w, u, asHalf(k), asHalf(v), aa, bb, pp, asHalf(y), aaOut, bbOut,
+            ppOut, static_cast<rrwkv::CpuIsa>(maxIsa));
+        return 0;
+    }
+
+    // The best path of the WKV4 CPU kernels on this CPU (rrwkv::CpuIsa).
+    int32_t rrwkv_cpu_wkv4_isa()
+    {
+        return static_cast<int32_t>(rrwkv::cpuIsa());
+    }
+
+    // y = wkv4Exp(x) elementwise, n elements, on the best path up to maxIsa (rrwkv::CpuIsa).
+    void rrwkv_cpu_wkv4_exp(float const* x, float* y, int64_t n, int32_t maxIsa)
+    {
+        rrwkv::wkv4ExpCpu(static_cast<rrwkv::CpuIsa>(maxIsa), n, x, y);
+    }
+
     // Emulated CUDA launchers. Return the cudaError_t of the launch (0 = cudaSuccess).
     int rrwkv_emu_wkv4_f32(int32_t B, int32_t T, int32_t C, float const* w, float const* u, float const* k,
         float const* v, float const* aa, float const* bb, float const* pp, float* y, float* aaOut, float* bbOut,

@@ -25,6 +25,7 @@ BACKENDS = ("cpu", "emu")  # CPU kernel, emulated CUDA kernel
 _i32, _i64, _p = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
 W8_ISAS = {"portable": 0, "avx2": 1, "avx512-vnni": 2}  # plugins/matmul_w8/matmulW8Cpu.h W8Isa
 WF16_ISAS = {"portable": 0, "avx2": 1, "avx512": 2}  # plugins/matmul_wf16/matmulWF16Cpu.h WF16Isa
+CPU_ISAS = {"portable": 0, "avx2": 1, "avx512": 2}  # plugins/common/cpuIsa.h CpuIsa (WKV4)
 _WKV4_ARGS = [_i32] * 3 + [_p] * 11
 _MEDIUM_ARGS = [_i32] * 6 + [_p] * 14
 _W8_ARGS = [_i32] * 4 + [_p] * 6
@@ -77,6 +78,11 @@ def shim() -> ctypes.CDLL:
     lib.rrwkv_w8_cpu_slice.restype = _i64
     lib.rrwkv_wkv4_cpu_slice.argtypes = [_i64, _i32, _i32, ctypes.POINTER(_i64)] + [ctypes.POINTER(_i32)] * 2
     lib.rrwkv_wkv4_cpu_slice.restype = _i64
+    for dt in ("f32", "f16"):
+        fn = getattr(lib, f"rrwkv_cpu_wkv4_isa_{dt}")
+        fn.argtypes, fn.restype = _WKV4_ARGS + [_i32], ctypes.c_int
+    lib.rrwkv_cpu_wkv4_isa.restype = _i32
+    lib.rrwkv_cpu_wkv4_exp.argtypes, lib.rrwkv_cpu_wkv4_exp.restype = [_p, _p, _i64, _i32], None
     lib.rrwkv_emu_matmul_w8_threads.argtypes = [ctypes.POINTER(_i32)] * 2
     lib.rrwkv_emu_matmul_w8_threads.restype = None
     lib.rrwkv_emu_last_launch.argtypes = [ctypes.POINTER(ctypes.c_uint32)] * 2 + [
@@ -127,6 +133,32 @@ def run_wkv4(backend: str, w, u, k, v, aa, bb, pp, out=None) -> tuple[np.ndarray
     rc = fn(B, T, C, *map(_ptr, (w, u, k, v, aa, bb, pp, *out)))
     assert rc == 0, f"{fn.__name__} returned {rc}"
     return out
+
+
+def run_wkv4_isa(isa: int, w, u, k, v, aa, bb, pp) -> tuple[np.ndarray, ...]:
+    """WKV4's CPU kernel on the best path up to `isa` (CPU_ISAS); like run_wkv4, into fresh NaN-poisoned arrays."""
+    w, u, aa, bb, pp = (_as_np(x, np.float32) for x in (w, u, aa, bb, pp))
+    k, v = _as_np(k), _as_np(v)
+    B, T, C = k.shape
+    out = (poisoned(k.shape, k.dtype), poisoned((B, C), np.float32), poisoned((B, C), np.float32),
+           poisoned((B, C), np.float32))
+    fn = getattr(shim(), f"rrwkv_cpu_wkv4_isa_{_io_suffix(k)}")
+    rc = fn(B, T, C, *map(_ptr, (w, u, k, v, aa, bb, pp, *out)), isa)
+    assert rc == 0, f"{fn.__name__} returned {rc}"
+    return out
+
+
+def wkv4_cpu_isa() -> int:
+    """The best path the WKV4 CPU kernels take on this machine (a CPU_ISAS value)."""
+    return int(shim().rrwkv_cpu_wkv4_isa())
+
+
+def wkv4_exp(x, isa: int = CPU_ISAS["portable"]) -> np.ndarray:
+    """wkv4Exp (plugins/wkv4/wkv4Math.h) of float32 `x` on the best path up to `isa` (CPU_ISAS)."""
+    x = _as_np(x, np.float32)
+    y = poisoned(x.shape, np.float32)
+    shim().rrwkv_cpu_wkv4_exp(_ptr(x), _ptr(y), x.size, isa)
+    return y
 
 
 def run_wkv4_medium(backend: str, w, u, k, v, k_m, v_m, aa, bb, pp, pos0, s: int, medium_decays: int = 0,
