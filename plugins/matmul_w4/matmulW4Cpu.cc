@@ -80,6 +80,7 @@ void groupScalar(int32_t r0, int32_t r1, int32_t g, int32_t N, int32_t Kpad, int
 
 // ---- AVX2 + FMA ----
 
+// Taken at CpuIsa::kAvx2, which also requires F16C (unused here).
 #define RRWKV_W4_AVX2 __attribute__((target("avx2,fma")))
 
 // Nibble t of every 16-bit word of v, sign-extended to int16 (t is a template argument: the shifts take immediates).
@@ -201,6 +202,7 @@ RRWKV_W4_AVX2 void groupAvx2(int32_t r0, int32_t r1, int32_t g, int32_t N, int32
 
 // ---- AVX-512 VNNI ----
 
+// Taken at CpuIsa::kAvx512 only as cpuIsaVnni() reports it: this target adds AVX512DQ and AVX512_VNNI to the level.
 #define RRWKV_W4_SIMD __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
 
 template <int T>
@@ -296,19 +298,19 @@ void groupRowsSimd(int32_t r0, int32_t r1, int32_t g, int32_t N, int32_t Kpad, i
 } // namespace
 
 void matmulW4ForwardCpu(int32_t M, int32_t N, int32_t Kpad, int32_t blockSize, int16_t const* xq,
-    float const* xScale, int8_t const* w, float const* scale, float* y, W8Isa maxIsa, int64_t sliceBegin,
+    float const* xScale, int8_t const* w, float const* scale, float* y, CpuIsa maxIsa, int64_t sliceBegin,
     int64_t sliceEnd)
 {
-    W8Isa const isa = std::min(maxIsa, matmulW8CpuIsa());
+    CpuIsa const isa = std::min(maxIsa, cpuIsaVnni());
     int64_t const count = matmulW8CpuSliceCount(M, N);
     for (int64_t s = sliceBegin; s < (sliceEnd < 0 ? count : std::min(sliceEnd, count)); ++s)
     {
         auto const [g, r0, r1] = matmulW8CpuSlice(s, M, N);
         switch (isa)
         {
-        case W8Isa::kAvx512Vnni: groupRowsSimd(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
-        case W8Isa::kAvx2: groupAvx2(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
-        case W8Isa::kPortable: groupScalar(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
+        case CpuIsa::kAvx512: groupRowsSimd(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
+        case CpuIsa::kAvx2: groupAvx2(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
+        case CpuIsa::kPortable: groupScalar(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
         }
     }
 }

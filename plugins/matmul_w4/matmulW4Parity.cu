@@ -25,7 +25,7 @@ struct MatMulW4ParityTraits : MatMulW4Traits
     static void forwardCpu(int32_t M, int32_t N, int32_t Kpad, int32_t bs, int16_t const* xq, float const* xScale,
         int8_t const* w, float const* scale, float* y)
     {
-        matmulW4ForwardCpu(M, N, Kpad, bs, xq, xScale, w, scale, y, W8Isa::kPortable);
+        matmulW4ForwardCpu(M, N, Kpad, bs, xq, xScale, w, scale, y, CpuIsa::kPortable);
     }
 };
 

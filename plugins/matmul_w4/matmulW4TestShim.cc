@@ -16,7 +16,7 @@ extern "C"
 {
 
     // y [M, N] and the quantised rows xq [M, Kpad], xScale [M] (matmulW4Kernel.h). The CPU kernels run both
-    // passes, all slices, on the best path up to maxIsa (rrwkv::W8Isa: 0 portable, 1 AVX2, 2 AVX-512 VNNI).
+    // passes, all slices, on the best path up to maxIsa (rrwkv::CpuIsa: 0 portable, 1 AVX2, 2 AVX-512 VNNI).
     // Return 0, or for the emulated launcher its cudaError_t; the CPU kernels refuse the sizes matmulW8SizeError
     // names with 1 (cudaErrorInvalidValue), touching nothing.
     int rrwkv_cpu_matmul_w4(int32_t M, int32_t K, int32_t N, int32_t blockSize, float const* x, int8_t const* w,

@@ -91,6 +91,7 @@ RRWKV_W8_INLINE void groupScalar(int32_t r0, int32_t r1, int32_t g, int32_t N, i
 
 // ---- AVX2 + FMA ----
 
+// Taken at CpuIsa::kAvx2, which also requires F16C (unused here).
 #define RRWKV_W8_AVX2 __attribute__((target("avx2,fma")))
 
 // The portable row quantisation, recompiled for AVX2 (vectorised rint, max and stores).
@@ -188,6 +189,7 @@ RRWKV_W8_AVX2 void groupAvx2(int32_t r0, int32_t r1, int32_t g, int32_t N, int32
 
 // ---- AVX-512 VNNI ----
 
+// Taken at CpuIsa::kAvx512 only as cpuIsaVnni() reports it: this target adds AVX512DQ and AVX512_VNNI to the level.
 #define RRWKV_W8_SIMD __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
 
 RRWKV_W8_SIMD void quantizeRowSimd(int32_t K, int32_t Kpad, float const* x, int16_t* xq, float& xScale)
@@ -311,20 +313,9 @@ void groupRowsSimd(int32_t r0, int32_t r1, int32_t g, int32_t N, int32_t Kpad, i
     }
 }
 
-W8Isa detectIsa()
+CpuIsa pathFor(CpuIsa maxIsa)
 {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
-        && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-    {
-        return W8Isa::kAvx512Vnni;
-    }
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? W8Isa::kAvx2 : W8Isa::kPortable;
-}
-
-W8Isa pathFor(W8Isa maxIsa)
-{
-    return std::min(maxIsa, matmulW8CpuIsa());
+    return std::min(maxIsa, cpuIsaVnni());
 }
 
 int64_t sliceEndOr(int64_t sliceEnd, int64_t count)
@@ -334,25 +325,19 @@ int64_t sliceEndOr(int64_t sliceEnd, int64_t count)
 
 } // namespace
 
-W8Isa matmulW8CpuIsa()
-{
-    static W8Isa const isa = detectIsa();
-    return isa;
-}
-
 void matmulW8QuantizeRowsCpu(int32_t M, int32_t K, int32_t Kpad, float const* x, int16_t* xq, float* xScale,
-    W8Isa maxIsa, int64_t sliceBegin, int64_t sliceEnd)
+    CpuIsa maxIsa, int64_t sliceBegin, int64_t sliceEnd)
 {
-    W8Isa const isa = pathFor(maxIsa);
+    CpuIsa const isa = pathFor(maxIsa);
     for (int64_t r = sliceBegin; r < sliceEndOr(sliceEnd, M); ++r)
     {
         float const* xr = x + r * K;
         int16_t* qr = xq + r * Kpad;
         switch (isa)
         {
-        case W8Isa::kAvx512Vnni: quantizeRowSimd(K, Kpad, xr, qr, xScale[r]); break;
-        case W8Isa::kAvx2: quantizeRowAvx2(K, Kpad, xr, qr, xScale[r]); break;
-        case W8Isa::kPortable: quantizeRowScalar(K, Kpad, xr, qr, xScale[r]); break;
+        case CpuIsa::kAvx512: quantizeRowSimd(K, Kpad, xr, qr, xScale[r]); break;
+        case CpuIsa::kAvx2: quantizeRowAvx2(K, Kpad, xr, qr, xScale[r]); break;
+        case CpuIsa::kPortable: quantizeRowScalar(K, Kpad, xr, qr, xScale[r]); break;
         }
     }
 }
@@ -402,18 +387,18 @@ int64_t matmulW8CpuSliceCount(int32_t M, int32_t N)
 }
 
 void matmulW8ForwardCpu(int32_t M, int32_t N, int32_t Kpad, int32_t blockSize, int16_t const* xq,
-    float const* xScale, int8_t const* w, float const* scale, float* y, W8Isa maxIsa, int64_t sliceBegin,
+    float const* xScale, int8_t const* w, float const* scale, float* y, CpuIsa maxIsa, int64_t sliceBegin,
     int64_t sliceEnd)
 {
-    W8Isa const isa = pathFor(maxIsa);
+    CpuIsa const isa = pathFor(maxIsa);
     for (int64_t s = sliceBegin; s < sliceEndOr(sliceEnd, matmulW8CpuSliceCount(M, N)); ++s)
     {
         auto const [g, r0, r1] = matmulW8CpuSlice(s, M, N);
         switch (isa)
         {
-        case W8Isa::kAvx512Vnni: groupRowsSimd(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
-        case W8Isa::kAvx2: groupAvx2(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
-        case W8Isa::kPortable: groupScalar(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
+        case CpuIsa::kAvx512: groupRowsSimd(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
+        case CpuIsa::kAvx2: groupAvx2(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
+        case CpuIsa::kPortable: groupScalar(r0, r1, g, N, Kpad, blockSize, xq, xScale, w, scale, y); break;
         }
     }
 }

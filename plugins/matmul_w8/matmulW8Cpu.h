@@ -6,13 +6,16 @@
  *      slice = one row.
  *   2. matmulW8ForwardCpu: y [M, N] = the blocks of xq . q, scaled; slice = (block of kW8_CPU_ROWS rows,
  *      one group of 64 columns), so a single row (decode) still spreads over the column groups.
- * Both pick, at run time, the best path this CPU has up to `maxIsa`: AVX-512 VNNI (vpdpwssd on int16 x int16
- * pairs, software prefetch of the weight stream), AVX2 + FMA (vpmaddwd, the same pair sums) or portable C++
- * (tests lower `maxIsa` to run each).
+ * Both pick, at run time, the best path this CPU has up to `maxIsa` (common/cpuIsa.h, by cpuIsaVnni()):
+ * CpuIsa::kAvx512, AVX-512 VNNI (vpdpwssd on int16 x int16 pairs, software prefetch of the weight stream; needs
+ * AVX512F/BW/DQ/VL + VNNI), CpuIsa::kAvx2 (vpmaddwd, the same pair sums; needs AVX2 + FMA, the level adds F16C)
+ * or portable C++ (tests lower `maxIsa` to run each).
  * The two produce identical bits (matmulW8Math.h: exact int32 block sums, one fmaf per block in block order).
  */
 #ifndef RRWKV_MATMUL_W8_CPU_H
 #define RRWKV_MATMUL_W8_CPU_H
+
+#include "common/cpuIsa.h"
 
 #include <cstdint>
 #include <string>
@@ -37,20 +40,9 @@ struct W8CpuSlice
 };
 W8CpuSlice matmulW8CpuSlice(int64_t s, int32_t M, int32_t N);
 
-// The CPU kernels' paths, in order of preference.
-enum class W8Isa : int32_t
-{
-    kPortable = 0,
-    kAvx2 = 1,       // AVX2 + FMA
-    kAvx512Vnni = 2, // AVX512F/BW/DQ/VL + VNNI
-};
-
-// The best path this CPU runs.
-W8Isa matmulW8CpuIsa();
-
 // Pass 1: one slice per row (M slices).
 void matmulW8QuantizeRowsCpu(int32_t M, int32_t K, int32_t Kpad, float const* x, int16_t* xq, float* xScale,
-    W8Isa maxIsa = W8Isa::kAvx512Vnni, int64_t sliceBegin = 0, int64_t sliceEnd = -1);
+    CpuIsa maxIsa = CpuIsa::kAvx512, int64_t sliceBegin = 0, int64_t sliceEnd = -1);
 
 // Pass 2: ceil(M / kW8_CPU_ROWS) * ceil(N / 64) slices.
 int64_t matmulW8CpuSliceCount(int32_t M, int32_t N);
@@ -58,7 +50,7 @@ int64_t matmulW8CpuSliceCount(int32_t M, int32_t N);
 // y [M, N] from xq [M, Kpad], xScale [M], w int8 [G, Kpad / 2, 64, 2], scale fp32 [G, NB, 64];
 // Kpad = NB * blockSize, blockSize even in [2, kW8MaxBlock] (the caller validates).
 void matmulW8ForwardCpu(int32_t M, int32_t N, int32_t Kpad, int32_t blockSize, int16_t const* xq,
-    float const* xScale, int8_t const* w, float const* scale, float* y, W8Isa maxIsa = W8Isa::kAvx512Vnni,
+    float const* xScale, int8_t const* w, float const* scale, float* y, CpuIsa maxIsa = CpuIsa::kAvx512,
     int64_t sliceBegin = 0, int64_t sliceEnd = -1);
 
 } // namespace rrwkv

@@ -37,13 +37,13 @@ struct W8ActivationsOrtTraits : Format
     static void quantizeRows(int32_t M, int32_t K, int32_t Kpad, float const* x, int16_t* xq, float* xScale,
         int64_t begin, int64_t end)
     {
-        matmulW8QuantizeRowsCpu(M, K, Kpad, x, xq, xScale, W8Isa::kAvx512Vnni, begin, end);
+        matmulW8QuantizeRowsCpu(M, K, Kpad, x, xq, xScale, CpuIsa::kAvx512, begin, end);
     }
 
     static void forwardCpu(int32_t M, int32_t N, int32_t Kpad, int32_t blockSize, int16_t const* xq,
         float const* xScale, int8_t const* w, float const* scale, float* y, int64_t begin, int64_t end)
     {
-        forward(M, N, Kpad, blockSize, xq, xScale, w, scale, y, W8Isa::kAvx512Vnni, begin, end);
+        forward(M, N, Kpad, blockSize, xq, xScale, w, scale, y, CpuIsa::kAvx512, begin, end);
     }
 };
 

@@ -15,7 +15,7 @@ extern "C"
 {
 
     // y [M, N] and the quantised rows xq [M, Kpad], xScale [M] (matmulW8Kernel.h). The CPU kernels run both
-    // passes, all slices, on the best path up to maxIsa (rrwkv::W8Isa: 0 portable, 1 AVX2, 2 AVX-512 VNNI).
+    // passes, all slices, on the best path up to maxIsa (rrwkv::CpuIsa: 0 portable, 1 AVX2, 2 AVX-512 VNNI).
     // Return 0, or for the emulated launcher its cudaError_t; the CPU kernels refuse the sizes matmulW8SizeError
     // names with 1 (cudaErrorInvalidValue), touching nothing.
     int rrwkv_cpu_matmul_w8(int32_t M, int32_t K, int32_t N, int32_t blockSize, float const* x, int8_t const* w,
@@ -59,10 +59,10 @@ extern "C"
         return rrwkv::shimSlice(rrwkv::matmulW8CpuSlice(s, M, N), rrwkv::matmulW8CpuSliceCount(M, N), g, r0, r1);
     }
 
-    // The best path the CPU kernels take on this machine (rrwkv::W8Isa).
+    // The best path the MatMulW8/W4 CPU kernels take on this machine (rrwkv::CpuIsa, 2 only with VNNI).
     int32_t rrwkv_cpu_matmul_w8_isa()
     {
-        return static_cast<int32_t>(rrwkv::matmulW8CpuIsa());
+        return static_cast<int32_t>(rrwkv::cpuIsaVnni());
     }
 
     // Threads per block of the emulated MatMulW8 kernels: row quantisation, GEMM.

@@ -72,7 +72,7 @@ bool runBlockQuantizedParityCase(int32_t M, int32_t K, int32_t N, int32_t bs, st
 
     std::vector<int16_t> xqCpu(nq);
     std::vector<float> xsCpu(M), yCpu(ny);
-    matmulW8QuantizeRowsCpu(M, K, Kpad, x.data(), xqCpu.data(), xsCpu.data(), W8Isa::kPortable);
+    matmulW8QuantizeRowsCpu(M, K, Kpad, x.data(), xqCpu.data(), xsCpu.data(), CpuIsa::kPortable);
     Traits::forwardCpu(M, N, Kpad, bs, xqCpu.data(), xsCpu.data(), w.data(), scale.data(), yCpu.data());
 
     float *dX = parity::toDevice(x), *dS = parity::toDevice(scale);

@@ -19,7 +19,7 @@ namespace rrwkv
 
 // y [M, N] and the quantised rows xq [M, Kpad], xScale [M] on the CPU kernels of a block-quantised format: MatMulW8's
 // row quantisation, then forward (pass 2, matmulW8ForwardCpu's parameters), all slices, on the best path up to
-// maxIsa (W8Isa). Returns 0, or 1 (cudaErrorInvalidValue) for the sizes matmulW8SizeError refuses, touching nothing.
+// maxIsa (CpuIsa). Returns 0, or 1 (cudaErrorInvalidValue) for the sizes matmulW8SizeError refuses, touching nothing.
 template <typename Forward>
 int blockQuantizedCpuShim(Forward const& forward, int32_t M, int32_t K, int32_t N, int32_t blockSize, float const* x,
     int8_t const* w, float const* scale, int16_t* xq, float* xScale, float* y, int32_t maxIsa)
@@ -29,7 +29,7 @@ int blockQuantizedCpuShim(Forward const& forward, int32_t M, int32_t K, int32_t 
         return 1;
     }
     auto const Kpad = static_cast<int32_t>(w8PaddedK(K, blockSize));
-    auto const isa = static_cast<W8Isa>(maxIsa);
+    auto const isa = static_cast<CpuIsa>(maxIsa);
     matmulW8QuantizeRowsCpu(M, K, Kpad, x, xq, xScale, isa);
     forward(M, N, Kpad, blockSize, xq, xScale, w, scale, y, isa, 0, -1);
     return 0;

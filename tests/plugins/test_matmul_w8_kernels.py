@@ -27,7 +27,7 @@ SHAPES = ([(M, K, N, bs) for M in (1, 3, 7, 70) for K in (5, 130, 768) for N in 
            for bs in (2, 32, 128, 256)]
           + [(1, 768, 768, 128), (1, 768, 3072, 128), (1, 3072, 768, 128)])
 SHAPE_IDS = [f"M{M}-K{K}-N{N}-bs{bs}" for M, K, N, bs in SHAPES]
-ISA_SKIP = {"avx2": "this CPU has no AVX2 + FMA: the CPU kernels run the portable path only",
+ISA_SKIP = {"avx2": "this CPU has no AVX2 + FMA + F16C: the CPU kernels run the portable path only",
             "avx512-vnni": "this CPU has no AVX-512 VNNI (AVX512F/BW/DQ/VL + VNNI): the CPU kernels cannot take that path"}
 
 
