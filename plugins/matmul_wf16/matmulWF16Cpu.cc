@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <cpuid.h>
 #include <immintrin.h>
 
 // GCC 12's avx512fintrin.h initialises its "undefined" vectors with themselves (`__m512 __Y = __Y;`), which
@@ -131,6 +130,7 @@ RRWKV_WF16_AVX2 void groupAvx2(
 
 // ---- AVX-512 ----
 
+// Taken at CpuIsa::kAvx512, which also requires AVX512BW/VL (unused here).
 #define RRWKV_WF16_SIMD __attribute__((target("avx512f")))
 
 // R rows (1..kSimdRows) x the 64 columns of group g: per k, the group's 128 weight bytes are converted once into
@@ -202,27 +202,7 @@ void groupRowsSimd(int32_t r0, int32_t r1, int32_t g, int32_t K, int32_t N, floa
     }
 }
 
-WF16Isa detectIsa()
-{
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-    {
-        return WF16Isa::kAvx512;
-    }
-    bool const avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    // GCC 12's __builtin_cpu_supports has no "f16c": CPUID leaf 1 says (every AVX2 CPU so far has it).
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    bool const f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
-    return avx2 && f16c ? WF16Isa::kAvx2 : WF16Isa::kPortable;
-}
-
 } // namespace
-
-WF16Isa matmulWF16CpuIsa()
-{
-    static WF16Isa const isa = detectIsa();
-    return isa;
-}
 
 std::string matmulWF16SizeError(int64_t M, int64_t K, int64_t N)
 {
@@ -258,9 +238,9 @@ int64_t matmulWF16CpuSliceCount(int32_t M, int32_t N)
 }
 
 void matmulWF16ForwardCpu(int32_t M, int32_t K, int32_t N, float const* x, uint16_t const* w, float* y,
-    WF16Isa maxIsa, int64_t sliceBegin, int64_t sliceEnd)
+    CpuIsa maxIsa, int64_t sliceBegin, int64_t sliceEnd)
 {
-    WF16Isa const isa = std::min(maxIsa, matmulWF16CpuIsa());
+    CpuIsa const isa = std::min(maxIsa, cpuIsa());
     int64_t const count = matmulWF16CpuSliceCount(M, N);
     int64_t const end = sliceEnd < 0 ? count : std::min(sliceEnd, count);
     for (int64_t s = sliceBegin; s < end; ++s)
@@ -268,9 +248,9 @@ void matmulWF16ForwardCpu(int32_t M, int32_t K, int32_t N, float const* x, uint1
         auto const [g, r0, r1] = matmulWF16CpuSlice(s, M, N);
         switch (isa)
         {
-        case WF16Isa::kAvx512: groupRowsSimd(r0, r1, g, K, N, x, w, y); break;
-        case WF16Isa::kAvx2: groupAvx2(r0, r1, g, K, N, x, w, y); break;
-        case WF16Isa::kPortable: groupScalar(r0, r1, g, K, N, x, w, y); break;
+        case CpuIsa::kAvx512: groupRowsSimd(r0, r1, g, K, N, x, w, y); break;
+        case CpuIsa::kAvx2: groupAvx2(r0, r1, g, K, N, x, w, y); break;
+        case CpuIsa::kPortable: groupScalar(r0, r1, g, K, N, x, w, y); break;
         }
     }
 }

@@ -3,12 +3,15 @@
  * One pass, split into slices that a caller can spread over a thread pool ([sliceBegin, sliceEnd); the defaults run
  * them all): slice = (block of kWF16_CPU_ROWS rows, one group of 64 columns), so a single row (decode) still spreads
  * over the column groups. The weights are read in place: nothing is repacked or converted ahead of the call.
- * The kernels pick, at run time, the best path this CPU has up to `maxIsa`: AVX-512 (vcvtph2ps + FMA, software
- * prefetch of the weight stream), AVX2 + F16C + FMA, or portable C++ (tests lower `maxIsa` to run each). All give
- * identical bits (matmulWF16Math.h: one fmaf per k in order, per output).
+ * The kernels pick, at run time, the best path this CPU has up to `maxIsa` (common/cpuIsa.h): CpuIsa::kAvx512
+ * (vcvtph2ps + FMA, software prefetch of the weight stream; needs AVX512F alone, the level adds BW and VL),
+ * CpuIsa::kAvx2 (AVX2 + F16C + FMA), or portable C++ (tests lower `maxIsa` to run each). All give identical bits
+ * (matmulWF16Math.h: one fmaf per k in order, per output).
  */
 #ifndef RRWKV_MATMUL_WF16_CPU_H
 #define RRWKV_MATMUL_WF16_CPU_H
+
+#include "common/cpuIsa.h"
 
 #include <cstdint>
 #include <string>
@@ -35,20 +38,9 @@ WF16CpuSlice matmulWF16CpuSlice(int64_t s, int32_t M, int32_t N);
 // ceil(M / kWF16_CPU_ROWS) * ceil(N / 64) slices.
 int64_t matmulWF16CpuSliceCount(int32_t M, int32_t N);
 
-// The CPU kernels' paths, in order of preference.
-enum class WF16Isa : int32_t
-{
-    kPortable = 0,
-    kAvx2 = 1,   // AVX2 + F16C + FMA
-    kAvx512 = 2, // AVX512F
-};
-
-// The best path this CPU runs.
-WF16Isa matmulWF16CpuIsa();
-
 // y [M, N] from x [M, K] fp32 and w fp16 bits [G, K, 64] (matmulWF16Math.h); the caller validated the sizes.
 void matmulWF16ForwardCpu(int32_t M, int32_t K, int32_t N, float const* x, uint16_t const* w, float* y,
-    WF16Isa maxIsa = WF16Isa::kAvx512, int64_t sliceBegin = 0, int64_t sliceEnd = -1);
+    CpuIsa maxIsa = CpuIsa::kAvx512, int64_t sliceBegin = 0, int64_t sliceEnd = -1);
 
 } // namespace rrwkv
 

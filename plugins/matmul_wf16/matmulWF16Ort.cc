@@ -33,7 +33,7 @@ struct MatMulWF16OrtTraits : MatMulWF16Traits
     static void forwardCpu(int32_t M, int32_t K, int32_t N, float const* x,
         Ort::Custom::Tensor<Ort::Float16_t> const& w, float* y, int64_t begin, int64_t end)
     {
-        matmulWF16ForwardCpu(M, K, N, x, kernelData<uint16_t>(w), y, WF16Isa::kAvx512, begin, end);
+        matmulWF16ForwardCpu(M, K, N, x, kernelData<uint16_t>(w), y, CpuIsa::kAvx512, begin, end);
     }
 };
 

@@ -52,7 +52,7 @@ bool runMatMulWF16Case(int32_t M, int32_t K, int32_t N, std::mt19937& rng)
         }
     }
     std::vector<float> yCpu(ny);
-    matmulWF16ForwardCpu(M, K, N, x.data(), w.data(), yCpu.data(), WF16Isa::kPortable);
+    matmulWF16ForwardCpu(M, K, N, x.data(), w.data(), yCpu.data(), CpuIsa::kPortable);
 
     float* dX = parity::toDevice(x);
     uint16_t* dW = parity::toDevice(w);

@@ -14,7 +14,7 @@
 extern "C"
 {
 
-    // y [M, N] on the CPU kernels, all slices, on the best path up to maxIsa (rrwkv::WF16Isa: 0 portable, 1 AVX2,
+    // y [M, N] on the CPU kernels, all slices, on the best path up to maxIsa (rrwkv::CpuIsa: 0 portable, 1 AVX2,
     // 2 AVX-512). Returns 0, or 1 (touching nothing) for the sizes matmulWF16SizeError refuses.
     int rrwkv_cpu_matmul_wf16(
         int32_t M, int32_t K, int32_t N, float const* x, uint16_t const* w, float* y, int32_t maxIsa)
@@ -23,7 +23,7 @@ extern "C"
         {
             return 1;
         }
-        rrwkv::matmulWF16ForwardCpu(M, K, N, x, w, y, static_cast<rrwkv::WF16Isa>(maxIsa));
+        rrwkv::matmulWF16ForwardCpu(M, K, N, x, w, y, static_cast<rrwkv::CpuIsa>(maxIsa));
         return 0;
     }
 
@@ -46,10 +46,10 @@ extern "C"
             rrwkv::matmulWF16CpuSlice(s, M, N), rrwkv::matmulWF16CpuSliceCount(M, N), g, r0, r1);
     }
 
-    // The best path the CPU kernels take on this machine (rrwkv::WF16Isa).
+    // The best path the CPU kernels take on this machine (rrwkv::CpuIsa).
     int32_t rrwkv_cpu_matmul_wf16_isa()
     {
-        return static_cast<int32_t>(rrwkv::matmulWF16CpuIsa());
+        return static_cast<int32_t>(rrwkv::cpuIsa());
     }
 
     // wf16ToFloat over n weights (matmulWF16Math.h), for the conversion test against numpy.

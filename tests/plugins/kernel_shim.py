@@ -24,8 +24,8 @@ BACKENDS = ("cpu", "emu")  # CPU kernel, emulated CUDA kernel
 
 _i32, _i64, _p = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
 W8_ISAS = {"portable": 0, "avx2": 1, "avx512-vnni": 2}  # plugins/common/cpuIsa.h CpuIsa; 2 needs VNNI (cpuIsaVnni)
-WF16_ISAS = {"portable": 0, "avx2": 1, "avx512": 2}  # plugins/matmul_wf16/matmulWF16Cpu.h WF16Isa
-CPU_ISAS = {"portable": 0, "avx2": 1, "avx512": 2}  # plugins/common/cpuIsa.h CpuIsa (WKV4)
+CPU_ISAS = {"portable": 0, "avx2": 1, "avx512": 2}  # plugins/common/cpuIsa.h CpuIsa
+WF16_ISAS = CPU_ISAS
 _WKV4_ARGS = [_i32] * 3 + [_p] * 11
 _MEDIUM_ARGS = [_i32] * 6 + [_p] * 14
 _W8_ARGS = [_i32] * 4 + [_p] * 6

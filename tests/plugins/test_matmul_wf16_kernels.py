@@ -25,7 +25,7 @@ SHAPES = ([(M, K, N) for M in (1, 3, 17) for K in (1, 5, 130, 257) for N in (1, 
           + [(1, 768, 768), (1, 768, 3072), (1, 3072, 768), (5, 768, 50277)])
 SHAPE_IDS = [f"M{M}-K{K}-N{N}" for M, K, N in SHAPES]
 ISA_SKIP = {"avx2": "this CPU has no AVX2 + F16C + FMA: the CPU kernels run the portable path only",
-            "avx512": "this CPU has no AVX512F: the CPU kernels cannot take that path"}
+            "avx512": "this CPU has no AVX512F/BW/VL: the CPU kernels cannot take that path"}
 MAX_N = 0x7FFFFFC0  # kWF16MaxN
 MAX_K = 1 << 30     # kWF16MaxK
 
