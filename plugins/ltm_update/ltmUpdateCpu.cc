@@ -93,6 +93,7 @@ struct Portable
 
 // ---- AVX2 (no FMA: nothing to contract) ----
 
+// Taken at CpuIsa::kAvx2, which also requires FMA and F16C (unused here).
 #define RRWKV_LTM_AVX2 __attribute__((target("avx2")))
 
 struct Avx2
@@ -198,6 +199,7 @@ struct Avx2
 
 // ---- AVX-512F ----
 
+// Taken at CpuIsa::kAvx512, which also requires AVX512BW/VL (unused here).
 #define RRWKV_LTM_AVX512 __attribute__((target("avx512f")))
 
 struct Avx512
@@ -407,28 +409,12 @@ void newOn(int32_t N, int32_t e, int32_t L, int32_t M, float const* bPast, float
     }
 }
 
-LtmIsa detectIsa()
-{
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-    {
-        return LtmIsa::kAvx512;
-    }
-    return __builtin_cpu_supports("avx2") ? LtmIsa::kAvx2 : LtmIsa::kPortable;
-}
-
 int64_t sliceEndOr(int64_t sliceEnd, int64_t count)
 {
     return sliceEnd < 0 ? count : std::min(sliceEnd, count);
 }
 
 } // namespace
-
-LtmIsa ltmUpdateCpuIsa()
-{
-    static LtmIsa const isa = detectIsa();
-    return isa;
-}
 
 int64_t ltmUpdateOldSliceCount(int32_t B, int32_t M)
 {
@@ -442,33 +428,33 @@ int64_t ltmUpdateNewSliceCount(int32_t B, int32_t N)
 
 void ltmUpdateOldCpu(int32_t B, int32_t N, int32_t e, int32_t M, int32_t NB, int32_t sticky, float const* bPast,
     int64_t const* mode, float const* sSamp, float const* hist, float const* basisMu, float const* basisSigma,
-    float* xOld, LtmIsa maxIsa, int64_t sliceBegin, int64_t sliceEnd)
+    float* xOld, CpuIsa maxIsa, int64_t sliceBegin, int64_t sliceEnd)
 {
     int64_t const end = sliceEndOr(sliceEnd, ltmUpdateOldSliceCount(B, M));
-    switch (std::min(maxIsa, ltmUpdateCpuIsa()))
+    switch (std::min(maxIsa, cpuIsa()))
     {
-    case LtmIsa::kAvx512:
+    case CpuIsa::kAvx512:
         oldOn<Avx512>(N, e, M, NB, sticky, bPast, mode, sSamp, hist, basisMu, basisSigma, xOld, sliceBegin, end);
         break;
-    case LtmIsa::kAvx2:
+    case CpuIsa::kAvx2:
         oldOn<Avx2>(N, e, M, NB, sticky, bPast, mode, sSamp, hist, basisMu, basisSigma, xOld, sliceBegin, end);
         break;
-    case LtmIsa::kPortable:
+    case CpuIsa::kPortable:
         oldOn<Portable>(N, e, M, NB, sticky, bPast, mode, sSamp, hist, basisMu, basisSigma, xOld, sliceBegin, end);
         break;
     }
 }
 
 void ltmUpdateNewCpu(int32_t B, int32_t N, int32_t e, int32_t L, int32_t M, float const* bPast, float const* xNew,
-    int64_t const* mode, float const* G, float const* gInf, float const* xOld, float* bNew, LtmIsa maxIsa,
+    int64_t const* mode, float const* G, float const* gInf, float const* xOld, float* bNew, CpuIsa maxIsa,
     int64_t sliceBegin, int64_t sliceEnd)
 {
     int64_t const end = sliceEndOr(sliceEnd, ltmUpdateNewSliceCount(B, N));
-    switch (std::min(maxIsa, ltmUpdateCpuIsa()))
+    switch (std::min(maxIsa, cpuIsa()))
     {
-    case LtmIsa::kAvx512: newOn<Avx512>(N, e, L, M, bPast, xNew, mode, G, gInf, xOld, bNew, sliceBegin, end); break;
-    case LtmIsa::kAvx2: newOn<Avx2>(N, e, L, M, bPast, xNew, mode, G, gInf, xOld, bNew, sliceBegin, end); break;
-    case LtmIsa::kPortable:
+    case CpuIsa::kAvx512: newOn<Avx512>(N, e, L, M, bPast, xNew, mode, G, gInf, xOld, bNew, sliceBegin, end); break;
+    case CpuIsa::kAvx2: newOn<Avx2>(N, e, L, M, bPast, xNew, mode, G, gInf, xOld, bNew, sliceBegin, end); break;
+    case CpuIsa::kPortable:
         newOn<Portable>(N, e, L, M, bPast, xNew, mode, G, gInf, xOld, bNew, sliceBegin, end);
         break;
     }
@@ -477,7 +463,7 @@ void ltmUpdateNewCpu(int32_t B, int32_t N, int32_t e, int32_t L, int32_t M, floa
 void ltmUpdateForwardCpu(int32_t B, int32_t N, int32_t e, int32_t L, int32_t M, int32_t NB, int32_t sticky,
     float const* bPast, float const* xNew, int64_t const* mode, float const* G, float const* gInf,
     float const* sSamp, float const* hist, float const* basisMu, float const* basisSigma, float* xOld, float* bNew,
-    LtmIsa maxIsa)
+    CpuIsa maxIsa)
 {
     ltmUpdateOldCpu(B, N, e, M, NB, sticky, bPast, mode, sSamp, hist, basisMu, basisSigma, xOld, maxIsa);
     ltmUpdateNewCpu(B, N, e, L, M, bPast, xNew, mode, G, gInf, xOld, bNew, maxIsa);

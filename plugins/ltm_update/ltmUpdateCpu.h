@@ -11,29 +11,21 @@
  * accumulator a vector of columns. A mode is read through ltmRowMode (ltmUpdateMath.h): a value other than 1 or 2
  * keeps the row; callers that can report an error check the values first.
  *
- * Each picks, at run time, the best path this CPU has up to `maxIsa`: AVX-512F, AVX2 or portable C++ (tests lower
- * `maxIsa` to run each). Every output element adds its terms one at a time in index order with the product rounded
- * before the add (ltmDotAdd, no FMA) and psi's libm expf through ltmExp on every path, so all paths return the same
- * bits, and the same bits as the CUDA kernels built for the CPU under plugins/tests/cudaEmulation.h.
+ * Each picks, at run time, the best path this CPU has up to `maxIsa` (common/cpuIsa.h): CpuIsa::kAvx512 (needs
+ * AVX512F alone, the level adds BW and VL), CpuIsa::kAvx2 (needs AVX2 alone, the level adds FMA and F16C) or portable
+ * C++ (tests lower `maxIsa` to run each). Every output element adds its terms one at a time in index order with the
+ * product rounded before the add (ltmDotAdd, no FMA) and psi's libm expf through ltmExp on every path, so all paths
+ * return the same bits, and the same bits as the CUDA kernels built for the CPU under plugins/tests/cudaEmulation.h.
  */
 #ifndef RRWKV_LTM_UPDATE_CPU_H
 #define RRWKV_LTM_UPDATE_CPU_H
+
+#include "common/cpuIsa.h"
 
 #include <cstdint>
 
 namespace rrwkv
 {
-
-// The CPU kernel's paths, in order of preference.
-enum class LtmIsa : int32_t
-{
-    kPortable = 0,
-    kAvx2 = 1,
-    kAvx512 = 2, // AVX-512F
-};
-
-// The best path this CPU runs.
-LtmIsa ltmUpdateCpuIsa();
 
 constexpr int32_t kLTM_CPU_ROWS = 16; // output rows per slice
 
@@ -45,19 +37,19 @@ int64_t ltmUpdateNewSliceCount(int32_t B, int32_t N);
 // updates.
 void ltmUpdateOldCpu(int32_t B, int32_t N, int32_t e, int32_t M, int32_t NB, int32_t sticky, float const* bPast,
     int64_t const* mode, float const* sSamp, float const* hist, float const* basisMu, float const* basisSigma,
-    float* xOld, LtmIsa maxIsa = LtmIsa::kAvx512, int64_t sliceBegin = 0, int64_t sliceEnd = -1);
+    float* xOld, CpuIsa maxIsa = CpuIsa::kAvx512, int64_t sliceBegin = 0, int64_t sliceEnd = -1);
 
 // B_new[b, n, :] = B_past[b, n, :] (KEEP), sum_l G[l][n] X_new[b, l, :] (FIT) or sum_k G_inf[k][n] X[b, k, :] with
 // X = [xOld; X_new] (UPDATE).
 void ltmUpdateNewCpu(int32_t B, int32_t N, int32_t e, int32_t L, int32_t M, float const* bPast, float const* xNew,
     int64_t const* mode, float const* G, float const* gInf, float const* xOld, float* bNew,
-    LtmIsa maxIsa = LtmIsa::kAvx512, int64_t sliceBegin = 0, int64_t sliceEnd = -1);
+    CpuIsa maxIsa = CpuIsa::kAvx512, int64_t sliceBegin = 0, int64_t sliceEnd = -1);
 
 // Both phases over everything; xOld holds B * M * e floats.
 void ltmUpdateForwardCpu(int32_t B, int32_t N, int32_t e, int32_t L, int32_t M, int32_t NB, int32_t sticky,
     float const* bPast, float const* xNew, int64_t const* mode, float const* G, float const* gInf,
     float const* sSamp, float const* hist, float const* basisMu, float const* basisSigma, float* xOld, float* bNew,
-    LtmIsa maxIsa = LtmIsa::kAvx512);
+    CpuIsa maxIsa = CpuIsa::kAvx512);
 
 } // namespace rrwkv
 

@@ -98,13 +98,13 @@ struct LtmUpdateKernel
             {
                 auto old = [&](int64_t begin, int64_t end) {
                     ltmUpdateOldCpu(b32, n32, e32, m32, nb32, mSticky, bPast.Data(), modes, sSamp.Data(),
-                        hist.Data(), basisMu.Data(), basisSigma.Data(), xOld.data(), LtmIsa::kAvx512, begin, end);
+                        hist.Data(), basisMu.Data(), basisSigma.Data(), xOld.data(), CpuIsa::kAvx512, begin, end);
                 };
                 parallelSlices(context, ltmUpdateOldSliceCount(b32, m32), old);
             }
             auto fresh = [&](int64_t begin, int64_t end) {
                 ltmUpdateNewCpu(b32, n32, e32, l32, m32, bPast.Data(), xNew.Data(), modes, G.Data(), gInf.Data(),
-                    xOld.data(), out, LtmIsa::kAvx512, begin, end);
+                    xOld.data(), out, CpuIsa::kAvx512, begin, end);
             };
             parallelSlices(context, ltmUpdateNewSliceCount(b32, n32), fresh);
             return Ort::Status{nullptr};

@@ -15,7 +15,7 @@
 extern "C"
 {
 
-    // CPU kernel (both phases, all rows) on the best path up to maxIsa (rrwkv::LtmIsa: 0 portable, 1 AVX2,
+    // CPU kernel (both phases, all rows) on the best path up to maxIsa (rrwkv::CpuIsa: 0 portable, 1 AVX2,
     // 2 AVX-512). Returns 0.
     int rrwkv_cpu_ltm_update(int32_t B, int32_t N, int32_t e, int32_t L, int32_t M, int32_t NB, int32_t sticky,
         float const* bPast, float const* xNew, int64_t const* mode, float const* G, float const* gInf,
@@ -23,14 +23,14 @@ extern "C"
         int32_t maxIsa)
     {
         rrwkv::ltmUpdateForwardCpu(B, N, e, L, M, NB, sticky, bPast, xNew, mode, G, gInf, sSamp, hist, basisMu,
-            basisSigma, xOld, bNew, static_cast<rrwkv::LtmIsa>(maxIsa));
+            basisSigma, xOld, bNew, static_cast<rrwkv::CpuIsa>(maxIsa));
         return 0;
     }
 
-    // The best path this CPU runs (rrwkv::LtmIsa).
+    // The best path this CPU runs (rrwkv::CpuIsa).
     int32_t rrwkv_cpu_ltm_update_isa()
     {
-        return static_cast<int32_t>(rrwkv::ltmUpdateCpuIsa());
+        return static_cast<int32_t>(rrwkv::cpuIsa());
     }
 
     // Emulated CUDA launcher. Returns the cudaError_t of the launches (0 = cudaSuccess).
