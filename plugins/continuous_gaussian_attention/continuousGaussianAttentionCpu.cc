@@ -13,7 +13,6 @@
 #include "continuous_gaussian_attention/continuousGaussianAttentionMath.h"
 
 #include <algorithm>
-#include <cpuid.h>
 #include <immintrin.h>
 #include <vector>
 
@@ -137,6 +136,7 @@ struct Portable
 
 // ---- AVX2 + F16C (no FMA: nothing to contract) ----
 
+// Taken at CpuIsa::kAvx2, which also requires FMA (unused here).
 #define RRWKV_CGA_AVX2 __attribute__((target("avx2,f16c")))
 
 struct Avx2
@@ -734,31 +734,12 @@ void contextOn(int32_t T_, int32_t N, int32_t d, T const* V, float const* w, T* 
     }
 }
 
-CgaIsa detectIsa()
-{
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-    {
-        return CgaIsa::kAvx512;
-    }
-    // GCC 12's __builtin_cpu_supports has no "f16c": read the CPUID bit.
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    bool const f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
-    return __builtin_cpu_supports("avx2") && f16c ? CgaIsa::kAvx2 : CgaIsa::kPortable;
-}
-
 int64_t sliceEndOr(int64_t sliceEnd, int64_t count)
 {
     return sliceEnd < 0 ? count : std::min(sliceEnd, count);
 }
 
 } // namespace
-
-CgaIsa continuousGaussianAttentionCpuIsa()
-{
-    static CgaIsa const isa = detectIsa();
-    return isa;
-}
 
 int64_t continuousGaussianAttentionCpuScoreSliceCount(int32_t B, int32_t H, int32_t N)
 {
@@ -777,39 +758,39 @@ int64_t continuousGaussianAttentionCpuContextSliceCount(int32_t B, int32_t H, in
 
 template <typename T>
 void continuousGaussianAttentionScoresCpu(int32_t B, int32_t H, int32_t T_, int32_t N, int32_t d, float scale,
-    T const* q, T const* K, float* w, CgaIsa maxIsa, int64_t sliceBegin, int64_t sliceEnd)
+    T const* q, T const* K, float* w, CpuIsa maxIsa, int64_t sliceBegin, int64_t sliceEnd)
 {
     if (T_ <= 0)
     {
         return;
     }
     int64_t const end = sliceEndOr(sliceEnd, continuousGaussianAttentionCpuScoreSliceCount(B, H, N));
-    switch (std::min(maxIsa, continuousGaussianAttentionCpuIsa()))
+    switch (std::min(maxIsa, cpuIsa()))
     {
-    case CgaIsa::kAvx512: scoresOn<Avx512>(T_, N, d, scale, q, K, w, sliceBegin, end); break;
-    case CgaIsa::kAvx2: scoresOn<Avx2>(T_, N, d, scale, q, K, w, sliceBegin, end); break;
-    case CgaIsa::kPortable: scoresOn<Portable>(T_, N, d, scale, q, K, w, sliceBegin, end); break;
+    case CpuIsa::kAvx512: scoresOn<Avx512>(T_, N, d, scale, q, K, w, sliceBegin, end); break;
+    case CpuIsa::kAvx2: scoresOn<Avx2>(T_, N, d, scale, q, K, w, sliceBegin, end); break;
+    case CpuIsa::kPortable: scoresOn<Portable>(T_, N, d, scale, q, K, w, sliceBegin, end); break;
     }
 }
 
 void continuousGaussianAttentionWeightsCpu(int32_t B, int32_t H, int32_t T_, int32_t N, float sigma2Min,
     float const* wMu, float const* wSigma, float const* basisMu, float const* basisSigma, float* w, float* mu,
-    float* sigma2, CgaIsa maxIsa, int64_t rowBegin, int64_t rowEnd)
+    float* sigma2, CpuIsa maxIsa, int64_t rowBegin, int64_t rowEnd)
 {
     int64_t const end = sliceEndOr(rowEnd, continuousGaussianAttentionCpuRowCount(B, H, T_));
     if (rowBegin >= end)
     {
         return;
     }
-    switch (std::min(maxIsa, continuousGaussianAttentionCpuIsa()))
+    switch (std::min(maxIsa, cpuIsa()))
     {
-    case CgaIsa::kAvx512:
+    case CpuIsa::kAvx512:
         weightsOn<Avx512>(N, sigma2Min, wMu, wSigma, basisMu, basisSigma, w, mu, sigma2, rowBegin, end);
         break;
-    case CgaIsa::kAvx2:
+    case CpuIsa::kAvx2:
         weightsOn<Avx2>(N, sigma2Min, wMu, wSigma, basisMu, basisSigma, w, mu, sigma2, rowBegin, end);
         break;
-    case CgaIsa::kPortable:
+    case CpuIsa::kPortable:
         weightsOn<Portable>(N, sigma2Min, wMu, wSigma, basisMu, basisSigma, w, mu, sigma2, rowBegin, end);
         break;
     }
@@ -817,25 +798,25 @@ void continuousGaussianAttentionWeightsCpu(int32_t B, int32_t H, int32_t T_, int
 
 template <typename T>
 void continuousGaussianAttentionContextCpu(int32_t B, int32_t H, int32_t T_, int32_t N, int32_t d, T const* V,
-    float const* w, T* ctx, CgaIsa maxIsa, int64_t sliceBegin, int64_t sliceEnd)
+    float const* w, T* ctx, CpuIsa maxIsa, int64_t sliceBegin, int64_t sliceEnd)
 {
     if (T_ <= 0)
     {
         return;
     }
     int64_t const end = sliceEndOr(sliceEnd, continuousGaussianAttentionCpuContextSliceCount(B, H, d));
-    switch (std::min(maxIsa, continuousGaussianAttentionCpuIsa()))
+    switch (std::min(maxIsa, cpuIsa()))
     {
-    case CgaIsa::kAvx512: contextOn<Avx512>(T_, N, d, V, w, ctx, sliceBegin, end); break;
-    case CgaIsa::kAvx2: contextOn<Avx2>(T_, N, d, V, w, ctx, sliceBegin, end); break;
-    case CgaIsa::kPortable: contextOn<Portable>(T_, N, d, V, w, ctx, sliceBegin, end); break;
+    case CpuIsa::kAvx512: contextOn<Avx512>(T_, N, d, V, w, ctx, sliceBegin, end); break;
+    case CpuIsa::kAvx2: contextOn<Avx2>(T_, N, d, V, w, ctx, sliceBegin, end); break;
+    case CpuIsa::kPortable: contextOn<Portable>(T_, N, d, V, w, ctx, sliceBegin, end); break;
     }
 }
 
 template <typename T>
 void continuousGaussianAttentionForwardCpu(int32_t B, int32_t H, int32_t T_, int32_t N, int32_t d, float sigma2Min,
     float scale, T const* q, T const* K, T const* V, float const* wMu, float const* wSigma, float const* basisMu,
-    float const* basisSigma, T* ctx, float* mu, float* sigma2, CgaIsa maxIsa)
+    float const* basisSigma, T* ctx, float* mu, float* sigma2, CpuIsa maxIsa)
 {
     std::vector<float> w(static_cast<size_t>(continuousGaussianAttentionCpuRowCount(B, H, T_)) * std::max(N, 0));
     continuousGaussianAttentionScoresCpu<T>(B, H, T_, N, d, scale, q, K, w.data(), maxIsa);
@@ -846,12 +827,12 @@ void continuousGaussianAttentionForwardCpu(int32_t B, int32_t H, int32_t T_, int
 
 #define RRWKV_CGA_INSTANTIATE(T)                                                                                      \
     template void continuousGaussianAttentionScoresCpu<T>(int32_t, int32_t, int32_t, int32_t, int32_t, float,        \
-        T const*, T const*, float*, CgaIsa, int64_t, int64_t);                                                        \
+        T const*, T const*, float*, CpuIsa, int64_t, int64_t);                                                        \
     template void continuousGaussianAttentionContextCpu<T>(int32_t, int32_t, int32_t, int32_t, int32_t, T const*,    \
-        float const*, T*, CgaIsa, int64_t, int64_t);                                                                  \
+        float const*, T*, CpuIsa, int64_t, int64_t);                                                                  \
     template void continuousGaussianAttentionForwardCpu<T>(int32_t, int32_t, int32_t, int32_t, int32_t, float, float, \
         T const*, T const*, T const*, float const*, float const*, float const*, float const*, T*, float*, float*,     \
-        CgaIsa);
+        CpuIsa);
 
 RRWKV_CGA_INSTANTIATE(float)
 RRWKV_CGA_INSTANTIATE(HostHalf)

@@ -100,17 +100,17 @@ struct ContinuousGaussianAttentionKernel
             std::vector<float> w(static_cast<size_t>(rows * N));
             auto scores = [&](int64_t begin, int64_t end) {
                 continuousGaussianAttentionScoresCpu<KernelT>(b32, h32, t32, n32, d32, mScale, kernelData<KernelT>(q),
-                    kernelData<KernelT>(K), w.data(), CgaIsa::kAvx512, begin, end);
+                    kernelData<KernelT>(K), w.data(), CpuIsa::kAvx512, begin, end);
             };
             parallelSlices(context, continuousGaussianAttentionCpuScoreSliceCount(b32, h32, n32), scores);
             auto weights = [&](int64_t begin, int64_t end) {
                 continuousGaussianAttentionWeightsCpu(b32, h32, t32, n32, mSigma2Min, wMu.Data(), wSigma.Data(),
-                    basisMu.Data(), basisSigma.Data(), w.data(), M, S2, CgaIsa::kAvx512, begin, end);
+                    basisMu.Data(), basisSigma.Data(), w.data(), M, S2, CpuIsa::kAvx512, begin, end);
             };
             parallelSlices(context, rows, weights);
             auto ctxBlocks = [&](int64_t begin, int64_t end) {
                 continuousGaussianAttentionContextCpu<KernelT>(
-                    b32, h32, t32, n32, d32, kernelData<KernelT>(V), w.data(), C, CgaIsa::kAvx512, begin, end);
+                    b32, h32, t32, n32, d32, kernelData<KernelT>(V), w.data(), C, CpuIsa::kAvx512, begin, end);
             };
             parallelSlices(context, continuousGaussianAttentionCpuContextSliceCount(b32, h32, d32), ctxBlocks);
             return Ort::Status{nullptr};

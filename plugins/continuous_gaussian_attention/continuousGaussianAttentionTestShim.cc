@@ -17,7 +17,7 @@ using rrwkv::HostHalf;
 extern "C"
 {
 
-    // CPU kernel (all rows) on the best path up to maxIsa (rrwkv::CgaIsa: 0 portable, 1 AVX2, 2 AVX-512).
+    // CPU kernel (all rows) on the best path up to maxIsa (rrwkv::CpuIsa: 0 portable, 1 AVX2, 2 AVX-512).
     // Returns 0.
     int rrwkv_cpu_continuous_gaussian_attention_f32(int32_t B, int32_t H, int32_t T, int32_t N, int32_t d,
         float sigma2Min, float scale, float const* q, float const* K, float const* V, float const* wMu,
@@ -25,7 +25,7 @@ extern "C"
         int32_t maxIsa)
     {
         rrwkv::continuousGaussianAttentionForwardCpu<float>(B, H, T, N, d, sigma2Min, scale, q, K, V, wMu, wSigma,
-            basisMu, basisSigma, ctx, mu, sigma2, static_cast<rrwkv::CgaIsa>(maxIsa));
+            basisMu, basisSigma, ctx, mu, sigma2, static_cast<rrwkv::CpuIsa>(maxIsa));
         return 0;
     }
 
@@ -35,14 +35,14 @@ extern "C"
         int32_t maxIsa)
     {
         rrwkv::continuousGaussianAttentionForwardCpu<HostHalf>(B, H, T, N, d, sigma2Min, scale, asHalf(q), asHalf(K),
-            asHalf(V), wMu, wSigma, basisMu, basisSigma, asHalf(ctx), mu, sigma2, static_cast<rrwkv::CgaIsa>(maxIsa));
+            asHalf(V), wMu, wSigma, basisMu, basisSigma, asHalf(ctx), mu, sigma2, static_cast<rrwkv::CpuIsa>(maxIsa));
         return 0;
     }
 
-    // The best path this CPU runs (rrwkv::CgaIsa).
+    // The best path this CPU runs (rrwkv::CpuIsa).
     int32_t rrwkv_cpu_continuous_gaussian_attention_isa()
     {
-        return static_cast<int32_t>(rrwkv::continuousGaussianAttentionCpuIsa());
+        return static_cast<int32_t>(rrwkv::cpuIsa());
     }
 
     // Emulated CUDA launcher. Returns the cudaError_t of the launch (0 = cudaSuccess).
