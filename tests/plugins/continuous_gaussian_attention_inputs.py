@@ -10,7 +10,7 @@ import math
 import numpy as np
 import torch
 from helpers import assert_close, tolerance
-from kernel_shim import BACKENDS, poisoned, shim
+from kernel_shim import BACKENDS, CPU_ISAS as ISAS, poisoned, shim
 
 from rrwkv_trt.export.ops.continuous_gaussian_attention import INPUT_NAMES, naive_continuous_gaussian_attention
 
@@ -18,7 +18,6 @@ OP = "continuous_gaussian_attention"
 NAMES = ("ctx", "mu", "sigma2")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 SETUPS = {"sorting": ((0.01, 0.05), 1e-6), "gpt2": ((0.005, 0.01), 1e-4)}  # basis widths, sigma2_min
-ISAS = {"portable": 0, "avx2": 1, "avx512": 2}  # plugins/common/cpuIsa.h CpuIsa
 _i32, _p, _f = ctypes.c_int32, ctypes.c_void_p, ctypes.c_float
 _ARGS = {"emu": [_i32] * 5 + [_f, _f] + [_p] * 10}
 _ARGS["cpu"] = _ARGS["emu"] + [_i32]  # + the highest path the CPU kernel may take

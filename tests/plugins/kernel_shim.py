@@ -25,7 +25,6 @@ BACKENDS = ("cpu", "emu")  # CPU kernel, emulated CUDA kernel
 _i32, _i64, _p = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
 W8_ISAS = {"portable": 0, "avx2": 1, "avx512-vnni": 2}  # plugins/common/cpuIsa.h CpuIsa; 2 needs VNNI (cpuIsaVnni)
 CPU_ISAS = {"portable": 0, "avx2": 1, "avx512": 2}  # plugins/common/cpuIsa.h CpuIsa
-WF16_ISAS = CPU_ISAS
 _WKV4_ARGS = [_i32] * 3 + [_p] * 11
 _MEDIUM_ARGS = [_i32] * 6 + [_p] * 14
 _W8_ARGS = [_i32] * 4 + [_p] * 6
@@ -307,9 +306,9 @@ def w8_cpu_slice(s: int, M: int, N: int) -> tuple[int, int, int, int]:
     return count, g.value, r0.value, r1.value
 
 
-def run_matmul_wf16(backend: str, x, w, N: int, isa: int = WF16_ISAS["avx512"], expect_rc: int = 0) -> np.ndarray:
+def run_matmul_wf16(backend: str, x, w, N: int, isa: int = CPU_ISAS["avx512"], expect_rc: int = 0) -> np.ndarray:
     """MatMulWF16 through `backend` ("cpu", or "emu" for the CUDA kernel); the CPU kernels take the best path up to
-    `isa` (WF16_ISAS). x [..., K] f32; w f16 [G, K, 64] (export.wf16_pack.pack_wf16). Returns y [..., N], poisoned
+    `isa` (CPU_ISAS). x [..., K] f32; w f16 [G, K, 64] (export.wf16_pack.pack_wf16). Returns y [..., N], poisoned
     (NaN) before the call."""
     x, w = _as_np(x, np.float32), _as_np(w, np.float16)
     M = int(np.prod(x.shape[:-1], dtype=np.int64))
@@ -330,7 +329,7 @@ def wf16_status(backend: str, M: int, K: int, N: int) -> int:
     on dummy buffers: for argument checks that must fail before any buffer is touched."""
     dummy = np.zeros(16, np.float32)
     if backend == "cpu":
-        return shim().rrwkv_cpu_matmul_wf16(M, K, N, *(_ptr(dummy),) * 3, WF16_ISAS["avx512"])
+        return shim().rrwkv_cpu_matmul_wf16(M, K, N, *(_ptr(dummy),) * 3, CPU_ISAS["avx512"])
     return shim().rrwkv_emu_matmul_wf16(M, K, N, *(_ptr(dummy),) * 3)
 
 
@@ -349,7 +348,7 @@ def wf16_cpu_slice(s: int, M: int, N: int) -> tuple[int, int, int, int]:
 
 
 def matmul_wf16_isa() -> int:
-    """The best path the MatMulWF16 CPU kernels take on this machine (a WF16_ISAS value)."""
+    """The best path the MatMulWF16 CPU kernels take on this machine (a CPU_ISAS value)."""
     return int(shim().rrwkv_cpu_matmul_wf16_isa())
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from helpers import assert_close, tolerance
-from kernel_shim import poisoned, shim
+from kernel_shim import CPU_ISAS as ISAS, poisoned, shim
 
 from rrwkv_trt.export.ops.ltm_update import INPUT_NAMES, naive_ltm_update
 
@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
 from ltm_oracle import ltm_inputs, poison_unread, row_inputs  # noqa: E402,F401  (re-exported for the plugin tests)
 
 OP = "ltm_update"
-ISAS = {"portable": 0, "avx2": 1, "avx512": 2}  # plugins/common/cpuIsa.h CpuIsa
 _i32, _p = ctypes.c_int32, ctypes.c_void_p
 _ARGS = {"emu": [_i32] * 7 + [_p] * 11}
 _ARGS["cpu"] = _ARGS["emu"] + [_i32]  # + the highest path the CPU kernel may take

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_close, tolerance
-from kernel_shim import (WF16_ISAS, last_launch, matmul_wf16_isa, matmul_wf16_threads, run_matmul_wf16,
+from kernel_shim import (CPU_ISAS, last_launch, matmul_wf16_isa, matmul_wf16_threads, run_matmul_wf16,
                          wf16_cpu_slice, wf16_size_error, wf16_status, wf16_to_float)
 from weight_only_matmul_cases import assert_same_bits, kernel_case, per_row, require_isa as require_cpu_isa
 
@@ -31,7 +31,7 @@ MAX_K = 1 << 30     # kWF16MaxK
 
 
 def require_isa(isa: str) -> None:
-    require_cpu_isa(isa, matmul_wf16_isa(), WF16_ISAS, ISA_SKIP)
+    require_cpu_isa(isa, matmul_wf16_isa(), CPU_ISAS, ISA_SKIP)
 
 
 def make_inputs(M: int, K: int, N: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +44,7 @@ def make_inputs(M: int, K: int, N: int, seed: int) -> tuple[np.ndarray, np.ndarr
 def case(M: int, K: int, N: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inputs and the portable CPU kernel's y."""
     x, w = make_inputs(M, K, N, seed=M * 7 + K * 3 + N)
-    return x, w, run_matmul_wf16("cpu", x, w, N, isa=WF16_ISAS["portable"])
+    return x, w, run_matmul_wf16("cpu", x, w, N, isa=CPU_ISAS["portable"])
 
 
 @pytest.mark.parametrize("M,K,N", SHAPES, ids=SHAPE_IDS)
@@ -60,7 +60,7 @@ def test_cpu_portable_matches_naive(M, K, N):
 def test_cpu_simd_matches_portable(M, K, N, isa):
     require_isa(isa)
     x, w, y = case(M, K, N)
-    assert_same_bits(f"{isa} vs portable", y, run_matmul_wf16("cpu", x, w, N, isa=WF16_ISAS[isa]))
+    assert_same_bits(f"{isa} vs portable", y, run_matmul_wf16("cpu", x, w, N, isa=CPU_ISAS[isa]))
 
 
 @pytest.mark.parametrize("M,K,N", SHAPES, ids=SHAPE_IDS)
@@ -77,7 +77,7 @@ def run(backend: tuple[str, str], x, w, N: int) -> np.ndarray:
     name, isa = backend
     if name == "cpu":
         require_isa(isa)
-    return run_matmul_wf16(name, x, w, N, isa=WF16_ISAS[isa])
+    return run_matmul_wf16(name, x, w, N, isa=CPU_ISAS[isa])
 
 
 def test_weight_conversion_is_exact_for_every_half():
@@ -100,7 +100,7 @@ def test_extreme_weights_same_bits(backend):
     weight.reshape(-1)[rng.integers(0, K * N, 200)] = rng.choice(specials, 200)
     x = rng.standard_normal((M, K)).astype(np.float32)
     w = pack_wf16(weight)
-    portable = run_matmul_wf16("cpu", x, w, N, isa=WF16_ISAS["portable"])
+    portable = run_matmul_wf16("cpu", x, w, N, isa=CPU_ISAS["portable"])
     assert_same_bits(f"{backend} vs portable", portable, run(backend, x, w, N))
     ref = naive_matmul_wf16(torch.from_numpy(x), torch.from_numpy(w), N).numpy()
     assert_close("matmul_wf16/extreme weights", ref / 65504, portable / 65504,
