@@ -10,23 +10,12 @@
  */
 #include "continuous_gaussian_attention/continuousGaussianAttentionCpu.h"
 
+#include "common/noFpContract.h"
+#include "common/simdIntrinsics.h"
 #include "continuous_gaussian_attention/continuousGaussianAttentionMath.h"
 
 #include <algorithm>
-#include <immintrin.h>
 #include <vector>
-
-// Every product is rounded before it is added, as in the CUDA kernel that the host compiler builds for the
-// emulation tests: the AVX-512 target below has FMA instructions, and GCC contracts an _mm512_mul_ps feeding an
-// _mm512_add_ps into one unless told not to.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#else
-#pragma GCC optimize("fp-contract=off")
-// GCC 12's avx512fintrin.h initialises its "undefined" vectors with themselves (`__m512 __Y = __Y;`), which
-// -Wmaybe-uninitialized reports wherever an intrinsic using one is inlined; the pattern is intended.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
 namespace rrwkv
 {

@@ -11,14 +11,10 @@
  */
 #include "matmul_w4/matmulW4Cpu.h"
 
+#include "common/simdIntrinsics.h"
 #include "matmul_w4/matmulW4Math.h"
 
 #include <algorithm>
-#include <immintrin.h>
-
-// GCC 12's avx512fintrin.h initialises its "undefined" vectors with themselves (`__m512 __Y = __Y;`), which
-// -Wmaybe-uninitialized reports wherever an intrinsic using one is inlined; the pattern is intended.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace rrwkv
 {

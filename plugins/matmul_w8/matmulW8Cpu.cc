@@ -10,16 +10,12 @@
  */
 #include "matmul_w8/matmulW8Cpu.h"
 
+#include "common/simdIntrinsics.h"
 #include "matmul_w8/matmulW8Math.h"
 
 #include <algorithm>
 #include <climits>
 #include <cstring>
-#include <immintrin.h>
-
-// GCC 12's avx512fintrin.h initialises its "undefined" vectors with themselves (`__m512 __Y = __Y;`), which
-// -Wmaybe-uninitialized reports wherever an intrinsic using one is inlined; the pattern is intended.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace rrwkv
 {

@@ -10,15 +10,11 @@
  */
 #include "matmul_wf16/matmulWF16Cpu.h"
 
+#include "common/simdIntrinsics.h"
 #include "matmul_wf16/matmulWF16Math.h"
 
 #include <algorithm>
 #include <climits>
-#include <immintrin.h>
-
-// GCC 12's avx512fintrin.h initialises its "undefined" vectors with themselves (`__m512 __Y = __Y;`), which
-// -Wmaybe-uninitialized reports wherever an intrinsic using one is inlined; the pattern is intended.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace rrwkv
 {

@@ -7,20 +7,9 @@
  */
 #include "wkv4/wkv4Cpu.h"
 
+#include "common/noFpContract.h"
+#include "common/simdIntrinsics.h"
 #include "wkv4/wkv4Math.h"
-
-#include <immintrin.h>
-
-// Every product is rounded before it is added, as in wkv4Step: the SIMD targets below have FMA instructions, and
-// GCC contracts a multiply feeding an add into one unless told not to. wkv4Exp's FMAs are explicit.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#else
-#pragma GCC optimize("fp-contract=off")
-// GCC 12's avx512fintrin.h initialises its "undefined" vectors with themselves (`__m512 __Y = __Y;`), which
-// -Wmaybe-uninitialized reports wherever an intrinsic using one is inlined; the pattern is intended.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
 namespace rrwkv
 {
