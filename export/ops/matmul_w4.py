@@ -16,11 +16,12 @@ from onnx import TensorProto, defs
 from onnx import helper as oh
 from torch import Tensor
 
-from rrwkv_trt.core.ops import DOMAIN, DOMAIN_VERSION
+from rrwkv_trt.core.ops import DOMAIN
 
-from ..w8_pack import GROUP_COLS, MAX_BLOCK, check_block_size
-from .matmul_w8 import DEFAULT_BLOCK, constant_node, dequantized_matmul_nodes, quantize_rows
-from .onnx_schemas import PLUGIN_ATTRS, plugin_attributes
+from ..w8_pack import GROUP_COLS, check_block_size
+from .matmul_w8 import (DEFAULT_BLOCK, block_quantized_schema, block_scaled_matmul, constant_node,
+                        dequantized_matmul_nodes)
+from .onnx_schemas import PLUGIN_ATTRS
 from .registry import OpDefinition
 
 
@@ -45,33 +46,14 @@ def naive_matmul_w4(x: Tensor, w: Tensor, scale: Tensor, N: int, block_size: int
     if lanes != GROUP_COLS or NB * block_size != 2 * P or -(-K // block_size) != NB or -(-N // GROUP_COLS) != G:
         raise ValueError(f"matmul_w4: x [..., {K}], w {tuple(w.shape)}, scale {tuple(scale.shape)} and "
                          f"N={N}, block_size={block_size} do not fit (w: [ceil(N/64), Kpad/2, 64])")
-    rows = x.reshape(-1, K)
-    xq, x_scale = quantize_rows(rows)
-    xq = torch.nn.functional.pad(xq, (0, 2 * P - K))                        # [M, Kpad]
-    q = unpack_q(w)                                                          # [Kpad, 64 G]
-    s = scale.permute(1, 0, 2).reshape(NB, G * GROUP_COLS).to(torch.float64)
-    total = torch.zeros(rows.shape[0], G * GROUP_COLS, dtype=torch.float32)
-    for b in range(NB):
-        rows_b = slice(b * block_size, (b + 1) * block_size)
-        dot = (xq[:, rows_b] @ q[rows_b]).to(torch.float32).to(torch.float64)  # exact sums, rounded like float(dot)
-        total = (dot * s[b] + total.to(torch.float64)).to(torch.float32)
-    y = total[:, :N] * x_scale[:, None]
-    return y.reshape(*x.shape[:-1], N)
+    return block_scaled_matmul(x, unpack_q(w), scale, N, block_size)
 
 
 def matmul_w4_schema() -> defs.OpSchema:
     """rrwkv::MatMulW4: x [..., K] f32, w int8 [G, P, 64] (packed nibbles), scale f32 [G, NB, 64] -> y [..., N] f32."""
-    S, F = defs.OpSchema, defs.OpSchema.FormalParameter
-    return S(
-        "MatMulW4", DOMAIN, DOMAIN_VERSION,
-        "y = x @ W with W stored as symmetric int4 (two per byte), one fp32 scale per (block of block_size rows, "
-        "column); each row of x is quantised to int16 with one scale.",
-        inputs=[F("x", "tensor(float)"), F("w", "tensor(int8)"), F("scale", "tensor(float)")],
-        outputs=[F("y", "tensor(float)")],
-        attributes=[S.Attribute("N", S.AttrType.INT, "output features (columns of W)", required=True),
-                    S.Attribute("block_size", oh.make_attribute("block_size", DEFAULT_BLOCK),
-                                f"rows per scale; even, 2..{MAX_BLOCK}"),
-                    *plugin_attributes()])
+    return block_quantized_schema("MatMulW4", "y = x @ W with W stored as symmetric int4 (two per byte), one fp32 "
+                                  "scale per (block of block_size rows, column); each row of x is quantised to int16 "
+                                  "with one scale.")
 
 
 def matmul_w4_function(opset: int = 18) -> onnx.FunctionProto:

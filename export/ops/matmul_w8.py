@@ -51,10 +51,18 @@ def naive_matmul_w8(x: Tensor, w: Tensor, scale: Tensor, N: int, block_size: int
     if NB * block_size != 2 * P or -(-K // block_size) != NB or -(-N // GROUP_COLS) != G:
         raise ValueError(f"matmul_w8: x [..., {K}], w {tuple(w.shape)}, scale {tuple(scale.shape)} and "
                          f"N={N}, block_size={block_size} do not fit (w: [ceil(N/64), Kpad/2, 64, 2])")
+    q = w.to(torch.int64).permute(1, 3, 0, 2).reshape(2 * P, G * GROUP_COLS)   # [Kpad, 64 G]
+    return block_scaled_matmul(x, q, scale, N, block_size)
+
+
+def block_scaled_matmul(x: Tensor, q: Tensor, scale: Tensor, N: int, block_size: int) -> Tensor:
+    """The arithmetic MatMulW8 and MatMulW4 share once their weights are integers q [Kpad, 64 G] (int64): each row
+    of x [..., K] quantised to int16 with one scale, exact integer dot products per block of block_size rows, the
+    blocks accumulated in order in fp32 with scale f32 [G, NB, 64]; y [..., N] f32."""
+    G, NB, K = scale.shape[0], scale.shape[1], x.shape[-1]
     rows = x.reshape(-1, K)
     xq, x_scale = quantize_rows(rows)
-    xq = torch.nn.functional.pad(xq, (0, 2 * P - K))                        # [M, Kpad]
-    q = w.to(torch.int64).permute(1, 3, 0, 2).reshape(2 * P, G * GROUP_COLS)   # [Kpad, 64 G]
+    xq = torch.nn.functional.pad(xq, (0, q.shape[0] - K))                   # [M, Kpad]
     s = scale.permute(1, 0, 2).reshape(NB, G * GROUP_COLS).to(torch.float64)
     total = torch.zeros(rows.shape[0], G * GROUP_COLS, dtype=torch.float32)
     for b in range(NB):
@@ -67,11 +75,15 @@ def naive_matmul_w8(x: Tensor, w: Tensor, scale: Tensor, N: int, block_size: int
 
 def matmul_w8_schema() -> defs.OpSchema:
     """rrwkv::MatMulW8: x [..., K] f32, w int8 [G, P, 64, 2], scale f32 [G, NB, 64] -> y [..., N] f32."""
+    return block_quantized_schema("MatMulW8", "y = x @ W with W stored as symmetric int8, one fp32 scale per (block "
+                                  "of block_size rows, column); each row of x is quantised to int16 with one scale.")
+
+
+def block_quantized_schema(name: str, doc: str) -> defs.OpSchema:
+    """The schema MatMulW8 and MatMulW4 share: x f32, w int8 (packed as `name` packs it), scale f32 -> y f32."""
     S, F = defs.OpSchema, defs.OpSchema.FormalParameter
     return S(
-        "MatMulW8", DOMAIN, DOMAIN_VERSION,
-        "y = x @ W with W stored as symmetric int8, one fp32 scale per (block of block_size rows, column); "
-        "each row of x is quantised to int16 with one scale.",
+        name, DOMAIN, DOMAIN_VERSION, doc,
         inputs=[F("x", "tensor(float)"), F("w", "tensor(int8)"), F("scale", "tensor(float)")],
         outputs=[F("y", "tensor(float)")],
         attributes=[S.Attribute("N", S.AttrType.INT, "output features (columns of W)", required=True),
