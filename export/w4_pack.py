@@ -15,22 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .w8_pack import GROUP_COLS, padded_dims
+from .w8_pack import GROUP_COLS, padded_blocks
 
 Q_MIN, Q_MAX = -8, 7
 
 
 def quantize_w4(weight: np.ndarray, block_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """Quantize and pack a float weight [K, N] (K, N >= 1). Returns (w int8 [G, P, 64], scale fp32 [G, NB, 64])."""
-    if weight.ndim != 2 or 0 in weight.shape:
-        raise ValueError(f"weight must be a non-empty [K, N] matrix, got shape {weight.shape}")
-    if not np.isfinite(weight).all():
-        raise ValueError("weight has NaN or infinite entries; they cannot be quantized")
-    K, N = weight.shape
-    G, NB, Kpad = padded_dims(K, N, block_size)
-    padded = np.zeros((Kpad, G * GROUP_COLS), np.float32)
-    padded[:K, :N] = weight
-    blocks = padded.reshape(NB, block_size, G * GROUP_COLS)
+    G, NB, Kpad, blocks = padded_blocks(weight, block_size)
     peak = np.take_along_axis(blocks, np.abs(blocks).argmax(axis=1)[:, None, :], axis=1)[:, 0, :]  # [NB, Npad]
     scale = (peak / np.float32(-8)).astype(np.float32)
     safe = np.where(scale != 0, scale, np.float32(1))

@@ -28,8 +28,9 @@ def padded_dims(K: int, N: int, block_size: int) -> tuple[int, int, int]:
     return -(-N // GROUP_COLS), nb, nb * block_size
 
 
-def quantize_w8(weight: np.ndarray, block_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """Quantize and pack a float weight [K, N] (K, N >= 1). Returns (w int8 [G, P, 64, 2], scale fp32 [G, NB, 64])."""
+def padded_blocks(weight: np.ndarray, block_size: int) -> tuple[int, int, int, np.ndarray]:
+    """A float weight [K, N] checked (non-empty, finite), zero-padded to [Kpad, 64 G] and cut into its row blocks:
+    (G, NB, Kpad, blocks [NB, block_size, 64 G] f32), what quantize_w8 and quantize_w4 start from."""
     if weight.ndim != 2 or 0 in weight.shape:
         raise ValueError(f"weight must be a non-empty [K, N] matrix, got shape {weight.shape}")
     if not np.isfinite(weight).all():
@@ -38,7 +39,12 @@ def quantize_w8(weight: np.ndarray, block_size: int = 128) -> tuple[np.ndarray, 
     G, NB, Kpad = padded_dims(K, N, block_size)
     padded = np.zeros((Kpad, G * GROUP_COLS), np.float32)
     padded[:K, :N] = weight
-    blocks = padded.reshape(NB, block_size, G * GROUP_COLS)
+    return G, NB, Kpad, padded.reshape(NB, block_size, G * GROUP_COLS)
+
+
+def quantize_w8(weight: np.ndarray, block_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Quantize and pack a float weight [K, N] (K, N >= 1). Returns (w int8 [G, P, 64, 2], scale fp32 [G, NB, 64])."""
+    G, NB, Kpad, blocks = padded_blocks(weight, block_size)
     scale = (np.abs(blocks).max(axis=1) / np.float32(Q_MAX)).astype(np.float32)  # [NB, Npad]
     safe = np.where(scale > 0, scale, np.float32(1))
     q = np.clip(np.rint(blocks / safe[:, None, :]), -Q_MAX, Q_MAX).astype(np.int8).reshape(Kpad, G * GROUP_COLS)

@@ -210,22 +210,7 @@ def run_matmul_w8(backend: str, x, w, scale, N: int, block_size: int,
     x [..., K] f32; w int8 [G, P, 64, 2], scale f32 [G, NB, 64] (export.w8_pack.quantize_w8). Returns
     (y [..., N], xq int16 [M, Kpad], x_scale [M]), each poisoned before the call (NaN; xq XQ_POISON).
     """
-    x, w, scale = _as_np(x, np.float32), _as_np(w, np.int8), _as_np(scale, np.float32)
-    K = x.shape[-1]
-    M = int(np.prod(x.shape[:-1], dtype=np.int64))
-    kpad = 2 * w.shape[1]
-    y = poisoned((*x.shape[:-1], N), np.float32)
-    xq = np.full((M, kpad), XQ_POISON, np.int16)
-    x_scale = poisoned((M,), np.float32)
-    args = (M, K, N, block_size, *map(_ptr, (x, w, scale, xq, x_scale, y)))
-    if backend == "cpu":
-        rc = shim().rrwkv_cpu_matmul_w8(*args, isa)
-    elif backend == "emu":
-        rc = shim().rrwkv_emu_matmul_w8(*args)
-    else:
-        raise ValueError(f"backend must be 'cpu' or 'emu', got {backend!r}")
-    assert rc == 0, f"matmul_w8 on {backend} returned {rc}"
-    return y, xq, x_scale
+    return _run_block_quantized("matmul_w8", backend, x, w, scale, N, block_size, isa)
 
 
 def run_matmul_w4(backend: str, x, w, scale, N: int, block_size: int,
@@ -236,6 +221,12 @@ def run_matmul_w4(backend: str, x, w, scale, N: int, block_size: int,
     x [..., K] f32; w int8 [G, P, 64], scale f32 [G, NB, 64] (export.w4_pack.quantize_w4). Returns
     (y [..., N], xq int16 [M, Kpad], x_scale [M]), each poisoned before the call (NaN; xq XQ_POISON).
     """
+    return _run_block_quantized("matmul_w4", backend, x, w, scale, N, block_size, isa)
+
+
+def _run_block_quantized(op: str, backend: str, x, w, scale, N: int, block_size: int,
+                         isa: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """run_matmul_w8 / run_matmul_w4 (`op`): the same arguments and outputs; w's dim 1 is Kpad / 2 in both formats."""
     x, w, scale = _as_np(x, np.float32), _as_np(w, np.int8), _as_np(scale, np.float32)
     K = x.shape[-1]
     M = int(np.prod(x.shape[:-1], dtype=np.int64))
@@ -245,12 +236,12 @@ def run_matmul_w4(backend: str, x, w, scale, N: int, block_size: int,
     x_scale = poisoned((M,), np.float32)
     args = (M, K, N, block_size, *map(_ptr, (x, w, scale, xq, x_scale, y)))
     if backend == "cpu":
-        rc = shim().rrwkv_cpu_matmul_w4(*args, isa)
+        rc = getattr(shim(), f"rrwkv_cpu_{op}")(*args, isa)
     elif backend == "emu":
-        rc = shim().rrwkv_emu_matmul_w4(*args)
+        rc = getattr(shim(), f"rrwkv_emu_{op}")(*args)
     else:
         raise ValueError(f"backend must be 'cpu' or 'emu', got {backend!r}")
-    assert rc == 0, f"matmul_w4 on {backend} returned {rc}"
+    assert rc == 0, f"{op} on {backend} returned {rc}"
     return y, xq, x_scale
 
 

@@ -133,25 +133,9 @@ def _w8_id(c: W8Case) -> str:
 
 @pytest.mark.parametrize("case", W8_BUILD_CASES, ids=_w8_id)
 def test_matmul_w8_parse_and_build_follow_contract(trt, case):
-    logger = rtx.recording_logger(trt)
-    builder, network, errors = rtx.parse(trt, logger, case)
-    assert not errors, errors
-    layers = [network.get_layer(i) for i in range(network.num_layers)]
-    constants = 2 if case.weights == "initializer" else 0
-    assert [la.type for la in layers] == [trt.LayerType.CONSTANT] * constants + [trt.LayerType.PLUGIN_V3], \
-        "the rrwkv node did not become one plugin layer fed by the weight constants"
-    plugin = layers[-1]
-    assert [plugin.get_input(i).dtype for i in range(3)] == [trt.DataType.FLOAT, trt.DataType.INT8,
-                                                            trt.DataType.FLOAT]
-    y = network.get_output(0)
-    lead = tuple(-1 if case.dynamic else d for d in case.lead)
-    assert (network.num_outputs, y.name, tuple(y.shape), y.dtype) == (1, "y", (*lead, case.N), trt.DataType.FLOAT)
-    plan = rtx.build(trt, builder, network, case)
-    assert plan is not None and plan.nbytes > 0, logger.errors()
-    assert not logger.errors(), logger.errors()
-    if case.weights == "initializer":
-        w_bytes = -(-case.N // 64) * 64 * -(-case.K // case.block_size) * case.block_size  # int8 [G, Kpad/2, 64, 2]
-        assert plan.nbytes > w_bytes, "the engine does not hold the int8 weight"
+    # int8 [G, Kpad/2, 64, 2]
+    check_block_quantized_plugin(trt, case, -(-case.N // 64) * 64 * -(-case.K // case.block_size) * case.block_size,
+                                 "int8")
 
 
 # MatMulW4: the shapes of MatMulW8's cases; the packed int4 weight (int8 bytes [G, Kpad/2, 64]) as an initializer (the
@@ -162,6 +146,14 @@ W4_BUILD_CASES = [W4Case(K=c.K, N=c.N, block_size=c.block_size, lead=c.lead, dyn
 
 @pytest.mark.parametrize("case", W4_BUILD_CASES, ids=_w8_id)
 def test_matmul_w4_parse_and_build_follow_contract(trt, case):
+    # int8 bytes [G, Kpad/2, 64]
+    check_block_quantized_plugin(trt, case, -(-case.N // 64) * 32 * -(-case.K // case.block_size) * case.block_size,
+                                 "int4")
+
+
+def check_block_quantized_plugin(trt, case, w_bytes: int, fmt: str) -> None:
+    """MatMulW8's or MatMulW4's `case` parses into one plugin layer (fed by the weight constants where they are
+    initializers) with its input and output contract, builds, and the engine holds the `w_bytes` of packed weight."""
     logger = rtx.recording_logger(trt)
     builder, network, errors = rtx.parse(trt, logger, case)
     assert not errors, errors
@@ -179,8 +171,7 @@ def test_matmul_w4_parse_and_build_follow_contract(trt, case):
     assert plan is not None and plan.nbytes > 0, logger.errors()
     assert not logger.errors(), logger.errors()
     if case.weights == "initializer":
-        w_bytes = -(-case.N // 64) * 32 * -(-case.K // case.block_size) * case.block_size  # int8 [G, Kpad/2, 64]
-        assert plan.nbytes > w_bytes, "the engine does not hold the int4 weight"
+        assert plan.nbytes > w_bytes, f"the engine does not hold the {fmt} weight"
 
 
 # MatMulWF16: x [*lead, K] with rank 1..3, odd K and N, the 169M projections; the fp16 weight as an initializer (the
